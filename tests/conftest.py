@@ -1,0 +1,197 @@
+"""Shared fixtures: tiny TF Hub-format modules and a tiny KerasHub preset.
+
+Every module is built and saved by the tests themselves, the way real TF Hub
+modules were made, so the fast suite needs nothing from the network or
+../shared.
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+WORDS = ["[PAD]", "[UNK]", "good", "bad", "film", "great", "awful", "plot"]
+SEQUENCE_LENGTH = 6
+
+
+def shared_path(*parts):
+    """A path under ../shared, skipping the test with a reason if absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real artifact not available: {path} (see ../shared/DATA.md)")
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    import keras
+
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
+
+
+@pytest.fixture(scope="session")
+def image_module(tmp_path_factory):
+    """A tf_keras CNN with BatchNorm saved with tf.saved_model.save.
+
+    Like tfhub.dev image feature vectors: float images [batch, h, w, 3] of
+    any size in, [batch, 4] features out, `training` selects BatchNorm mode.
+    """
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    inputs = tf_keras.Input((None, None, 3))
+    x = tf_keras.layers.Conv2D(6, 3, name="stem_conv")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = tf_keras.layers.ReLU()(x)
+    x = tf_keras.layers.Conv2D(5, 3, name="b0_conv")(x)
+    x = tf_keras.layers.BatchNormalization(name="b0_bn")(x)
+    x = tf_keras.layers.Conv2D(4, 1, name="b1_conv")(x)
+    x = tf_keras.layers.BatchNormalization(name="b1_bn")(x)
+    x = tf_keras.layers.GlobalAveragePooling2D()(x)
+    model = tf_keras.Model(inputs, x)
+    path = tmp_path_factory.mktemp("hub") / "image_module"
+    tf.saved_model.save(model, str(path))
+    return str(path)
+
+
+class _DictEncoder(tf.Module):
+    """A BERT-style encoder: dict of int32 inputs in, dict of outputs out."""
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(2)
+        self.embeddings = tf.Variable(
+            rng.normal(size=(len(WORDS), 8)).astype("float32"),
+            name="token_embedding/embeddings",
+        )
+        self.kernel = tf.Variable(
+            rng.normal(size=(8, 8)).astype("float32") * 0.3,
+            name="transformer_layer_0/dense/kernel",
+        )
+        self.pooler = tf.Variable(
+            rng.normal(size=(8, 8)).astype("float32") * 0.3,
+            name="pooled_dense/kernel",
+        )
+
+    @tf.function
+    def __call__(self, inputs, training=False):
+        x = tf.gather(self.embeddings, inputs["input_word_ids"])
+        x = tf.nn.relu(tf.einsum("bsh,hk->bsk", x, self.kernel))
+        if training:  # Dropout only in training mode, so tests see `training`.
+            x = tf.nn.dropout(x, 0.5)
+        mask = tf.cast(inputs["input_mask"], tf.float32)[..., None]
+        pooled = tf.reduce_sum(x * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+        pooled = tf.tanh(tf.matmul(pooled, self.pooler))
+        return {"pooled_output": pooled, "sequence_output": x}
+
+
+@pytest.fixture(scope="session")
+def dict_module(tmp_path_factory):
+    module = _DictEncoder()
+    spec = {
+        "input_word_ids": tf.TensorSpec([None, None], tf.int32),
+        "input_mask": tf.TensorSpec([None, None], tf.int32),
+    }
+    for training in (True, False):
+        module.__call__.get_concrete_function(spec, training)
+    path = tmp_path_factory.mktemp("hub") / "dict_module"
+    tf.saved_model.save(module, str(path))
+    return str(path)
+
+
+class _TextPreprocessor(tf.Module):
+    """Strings in, the encoder's input dict out (a lookup table inside)."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(WORDS), tf.range(len(WORDS), dtype=tf.int64)
+            ),
+            default_value=1,
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def __call__(self, text):
+        tokens = tf.strings.split(tf.strings.lower(text))
+        ids = tf.cast(self.table.lookup(tokens), tf.int32)
+        ids = ids.to_tensor(shape=[None, SEQUENCE_LENGTH])
+        return {
+            "input_word_ids": ids,
+            "input_mask": tf.cast(ids > 0, tf.int32),
+        }
+
+
+@pytest.fixture(scope="session")
+def text_preprocessor_module(tmp_path_factory):
+    path = tmp_path_factory.mktemp("hub") / "text_preprocessor"
+    tf.saved_model.save(_TextPreprocessor(), str(path))
+    return str(path)
+
+
+class _SignatureOnly(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.kernel = tf.Variable(
+            np.arange(12, dtype="float32").reshape(3, 4) / 10, name="dense/kernel"
+        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="features")])
+    def serve(self, features):
+        return {"embedding": tf.matmul(features, self.kernel)}
+
+
+@pytest.fixture(scope="session")
+def signature_module(tmp_path_factory):
+    module = _SignatureOnly()
+    path = tmp_path_factory.mktemp("hub") / "signature_module"
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.serve}
+    )
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tf1_hub_module(tmp_path_factory):
+    """A folder laid out like a legacy TF1 hub.Module."""
+    path = tmp_path_factory.mktemp("hub") / "tf1_module"
+    path.mkdir()
+    (path / "tfhub_module.pb").write_bytes(b"\x08\x03")
+    (path / "saved_model.pb").write_bytes(b"")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_preset(tmp_path_factory):
+    """A tiny KerasHub BERT preset written with save_to_preset."""
+    import keras_hub
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[2:]
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=8
+    )
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        max_sequence_length=16,
+    )
+    path = tmp_path_factory.mktemp("presets") / "tiny_bert"
+    backbone.save_to_preset(str(path))
+    preprocessor.save_to_preset(str(path))
+    return str(path)
+
+
+def random_images(count, size=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((count, size, size, 3), dtype=np.float32)

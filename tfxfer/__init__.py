@@ -1,0 +1,42 @@
+"""tfxfer: Keras 3 native transfer learning on TensorFlow.
+
+The public API lives here. Names load on first use, so `import tfxfer` stays
+light (TensorFlow and Keras are imported only when a name needs them).
+
+Example:
+
+>>> import tfxfer
+>>> model = tfxfer.TransferModel.from_hub(
+...     "../shared/models/tfhub/efficientnet_lite0_feature_vector",
+...     num_classes=2, input_shape=(224, 224, 3))
+"""
+
+import importlib
+
+from tfxfer.version import __version__
+
+_PUBLIC_NAMES = {
+    "HubBackbone": "tfxfer.backbones.hub_backbone",
+    "TransferModel": "tfxfer.models.transfer_model",
+    "ClassificationHead": "tfxfer.models.classification_head",
+    "LayerGroup": "tfxfer.freezing.layer_groups",
+    "layer_groups": "tfxfer.freezing.layer_groups",
+    "load_hub_module": "tfxfer.backbones.hub_module",
+    "resolve_handle": "tfxfer.backbones.hub_module",
+    "load_preset": "tfxfer.backbones.preset_loading",
+}
+
+__all__ = ["__version__", *_PUBLIC_NAMES]
+
+
+def __getattr__(name):
+    module_name = _PUBLIC_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'tfxfer' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

@@ -1,0 +1,107 @@
+"""Splitting a backbone into ordered layer groups (blocks).
+
+One function decides what a "layer group" is for every kind of backbone, so
+`TransferModel.unfreeze(top=k)`, gradual unfreezing and discriminative
+learning rates all count the same units.
+"""
+
+import dataclasses
+import re
+
+# A block name is the leading part of a variable path up to its first
+# numbered component: "b3_bn1/gamma" -> "b3", "block6a_expand_conv/kernel"
+# -> "block6a", "transformer_layer_0/..." -> "transformer_layer_0".
+_NUMBERED_BLOCK = re.compile(r"^(\D*?\d+[a-z]?)(?=[_/]|$)")
+# ...but "conv2d_3" is a layer named after its dimensionality, not block 2.
+_DIMENSIONAL_LAYER = re.compile(
+    r"(conv|pooling|sampling|padding|cropping|dropout)\d+d$"
+)
+
+
+@dataclasses.dataclass
+class LayerGroup:
+    """A named, ordered group of backbone weights (a block or a layer)."""
+
+    name: str
+    weights: list
+
+    @property
+    def trainable_weights(self):
+        return [weight for weight in self.weights if weight.trainable]
+
+
+def group_name(variable_path):
+    """The layer group a variable belongs to, from its path.
+
+    Example:
+
+    >>> group_name("b3_bn1/gamma")
+    'b3'
+    >>> group_name("transformer_layer_0/self_attention_layer/query/kernel")
+    'transformer_layer_0'
+    >>> group_name("stem_conv/kernel")
+    'stem_conv'
+    """
+    first = variable_path.split("/", 1)[0]
+    match = _NUMBERED_BLOCK.match(first)
+    if match and not _DIMENSIONAL_LAYER.search(match.group(1)):
+        return match.group(1)
+    # No numbered block: the layer itself is the group.
+    return _layer_name(variable_path)
+
+
+def layer_groups(backbone):
+    """Splits a backbone's trainable-capable weights into ordered groups.
+
+    Groups run from the input to the output, in the order their weights
+    first appear (module order for `HubBackbone`, layer order for Keras
+    models such as KerasHub backbones). Only weights that can be trained
+    are grouped (BatchNorm moving statistics are not), whatever the current
+    `trainable` flags say.
+
+    Example:
+
+    >>> [group.name for group in layer_groups(model.backbone)][-3:]
+    ['b15', 'head_conv', 'head_bn']
+    """
+    named = _named_trainable_capable_weights(backbone)
+    groups = _group_by(named, group_name)
+    if len(groups) < 2:
+        # Everything fell into one numbered prefix (e.g. a wrapping model's
+        # name): fall back to one group per layer.
+        groups = _group_by(named, _layer_name)
+    return [LayerGroup(name, weights) for name, weights in groups.items()]
+
+
+def _group_by(named_weights, key):
+    groups = {}
+    for path, weight in named_weights:
+        groups.setdefault(key(path), []).append(weight)
+    return groups
+
+
+def _layer_name(variable_path):
+    parts = variable_path.split("/")
+    return "/".join(parts[:-1]) if len(parts) > 1 else parts[0]
+
+
+def _named_trainable_capable_weights(backbone):
+    module_weights = getattr(backbone, "module_weights", None)
+    if module_weights is not None:
+        capable = {id(weight) for weight in backbone._trainable_variables}
+        return [
+            (name, weight)
+            for name, weight in module_weights
+            if id(weight) in capable
+        ]
+    capable = set()
+    for layer in backbone._flatten_layers(include_self=True):
+        capable.update(id(weight) for weight in layer._trainable_variables)
+    prefix = f"{backbone.name}/"
+    named = []
+    for weight in backbone.weights:
+        if id(weight) not in capable:
+            continue
+        path = weight.path
+        named.append((path[len(prefix):] if path.startswith(prefix) else path, weight))
+    return named

