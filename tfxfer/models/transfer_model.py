@@ -7,7 +7,9 @@ import keras_hub
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.freezing.layer_groups import layer_groups
+from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead
+from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 
 logger = logging.getLogger("tfxfer")
 
@@ -266,43 +268,12 @@ class TransferModel(keras_hub.models.Task):
         self._set_trainable_backbone(True if top is None else top)
 
     def _set_trainable_backbone(self, state):
-        groups = None
-        if state is not True and state is not False:
-            groups = layer_groups(self.backbone)
-            if (
-                not isinstance(state, int)
-                or isinstance(state, bool)
-                or not 1 <= state <= len(groups)
-            ):
-                raise ValueError(
-                    f"top must be an integer from 1 to {len(groups)} (the "
-                    f"backbone has {len(groups)} layer groups, last ones: "
-                    f"{[group.name for group in groups[-3:]]}), or None for "
-                    f"the whole backbone. Received: {state!r}"
-                )
-            if state == len(groups):
-                state = True
-        self.backbone.trainable = state is not False
-        if groups is not None and state is not True:
-            for group in groups[: len(groups) - state]:
-                for weight in group.weights:
-                    weight.trainable = False
-        self._apply_batchnorm_policy(state)
+        state = set_backbone_trainable(
+            self.backbone, state, train_batchnorm=self.train_batchnorm
+        )
         if state != self._trainable_backbone and self._compile_arguments:
             self._needs_recompile = True
         self._trainable_backbone = state
-
-    def _apply_batchnorm_policy(self, state):
-        # A HubBackbone decides at call time (its graph is fixed); Keras
-        # BatchNormalization uses batch statistics only while trainable.
-        if isinstance(self.backbone, HubBackbone) or state is False:
-            return
-        for layer in self.backbone._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                own_weights_train = all(
-                    weight.trainable for weight in layer._trainable_variables
-                )
-                layer.trainable = self.train_batchnorm and own_weights_train
 
     # --- Compiling and training -------------------------------------------
 
@@ -342,13 +313,77 @@ class TransferModel(keras_hub.models.Task):
         )
         self.compile(**arguments)
 
-    def fit(self, *args, **kwargs):
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        sample_weight=None,
+        validation_data=None,
+        validation_split=None,
+        shuffle=True,
+        **kwargs,
+    ):
         self._recompile_if_trainability_changed()
-        return super().fit(*args, **kwargs)
+        if self.preprocessor is None:
+            # Nothing to preprocess: plain Keras handling of the inputs.
+            return keras.Model.fit(
+                self,
+                x=x,
+                y=y,
+                batch_size=batch_size,
+                sample_weight=sample_weight,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle,
+                **kwargs,
+            )
+        if shuffle and is_array_like(x):
+            # KerasHub batches arrays unshuffled; shuffle them each epoch as
+            # Keras does, before the preprocessor is mapped over the batches.
+            if validation_split and validation_data is None:
+                (x, y, sample_weight), validation = split_last(
+                    validation_split, x, y, sample_weight
+                )
+                validation_data = tuple(v for v in validation if v is not None)
+                validation_split = None
+            x = shuffled_batches(x, y, sample_weight, batch_size or 32)
+            y = sample_weight = batch_size = None
+        return super().fit(
+            x=x,
+            y=y,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=False,
+            **kwargs,
+        )
+
+    def evaluate(self, *args, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.evaluate(self, *args, **kwargs)
+        return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        if self.preprocessor is None:
+            return keras.Model.predict(self, *args, **kwargs)
+        return super().predict(*args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()
         return super().train_on_batch(*args, **kwargs)
+
+    def get_compile_config(self):
+        if not self._compile_arguments:
+            return None
+        return keras.saving.serialize_keras_object(self._compile_arguments)
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            # Build the optimizer now so that saved optimizer state loads.
+            self.optimizer.build(self.trainable_variables)
 
     def _is_binary(self):
         return self.multi_label or self.num_classes == 1 or (
@@ -405,7 +440,7 @@ class TransferModel(keras_hub.models.Task):
                 f"top {len(trainable)} trainable "
                 f"({trainable[0]} ... {trainable[-1]})"
             )
-        if not _has_batchnorm(self.backbone):
+        if not has_batchnorm(self.backbone):
             batchnorm = "no BatchNorm"
         elif self.train_batchnorm:
             batchnorm = "BatchNorm uses batch statistics"
@@ -429,15 +464,6 @@ class TransferModel(keras_hub.models.Task):
             }
         )
         return config
-
-
-def _has_batchnorm(backbone):
-    if isinstance(backbone, HubBackbone):
-        return backbone.has_batchnorm
-    return any(
-        isinstance(layer, keras.layers.BatchNormalization)
-        for layer in backbone._flatten_layers(include_self=False)
-    )
 
 
 def _check_num_classes(num_classes):

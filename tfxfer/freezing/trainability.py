@@ -1,0 +1,83 @@
+"""Setting which parts of a backbone train: whole, none, or the top groups."""
+
+import keras
+
+from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.freezing.layer_groups import layer_groups
+
+
+def set_layer_trainable(layer, value):
+    """Sets `layer.trainable` and, always, that of all its sublayers.
+
+    `tf.Module.__setattr__` skips an assignment of the value an attribute
+    already has, so `layer.trainable = True` on a trainable model does not
+    reach sublayers that were frozen one by one. Going through the other
+    value first makes Keras' setter run and recurse.
+    """
+    layer.trainable = not value
+    layer.trainable = value
+
+
+def set_backbone_trainable(backbone, state, train_batchnorm=False):
+    """Freezes or unfreezes a backbone.
+
+    Args:
+        backbone: a `HubBackbone` or a Keras model/layer.
+        state: False (frozen), True (all trainable) or an int k: the top k
+            layer groups (`tfxfer.freezing.layer_groups`) trainable, the
+            groups below frozen.
+        train_batchnorm: Keras BatchNormalization layers use batch statistics
+            only when this is True and their own weights train. (A
+            `HubBackbone` applies its `train_batchnorm` at call time.)
+
+    Returns:
+        The normalized state: False, True, or k with 1 <= k < group count.
+
+    Example:
+
+    >>> set_backbone_trainable(model.backbone, 3)
+    3
+    """
+    groups = None
+    if state is not True and state is not False:
+        groups = layer_groups(backbone)
+        if (
+            not isinstance(state, int)
+            or isinstance(state, bool)
+            or not 1 <= state <= len(groups)
+        ):
+            raise ValueError(
+                f"top must be an integer from 1 to {len(groups)} (the "
+                f"backbone has {len(groups)} layer groups, last ones: "
+                f"{[group.name for group in groups[-3:]]}), or None for "
+                f"the whole backbone. Received: {state!r}"
+            )
+        if state == len(groups):
+            state = True
+    set_layer_trainable(backbone, state is not False)
+    if groups is not None and state is not True:
+        for group in groups[: len(groups) - state]:
+            for weight in group.weights:
+                weight.trainable = False
+    if state is not False and not isinstance(backbone, HubBackbone):
+        _apply_batchnorm_policy(backbone, train_batchnorm)
+    return state
+
+
+def _apply_batchnorm_policy(backbone, train_batchnorm):
+    for layer in backbone._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            own_weights_train = all(
+                weight.trainable for weight in layer._trainable_variables
+            )
+            set_layer_trainable(layer, train_batchnorm and own_weights_train)
+
+
+def has_batchnorm(backbone):
+    """Whether the backbone contains BatchNorm layers (or BN statistics)."""
+    if isinstance(backbone, HubBackbone):
+        return backbone.has_batchnorm
+    return any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in backbone._flatten_layers(include_self=False)
+    )
