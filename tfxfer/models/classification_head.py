@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-POOLINGS = ("auto", "avg", "max", "first", "none")
+POOLINGS = ("auto", "avg", "max", "first", "masked_avg", "none")
 ACTIVATIONS = ("softmax", "sigmoid", None)
 
 
@@ -18,11 +18,15 @@ class ClassificationHead(keras.layers.Layer):
         dropout: dropout rate before the dense layer.
         pooling: how features become one vector per example: `"avg"` or
             `"max"` over all but the batch and channel axes, `"first"` takes
-            the first token (`[CLS]`) of a sequence, `"none"` requires
-            `[batch, features]` already. `"auto"` averages image feature maps
-            and takes the first token of sequences.
+            the first token (`[CLS]`) of a sequence, `"masked_avg"` averages
+            a sequence over its real tokens (pass `padding_mask` when
+            calling; sentence-embedding models such as all-MiniLM are
+            trained for it), `"none"` requires `[batch, features]` already.
+            `"auto"` averages image feature maps and takes the first token
+            of sequences.
         feature_key: which entry to use when the backbone returns a dict.
-            Defaults to `"pooled_output"` when present.
+            Defaults to `"sequence_output"` for `"masked_avg"`, else to
+            `"pooled_output"` when present.
 
     Example:
 
@@ -83,8 +87,11 @@ class ClassificationHead(keras.layers.Layer):
         if not isinstance(inputs, dict):
             return inputs
         key = self.feature_key
-        if key is None and "pooled_output" in inputs:
-            key = "pooled_output"
+        default = (
+            "sequence_output" if self.pooling == "masked_avg" else "pooled_output"
+        )
+        if key is None and default in inputs:
+            key = default
         if key is None or key not in inputs:
             raise ValueError(
                 "The backbone returns a dict with keys "
@@ -93,9 +100,19 @@ class ClassificationHead(keras.layers.Layer):
             )
         return inputs[key]
 
-    def _pool(self, features):
+    def _pool(self, features, padding_mask):
         rank = len(features.shape)
         pooling = self.pooling
+        if pooling == "masked_avg":
+            if padding_mask is None or rank != 3:
+                raise ValueError(
+                    "pooling='masked_avg' needs [batch, sequence, features] "
+                    f"features (got shape {tuple(features.shape)}) and the "
+                    "padding mask passed as padding_mask=..."
+                )
+            mask = ops.expand_dims(ops.cast(padding_mask, features.dtype), -1)
+            total = ops.sum(features * mask, axis=1)
+            return total / ops.maximum(ops.sum(mask, axis=1), 1.0)
         if pooling == "auto":
             pooling = {2: "none", 3: "first"}.get(rank, "avg")
         if rank == 2 or pooling == "none":
@@ -118,8 +135,8 @@ class ClassificationHead(keras.layers.Layer):
             return ops.max(features, axis=axes)
         return ops.mean(features, axis=axes)
 
-    def call(self, inputs, training=None):
-        features = self._pool(self._features(inputs))
+    def call(self, inputs, padding_mask=None, training=None):
+        features = self._pool(self._features(inputs), padding_mask)
         features = self.dropout_layer(features, training=training)
         logits = ops.cast(self.dense(features), "float32")
         if self.activation == "softmax":

@@ -109,7 +109,10 @@ class TransferModel(keras_hub.models.Task):
 
         # === Functional Model ===
         inputs = _model_inputs(backbone, input_shape)
-        outputs = self.head(backbone(inputs))
+        head_kwargs = {}
+        if pooling == "masked_avg":
+            head_kwargs["padding_mask"] = _padding_mask(inputs)
+        outputs = self.head(backbone(inputs), **head_kwargs)
         super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
 
         # === Config ===
@@ -327,6 +330,8 @@ class TransferModel(keras_hub.models.Task):
         self._recompile_if_trainability_changed()
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
+            # (Datasets bring their own order; Keras warns on shuffle=True.)
+            kwargs["shuffle"] = shuffle and is_array_like(x)
             return keras.Model.fit(
                 self,
                 x=x,
@@ -335,7 +340,6 @@ class TransferModel(keras_hub.models.Task):
                 sample_weight=sample_weight,
                 validation_data=validation_data,
                 validation_split=validation_split,
-                shuffle=shuffle,
                 **kwargs,
             )
         if shuffle and is_array_like(x):
@@ -356,7 +360,7 @@ class TransferModel(keras_hub.models.Task):
             sample_weight=sample_weight,
             validation_data=validation_data,
             validation_split=validation_split,
-            shuffle=False,
+            shuffle=False,  # Arrays were shuffled above; datasets keep order.
             **kwargs,
         )
 
@@ -528,6 +532,21 @@ def _model_inputs(backbone, input_shape):
         if input_shape is not None:
             shape = _checked_input_shape(backbone, tuple(input_shape), shape)
     return keras.Input(shape=shape, dtype=structure.dtype.name, name="inputs")
+
+
+_PADDING_MASK_KEYS = ("padding_mask", "input_mask")
+
+
+def _padding_mask(inputs):
+    if isinstance(inputs, dict):
+        for key in _PADDING_MASK_KEYS:
+            if key in inputs:
+                return inputs[key]
+    names = sorted(inputs) if isinstance(inputs, dict) else "a single tensor"
+    raise ValueError(
+        "pooling='masked_avg' needs a padding mask among the model inputs "
+        f"(one of {_PADDING_MASK_KEYS}); the inputs are {names}."
+    )
 
 
 def _checked_input_shape(backbone, requested, module_shape):

