@@ -237,6 +237,11 @@ def test_keras_round_trip_keeps_predictions_and_freezing(image_module, tmp_path)
     assert restored.head.dropout == 0.1
     np.testing.assert_allclose(restored.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
     assert len(restored.trainable_weights) == len(model.trainable_weights)
+    # The optimizer state comes back too, so training can resume.
+    assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+    np.testing.assert_allclose(
+        restored.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy()
+    )
 
 
 def test_weights_round_trip(image_module, tmp_path):

@@ -7,6 +7,20 @@ POOLINGS = ("auto", "avg", "max", "first", "masked_avg", "none")
 ACTIVATIONS = ("softmax", "sigmoid", None)
 
 
+def check_num_classes(num_classes):
+    """Raises a clear error unless `num_classes` is a positive integer."""
+    if (
+        not isinstance(num_classes, int)
+        or isinstance(num_classes, bool)
+        or num_classes < 1
+    ):
+        raise ValueError(
+            f"num_classes must be a positive integer, got {num_classes!r}. "
+            "Use num_classes=1 for a single sigmoid output (binary), or the "
+            "number of classes."
+        )
+
+
 @keras.saving.register_keras_serializable(package="tfxfer")
 class ClassificationHead(keras.layers.Layer):
     """Pools backbone features, applies dropout and a dense classifier.
@@ -45,16 +59,7 @@ class ClassificationHead(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if (
-            not isinstance(num_classes, int)
-            or isinstance(num_classes, bool)
-            or num_classes < 1
-        ):
-            raise ValueError(
-                f"num_classes must be a positive integer, got {num_classes!r}. "
-                "Use num_classes=1 with activation='sigmoid' for a binary "
-                "task, or the number of classes for a softmax head."
-            )
+        check_num_classes(num_classes)
         if activation not in ACTIVATIONS:
             raise ValueError(
                 f"activation must be one of {ACTIVATIONS}, got {activation!r}."

@@ -8,7 +8,7 @@ import keras_hub
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.freezing.layer_groups import layer_groups
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
-from tfxfer.models.classification_head import ClassificationHead
+from tfxfer.models.classification_head import ClassificationHead, check_num_classes
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 
 logger = logging.getLogger("tfxfer")
@@ -172,7 +172,7 @@ class TransferModel(keras_hub.models.Task):
         >>> model.predict(["a gripping, funny film"]).shape
         (1, 2)
         """
-        _check_num_classes(num_classes)
+        check_num_classes(num_classes)
         backbone = HubBackbone(
             handle,
             trainable=bool(trainable_backbone),
@@ -239,7 +239,7 @@ class TransferModel(keras_hub.models.Task):
         """
         from tfxfer.backbones.preset_loading import load_preset
 
-        _check_num_classes(num_classes)
+        check_num_classes(num_classes)
         backbone, preprocessor = load_preset(
             preset, sequence_length=sequence_length, load_weights=load_weights
         )
@@ -381,12 +381,16 @@ class TransferModel(keras_hub.models.Task):
     def get_compile_config(self):
         if not self._compile_arguments:
             return None
-        return keras.saving.serialize_keras_object(self._compile_arguments)
+        config = keras.saving.serialize_keras_object(self._compile_arguments)
+        config["optimizer_built"] = bool(getattr(self.optimizer, "built", False))
+        return config
 
     def compile_from_config(self, config):
+        config = dict(config)
+        optimizer_built = config.pop("optimizer_built", False)
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            # Build the optimizer now so that saved optimizer state loads.
+        if self.built and optimizer_built:
+            # Build the optimizer now so that its saved state loads.
             self.optimizer.build(self.trainable_variables)
 
     def _is_binary(self):
@@ -470,21 +474,8 @@ class TransferModel(keras_hub.models.Task):
         return config
 
 
-def _check_num_classes(num_classes):
-    if (
-        not isinstance(num_classes, int)
-        or isinstance(num_classes, bool)
-        or num_classes < 1
-    ):
-        raise ValueError(
-            f"num_classes must be a positive integer, got {num_classes!r}. "
-            "Use num_classes=1 for a single sigmoid output (binary), or the "
-            "number of classes."
-        )
-
-
 def _resolve_activation(activation, num_classes, multi_label):
-    _check_num_classes(num_classes)
+    check_num_classes(num_classes)
     if activation != "auto":
         return activation
     if multi_label or num_classes == 1:
