@@ -26,10 +26,14 @@ _PUBLIC_NAMES = {
     "load_preset": "tfxfer.backbones.preset_loading",
 }
 
-__all__ = ["__version__", *_PUBLIC_NAMES]
+_SUBMODULES = ("regularizers",)
+
+__all__ = ["__version__", *_PUBLIC_NAMES, *_SUBMODULES]
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tfxfer.{name}")
     module_name = _PUBLIC_NAMES.get(name)
     if module_name is None:
         raise AttributeError(f"module 'tfxfer' has no attribute '{name}'")

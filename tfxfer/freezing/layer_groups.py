@@ -64,7 +64,7 @@ def layer_groups(backbone):
     >>> [group.name for group in layer_groups(model.backbone)][-3:]
     ['b15', 'head_conv', 'head_bn']
     """
-    named = _named_trainable_capable_weights(backbone)
+    named = named_backbone_weights(backbone)
     groups = _group_by(named, group_name)
     if len(groups) < 2:
         # Everything fell into one numbered prefix (e.g. a wrapping model's
@@ -85,7 +85,7 @@ def _layer_name(variable_path):
     return "/".join(parts[:-1]) if len(parts) > 1 else parts[0]
 
 
-def _named_trainable_capable_weights(backbone):
+def named_backbone_weights(backbone):
     module_weights = getattr(backbone, "module_weights", None)
     if module_weights is not None:
         capable = {id(weight) for weight in backbone._trainable_variables}

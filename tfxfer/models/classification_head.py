@@ -141,7 +141,14 @@ class ClassificationHead(keras.layers.Layer):
         return ops.mean(features, axis=axes)
 
     def call(self, inputs, padding_mask=None, training=None):
-        features = self._pool(self._features(inputs), padding_mask)
+        return self.classify(self.pool(inputs, padding_mask), training=training)
+
+    def pool(self, inputs, padding_mask=None):
+        """Backbone outputs to one feature vector per example."""
+        return self._pool(self._features(inputs), padding_mask)
+
+    def classify(self, features, training=None):
+        """Pooled features to class probabilities (or logits)."""
         features = self.dropout_layer(features, training=training)
         logits = ops.cast(self.dense(features), "float32")
         if self.activation == "softmax":

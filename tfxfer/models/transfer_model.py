@@ -4,11 +4,15 @@ import logging
 
 import keras
 import keras_hub
+import tensorflow as tf
+from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
-from tfxfer.freezing.layer_groups import layer_groups
+from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
+from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
+from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 
 logger = logging.getLogger("tfxfer")
@@ -65,6 +69,12 @@ class TransferModel(keras_hub.models.Task):
             (the top k layer groups trainable).
         train_batchnorm: let BatchNorm layers use batch statistics and
             update their moving averages while fine-tuning.
+        regularizer: a `tfxfer.regularizers` penalty (e.g. `L2SP`) added to
+            the task loss in `train_step`. w⁰ is captured here, from the
+            weights as they are now (the pretrained ones), and stored with
+            the model. `fit` logs `task_loss` and `regularization_loss`
+            beside `loss`; `evaluate`, `predict` and exports do not include
+            the penalty.
 
     Example:
 
@@ -90,9 +100,11 @@ class TransferModel(keras_hub.models.Task):
         feature_key=None,
         trainable_backbone=False,
         train_batchnorm=False,
+        regularizer=None,
         **kwargs,
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
+        regularizer = _resolve_regularizer(regularizer)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -106,6 +118,22 @@ class TransferModel(keras_hub.models.Task):
         )
         if isinstance(backbone, HubBackbone):
             backbone.train_batchnorm = train_batchnorm
+        self.regularizer = regularizer
+        self.source_weights = None
+        if regularizer is not None and regularizer.needs_source_weights:
+            self.source_weights = SourceWeights(
+                [
+                    (path, weight)
+                    for path, weight in named_backbone_weights(backbone)
+                    if regularizer.selects(weight_kind(path))
+                ],
+                name="source_weights",
+            )
+        if regularizer is not None:
+            self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
+            self.regularization_loss_tracker = keras.metrics.Mean(
+                name="regularization_loss"
+            )
 
         # === Functional Model ===
         inputs = _model_inputs(backbone, input_shape)
@@ -114,6 +142,11 @@ class TransferModel(keras_hub.models.Task):
             head_kwargs["padding_mask"] = _padding_mask(inputs)
         outputs = self.head(backbone(inputs), **head_kwargs)
         super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
+        if isinstance(backbone, HubBackbone):
+            # A SavedModel's graph is float32 whatever the global policy; the
+            # model follows the head, so compile() adds loss scaling under
+            # mixed_float16.
+            self.dtype_policy = self.head.dtype_policy
 
         # === Config ===
         self.num_classes = num_classes
@@ -393,6 +426,81 @@ class TransferModel(keras_hub.models.Task):
             # Build the optimizer now so that its saved state loads.
             self.optimizer.build(self.trainable_variables)
 
+    # --- The regularized train step ------------------------------------
+
+    def regularization_penalty(self, features=None):
+        """The regularizer's penalty for the current weights (float32).
+
+        Only trainable weights take part: frozen ones cost nothing.
+        `features` (pooled backbone features of a batch) is needed by
+        feature regularizers such as `BSS`.
+        """
+        if self.regularizer is None:
+            return tf.zeros((), tf.float32)
+        sources = self.source_weights.by_path() if self.source_weights else {}
+        pretrained = [
+            (weight, sources.get(path), weight_kind(path))
+            for path, weight in named_backbone_weights(self.backbone)
+            if weight.trainable
+        ]
+        head = [
+            (weight, weight_kind(weight.path))
+            for weight in self.head.trainable_weights
+        ]
+        return self.regularizer(pretrained, head, features)
+
+    def _forward_for_training(self, x):
+        if not self.regularizer.needs_features:
+            return self(x, training=True), None
+        outputs = self.backbone(x, training=True)
+        padding_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
+        features = self.head.pool(outputs, padding_mask)
+        return self.head.classify(features, training=True), features
+
+    def train_step(self, data):
+        if self.regularizer is None:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
+        with tf.GradientTape() as tape:
+            y_pred, features = self._forward_for_training(x)
+            # Keras already divides each replica's loss by the replica count
+            # before the replicas' gradients are summed.
+            task_loss = self._compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+            )
+            penalty = self.regularization_penalty(features)
+            # The penalty needs the same division, or under tf.distribute it
+            # would count once per replica.
+            loss = task_loss + _per_replica(penalty)
+            self._loss_tracker.update_state(
+                _global(loss), sample_weight=batch_size
+            )
+            self.task_loss_tracker.update_state(
+                _global(task_loss), sample_weight=batch_size
+            )
+            self.regularization_loss_tracker.update_state(penalty)
+            loss = self.optimizer.scale_loss(loss)
+        trainable_weights = self.trainable_weights
+        gradients = tape.gradient(loss, trainable_weights)
+        self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        if self.regularizer is None:
+            return super().test_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
+        y_pred = self(x, training=False)
+        # Evaluation has no penalty: its task loss is its loss, and its
+        # regularization_loss stays 0.
+        loss = self._compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
+        )
+        self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+        self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
     def _is_binary(self):
         return self.multi_label or self.num_classes == 1 or (
             self.activation == "sigmoid"
@@ -427,6 +535,11 @@ class TransferModel(keras_hub.models.Task):
         return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
 
     # --- Reporting and serialization ---------------------------------------
+
+    @property
+    def layers(self):
+        # w⁰ is training state, not part of the network.
+        return [layer for layer in super().layers if layer is not self.source_weights]
 
     def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
         """Keras' summary with a Trainable column and the backbone's state."""
@@ -469,9 +582,38 @@ class TransferModel(keras_hub.models.Task):
                 "feature_key": self.feature_key,
                 "trainable_backbone": self._trainable_backbone,
                 "train_batchnorm": self.train_batchnorm,
+                "regularizer": (
+                    None
+                    if self.regularizer is None
+                    else keras.saving.serialize_keras_object(self.regularizer)
+                ),
             }
         )
         return config
+
+
+def _resolve_regularizer(regularizer):
+    if regularizer is None or isinstance(regularizer, SourceRegularizer):
+        return regularizer
+    if isinstance(regularizer, dict):
+        return keras.saving.deserialize_keras_object(regularizer)
+    raise TypeError(
+        "regularizer must be one of tfxfer.regularizers (L2SP, L2, CosineSP, "
+        f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
+        "For Keras weight regularizers, set them on the head's layers."
+    )
+
+
+def _replicas():
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _per_replica(value):
+    return value / tf.cast(_replicas(), value.dtype)
+
+
+def _global(value):
+    return value * tf.cast(_replicas(), value.dtype)
 
 
 def _resolve_activation(activation, num_classes, multi_label):

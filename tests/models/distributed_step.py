@@ -1,0 +1,69 @@
+"""One regularized SGD step under the default strategy and MirroredStrategy.
+
+Run as a script (TF must split the CPU into 2 logical devices before it
+starts, so the test runs this in a fresh process). Prints the largest weight
+difference from the default strategy for the real train step and for a naive
+one that adds the penalty after the per-replica loss scaling.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+CPU = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tfxfer  # noqa: E402
+from tfxfer.models import transfer_model  # noqa: E402
+
+
+def one_step(handle, strategy, naive=False):
+    keras.utils.set_random_seed(0)
+    scale = transfer_model._per_replica
+    if naive:
+        transfer_model._per_replica = lambda value: value
+    try:
+        with strategy.scope():
+            model = tfxfer.TransferModel.from_hub(
+                handle, num_classes=2, trainable_backbone=True,
+                regularizer=tfxfer.regularizers.L2SP(alpha=5.0, beta=1.0),
+            )
+            for _, weight in model.backbone.module_weights:
+                if weight.trainable:
+                    weight.assign(weight + 0.1)  # so that w != w0
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+        rng = np.random.default_rng(0)
+        x = rng.random((8, 10, 10, 3), dtype=np.float32)
+        y = np.array([0, 1] * 4)
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # one global batch
+        model.fit(dataset, epochs=1, verbose=0)
+        return [weight.numpy() for weight in model.weights]
+    finally:
+        transfer_model._per_replica = scale
+
+
+def largest_difference(a, b):
+    return max(float(np.abs(p - q).max()) for p, q in zip(a, b))
+
+
+def main(handle):
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    default = one_step(handle, tf.distribute.get_strategy())
+    mirrored = one_step(handle, mirrored_strategy)
+    naive = one_step(handle, mirrored_strategy, naive=True)
+    print(json.dumps({
+        "replicas": mirrored_strategy.num_replicas_in_sync,
+        "mirrored": largest_difference(default, mirrored),
+        "naive": largest_difference(default, naive),
+    }))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

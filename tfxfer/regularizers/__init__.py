@@ -1,0 +1,33 @@
+"""Source-parameter regularizers: fine-tuning that stays close to w⁰.
+
+Pass one to `TransferModel(..., regularizer=...)`; the model's `train_step`
+adds its penalty to the task loss (scaled like the loss under
+`tf.distribute`, in float32 under mixed precision) and logs it as
+`regularization_loss`, beside `task_loss`.
+
+Example:
+
+>>> regularizer = tfxfer.regularizers.L2SP(alpha=0.01, beta=0.01) + tfxfer.regularizers.BSS(k=1)
+"""
+
+from tfxfer.regularizers.bss import BSS
+from tfxfer.regularizers.cosine_sp import CosineSP
+from tfxfer.regularizers.l2 import L2
+from tfxfer.regularizers.l2_sp import L2SP
+from tfxfer.regularizers.orthogonal_sp import OrthogonalSP
+from tfxfer.regularizers.source_regularizer import (
+    CompositeRegularizer,
+    SourceRegularizer,
+    weight_kind,
+)
+
+__all__ = [
+    "BSS",
+    "CompositeRegularizer",
+    "CosineSP",
+    "L2",
+    "L2SP",
+    "OrthogonalSP",
+    "SourceRegularizer",
+    "weight_kind",
+]
