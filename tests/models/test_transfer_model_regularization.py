@@ -242,3 +242,22 @@ def test_text_model_with_regularizer_and_bss(dict_module, text_preprocessor_modu
     )
     history = model.fit(["good film", "bad plot"] * 4, np.array([1, 0] * 4), epochs=1, batch_size=4, verbose=0)
     assert history.history["regularization_loss"][0] > 0
+
+
+def test_export_leaves_out_the_source_weights(image_module, tmp_path):
+    import tensorflow as tf
+
+    model = _model(image_module, L2SP(ALPHA, BETA))
+    x = random_images(3, seed=9)
+    model.export(str(tmp_path / "export"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "export"))
+    np.testing.assert_allclose(reloaded.serve(x).numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    serving = len(model.backbone.weights) + len(model.head.weights)
+    assert len(reloaded.variables) == serving
+    stored = [name for name, _ in tf.train.list_variables(str(tmp_path / "export" / "variables" / "variables"))
+              if name.endswith("VARIABLE_VALUE")]
+    # Keras' ExportArchive lists each variable under two keys; per list, only
+    # the serving weights: no w0 copies, no optimizer slots.
+    for prefix in ("variables/", "_all_variables/"):
+        assert len([name for name in stored if name.startswith(prefix)]) == serving
+    assert len(stored) == 2 * serving

@@ -534,6 +534,36 @@ class TransferModel(keras_hub.models.Task):
             return [keras.metrics.BinaryAccuracy("accuracy", threshold=threshold)]
         return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
 
+    # --- Export ------------------------------------------------------------
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Exports the inference network (Keras' `model.export`).
+
+        Only what serving needs is written: the backbone and the head. The
+        regularizer's w⁰ copy and optimizer state stay out of the export.
+        """
+        if format != "tf_saved_model":
+            return super().export(
+                filepath, format=format, verbose=verbose,
+                input_signature=input_signature, **kwargs,
+            )
+        archive = keras.export.ExportArchive()
+        archive.track(self.backbone)
+        archive.track(self.head)
+        if input_signature is None:
+            input_signature = [
+                tree.map_structure(
+                    lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name),
+                    self._inputs_struct,
+                )
+            ]
+        archive.add_endpoint(
+            "serve",
+            lambda inputs: self(inputs, training=False),
+            input_signature=input_signature,
+        )
+        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+
     # --- Reporting and serialization ---------------------------------------
 
     @property

@@ -1,7 +1,7 @@
 """Plain L2 weight decay toward zero: the baseline L2-SP is compared with."""
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 from tfxfer.regularizers.source_regularizer import SourceRegularizer
 
@@ -23,8 +23,8 @@ class L2(SourceRegularizer):
     def penalty(self, pretrained, head, features):
         total = self.head_penalty(head)
         if self.alpha and pretrained:
-            norm = sum(
-                ops.sum(ops.square(ops.cast(w, "float32"))) for w, _, _ in pretrained
+            norm = tf.add_n(
+                [tf.nn.l2_loss(tf.cast(w, tf.float32)) for w, _, _ in pretrained]
             )
-            total = total + 0.5 * self.alpha * norm
+            total = total + self.alpha * norm
         return total

@@ -1,7 +1,7 @@
 """L2-SP: weight decay toward the pretrained (source) weights."""
 
 import keras
-from keras import ops
+import tensorflow as tf
 
 from tfxfer.regularizers.source_regularizer import SourceRegularizer
 
@@ -28,9 +28,12 @@ class L2SP(SourceRegularizer):
     def penalty(self, pretrained, head, features):
         total = self.head_penalty(head)
         if self.alpha and pretrained:
-            distance = sum(
-                ops.sum(ops.square(ops.cast(w, "float32") - ops.cast(w0, "float32")))
-                for w, w0, _ in pretrained
+            # l2_loss is one fused op, sum(x²)/2, whose gradient is x itself.
+            distance = tf.add_n(
+                [
+                    tf.nn.l2_loss(tf.cast(w, tf.float32) - tf.cast(w0, tf.float32))
+                    for w, w0, _ in pretrained
+                ]
             )
-            total = total + 0.5 * self.alpha * distance
+            total = total + self.alpha * distance
         return total

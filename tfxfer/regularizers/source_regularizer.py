@@ -1,6 +1,7 @@
 """The base of the source-parameter regularizers and how they compose."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 KERNEL, BIAS, NORMALIZATION = "kernel", "bias", "normalization"
@@ -90,8 +91,8 @@ class SourceRegularizer:
         """beta/2·Σ‖w‖² over the head's selected weights."""
         if not self.beta or not head:
             return ops.zeros((), "float32")
-        total = sum(ops.sum(ops.square(_float32(weight))) for weight, _ in head)
-        return 0.5 * self.beta * total
+        total = tf.add_n([tf.nn.l2_loss(_float32(weight)) for weight, _ in head])
+        return self.beta * total
 
     def __add__(self, other):
         if not isinstance(other, SourceRegularizer):
