@@ -364,16 +364,10 @@ class TransferModel(keras_hub.models.Task):
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
-            kwargs["shuffle"] = shuffle and is_array_like(x)
             return keras.Model.fit(
-                self,
-                x=x,
-                y=y,
-                batch_size=batch_size,
-                sample_weight=sample_weight,
-                validation_data=validation_data,
-                validation_split=validation_split,
-                **kwargs,
+                self, x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
+                validation_data=validation_data, validation_split=validation_split,
+                shuffle=shuffle and is_array_like(x), **kwargs,
             )
         if shuffle and is_array_like(x):
             # KerasHub batches arrays unshuffled; shuffle them each epoch as
@@ -387,12 +381,8 @@ class TransferModel(keras_hub.models.Task):
             x = shuffled_batches(x, y, sample_weight, batch_size or 32)
             y = sample_weight = batch_size = None
         return super().fit(
-            x=x,
-            y=y,
-            batch_size=batch_size,
-            sample_weight=sample_weight,
-            validation_data=validation_data,
-            validation_split=validation_split,
+            x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
+            validation_data=validation_data, validation_split=validation_split,
             shuffle=False,  # Arrays were shuffled above; datasets keep order.
             **kwargs,
         )
