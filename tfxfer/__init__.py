@@ -24,9 +24,11 @@ _PUBLIC_NAMES = {
     "load_hub_module": "tfxfer.backbones.hub_module",
     "resolve_handle": "tfxfer.backbones.hub_module",
     "load_preset": "tfxfer.backbones.preset_loading",
+    "discriminative_optimizer": "tfxfer.optimizers.discriminative",
+    "warmup_cosine": "tfxfer.optimizers.schedules",
 }
 
-_SUBMODULES = ("regularizers",)
+_SUBMODULES = ("callbacks", "optimizers", "regularizers")
 
 __all__ = ["__version__", *_PUBLIC_NAMES, *_SUBMODULES]
 

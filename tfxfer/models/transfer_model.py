@@ -11,6 +11,7 @@ from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
+from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
@@ -162,6 +163,7 @@ class TransferModel(keras_hub.models.Task):
         self._trainable_backbone = None
         self._needs_recompile = False
         self._compile_arguments = None
+        self._optimizer_variables = None
         self._set_trainable_backbone(trainable_backbone)
         self.compile()
 
@@ -303,13 +305,46 @@ class TransferModel(keras_hub.models.Task):
         """
         self._set_trainable_backbone(True if top is None else top)
 
-    def _set_trainable_backbone(self, state):
+    def _set_trainable_backbone(self, state, recompile=True):
         state = set_backbone_trainable(
             self.backbone, state, train_batchnorm=self.train_batchnorm
         )
-        if state != self._trainable_backbone and self._compile_arguments:
+        if (
+            recompile
+            and state != self._trainable_backbone
+            and self._compile_arguments
+            and not self._optimizer_covers_trainable_weights()
+        ):
             self._needs_recompile = True
         self._trainable_backbone = state
+
+    def _optimizer_covers_trainable_weights(self):
+        if self._optimizer_variables is None:
+            return False
+        known = {id(weight) for weight in self._optimizer_variables}
+        return all(id(weight) in known for weight in self.trainable_weights)
+
+    def build_optimizer_for_all_weights(self):
+        """Builds the optimizer over every weight that can ever train.
+
+        Afterwards the backbone can be frozen and unfrozen between steps,
+        inside a running `fit`, without a recompile: the optimizer already
+        has state for every weight (one extra set of slots for the frozen
+        ones). `tfxfer.callbacks.GradualUnfreezing` calls this.
+        """
+        self._recompile_if_trainability_changed()
+        variables = list(self.head.trainable_weights) + [
+            weight for _, weight in named_backbone_weights(self.backbone)
+        ]
+        if self.optimizer.built:
+            # Its slots cover a smaller set: start it again, same config.
+            self.compile(
+                **{**self._compile_arguments, "optimizer": clone_optimizer(
+                    self._compile_arguments["optimizer"]
+                )}
+            )
+        self.optimizer.build(variables)
+        self._optimizer_variables = variables
 
     # --- Compiling and training -------------------------------------------
 
@@ -326,6 +361,7 @@ class TransferModel(keras_hub.models.Task):
             optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
         )
         self._needs_recompile = False
+        self._optimizer_variables = None
         super().compile(
             optimizer=self._resolve_optimizer(optimizer),
             loss=self._resolve_loss(loss),
@@ -339,9 +375,7 @@ class TransferModel(keras_hub.models.Task):
         arguments = dict(self._compile_arguments)
         optimizer = arguments["optimizer"]
         if isinstance(optimizer, keras.optimizers.Optimizer):
-            arguments["optimizer"] = optimizer.__class__.from_config(
-                optimizer.get_config()
-            )
+            arguments["optimizer"] = clone_optimizer(optimizer)
         logger.info(
             "The backbone's trainable weights changed since compile(): "
             "recompiling with a fresh %s.",
@@ -361,6 +395,9 @@ class TransferModel(keras_hub.models.Task):
         **kwargs,
     ):
         self._recompile_if_trainability_changed()
+        for callback in kwargs.get("callbacks") or []:
+            if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
+                callback.prepare(self)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -440,7 +477,7 @@ class TransferModel(keras_hub.models.Task):
         return self.regularizer(pretrained, head, features)
 
     def _forward_for_training(self, x):
-        if not self.regularizer.needs_features:
+        if self.regularizer is None or not self.regularizer.needs_features:
             return self(x, training=True), None
         outputs = self.backbone(x, training=True)
         padding_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
@@ -448,8 +485,6 @@ class TransferModel(keras_hub.models.Task):
         return self.head.classify(features, training=True), features
 
     def train_step(self, data):
-        if self.regularizer is None:
-            return super().train_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         batch_size = tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
         with tf.GradientTape() as tape:
@@ -459,22 +494,42 @@ class TransferModel(keras_hub.models.Task):
             task_loss = self._compute_loss(
                 x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
             )
-            penalty = self.regularization_penalty(features)
-            # The penalty needs the same division, or under tf.distribute it
-            # would count once per replica.
-            loss = task_loss + _per_replica(penalty)
-            self._loss_tracker.update_state(
-                _global(loss), sample_weight=batch_size
-            )
-            self.task_loss_tracker.update_state(
-                _global(task_loss), sample_weight=batch_size
-            )
-            self.regularization_loss_tracker.update_state(penalty)
+            loss = task_loss
+            if self.regularizer is not None:
+                penalty = self.regularization_penalty(features)
+                # The penalty needs the same division, or under tf.distribute
+                # it would count once per replica.
+                loss = task_loss + _per_replica(penalty)
+                self.task_loss_tracker.update_state(
+                    _global(task_loss), sample_weight=batch_size
+                )
+                self.regularization_loss_tracker.update_state(penalty)
+            self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
-        gradients = tape.gradient(loss, trainable_weights)
-        self.optimizer.apply_gradients(zip(gradients, trainable_weights))
+        if trainable_weights:
+            gradients = tape.gradient(loss, trainable_weights)
+            self._apply_gradients(gradients, trainable_weights)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def _apply_gradients(self, gradients, trainable_weights):
+        optimizer = self.optimizer
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        if self._optimizer_variables is None or not isinstance(
+            inner, keras.optimizers.MultiOptimizer
+        ):
+            optimizer.apply_gradients(zip(gradients, trainable_weights))
+            return
+        # A MultiOptimizer takes gradients for exactly the weights it was
+        # built with: frozen ones get zeros (their Adam/SGD state stays 0,
+        # so they do not move).
+        by_weight = {id(w): g for g, w in zip(gradients, trainable_weights)}
+        variables = self._optimizer_variables
+        full = [
+            by_weight[id(v)] if id(v) in by_weight else tf.zeros_like(v)
+            for v in variables
+        ]
+        optimizer.apply_gradients(zip(full, variables))
 
     def test_step(self, data):
         if self.regularizer is None:
