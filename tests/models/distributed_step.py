@@ -24,7 +24,7 @@ import tfxfer  # noqa: E402
 from tfxfer.models import transfer_model  # noqa: E402
 
 
-def one_step(handle, strategy, naive=False):
+def one_step(handle, strategy, naive=False, discriminative=False):
     keras.utils.set_random_seed(0)
     scale = transfer_model._per_replica
     if naive:
@@ -38,7 +38,13 @@ def one_step(handle, strategy, naive=False):
             for _, weight in model.backbone.module_weights:
                 if weight.trainable:
                     weight.assign(weight + 0.1)  # so that w != w0
-            model.compile(optimizer=keras.optimizers.SGD(0.1))
+            if discriminative:
+                optimizer = tfxfer.discriminative_optimizer(
+                    model, 0.1, layer_decay=0.5, optimizer="sgd"
+                )
+            else:
+                optimizer = keras.optimizers.SGD(0.1)
+            model.compile(optimizer=optimizer)
         rng = np.random.default_rng(0)
         x = rng.random((8, 10, 10, 3), dtype=np.float32)
         y = np.array([0, 1] * 4)
@@ -58,7 +64,11 @@ def main(handle):
     default = one_step(handle, tf.distribute.get_strategy())
     mirrored = one_step(handle, mirrored_strategy)
     naive = one_step(handle, mirrored_strategy, naive=True)
+    discriminative_default = one_step(handle, tf.distribute.get_strategy(), discriminative=True)
+    discriminative_mirrored = one_step(handle, mirrored_strategy, discriminative=True)
     print(json.dumps({
+        "discriminative": largest_difference(discriminative_default, discriminative_mirrored),
+        "discriminative_vs_plain": largest_difference(default, discriminative_default),
         "replicas": mirrored_strategy.num_replicas_in_sync,
         "mirrored": largest_difference(default, mirrored),
         "naive": largest_difference(default, naive),

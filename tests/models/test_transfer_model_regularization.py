@@ -165,6 +165,9 @@ def test_mirrored_strategy_counts_the_penalty_once(image_module):
     assert report["mirrored"] < 1e-5
     # The bug this guards against is visible at this scale.
     assert report["naive"] > 1e-2
+    # Discriminative learning rates (a MultiOptimizer) distribute the same way.
+    assert report["discriminative"] < 1e-5
+    assert report["discriminative_vs_plain"] > 1e-3  # and they did change the step
 
 
 def _trained(image_module, tmp_path, regularizer):

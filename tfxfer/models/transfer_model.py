@@ -346,6 +346,20 @@ class TransferModel(keras_hub.models.Task):
         self.optimizer.build(variables)
         self._optimizer_variables = variables
 
+    def fine_tune(self, x, y=None, **kwargs):
+        """Two-phase fine-tuning: head first, then backbone at a lower rate.
+
+        See `tfxfer.recipes.fine_tune` for the options (head_epochs,
+        epochs, learning rates, warmup, layer_decay, unfreeze_top, ...).
+
+        Example:
+
+        >>> history = model.fine_tune(train_ds, validation_data=val_ds, head_epochs=1, epochs=3)
+        """
+        from tfxfer.recipes.fine_tune import fine_tune
+
+        return fine_tune(self, x, y, **kwargs)
+
     # --- Compiling and training -------------------------------------------
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
