@@ -109,3 +109,15 @@ def test_recompile_after_unfreeze_keeps_discriminative_rates(image_module):
     model.unfreeze()
     rates = _effective_rates(model, *_data())  # recompiles again
     assert _decay_steps(rates) == [0, 1, 2, 3, 4]
+
+
+def test_weights_without_gradient_do_not_break_a_multi_optimizer(tiny_bert_preset):
+    # masked_avg pooling leaves the BERT pooler without gradient.
+    model = TransferModel.from_preset(tiny_bert_preset, num_classes=2, pooling="masked_avg",
+                                      trainable_backbone=True)
+    model.compile(optimizer=discriminative_optimizer(model, 0.01, layer_decay=0.5))
+    pooler = [w.numpy().copy() for w in model.backbone.get_layer("pooled_dense").weights]
+    history = model.fit(["good film", "bad plot"] * 4, np.array([1, 0] * 4), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    for before, weight in zip(pooler, model.backbone.get_layer("pooled_dense").weights):
+        np.testing.assert_array_equal(weight.numpy(), before)

@@ -529,16 +529,17 @@ class TransferModel(keras_hub.models.Task):
     def _apply_gradients(self, gradients, trainable_weights):
         optimizer = self.optimizer
         inner = getattr(optimizer, "inner_optimizer", optimizer)
-        if self._optimizer_variables is None or not isinstance(
-            inner, keras.optimizers.MultiOptimizer
-        ):
+        if not isinstance(inner, keras.optimizers.MultiOptimizer):
             optimizer.apply_gradients(zip(gradients, trainable_weights))
             return
-        # A MultiOptimizer takes gradients for exactly the weights it was
-        # built with: frozen ones get zeros (their Adam/SGD state stays 0,
-        # so they do not move).
-        by_weight = {id(w): g for g, w in zip(gradients, trainable_weights)}
-        variables = self._optimizer_variables
+        # A MultiOptimizer takes a gradient for exactly each weight it was
+        # built with. Weights the loss does not reach (e.g. a pooler the
+        # head does not use) and frozen ones get zeros: their Adam/SGD state
+        # stays 0, so they do not move.
+        by_weight = {
+            id(w): g for g, w in zip(gradients, trainable_weights) if g is not None
+        }
+        variables = self._optimizer_variables or trainable_weights
         full = [
             by_weight[id(v)] if id(v) in by_weight else tf.zeros_like(v)
             for v in variables
