@@ -9,7 +9,10 @@ cosine decay and layer-wise learning rates.
 
 Defaults: 2,000 training sentences, length 64, 1 head epoch at 1e-2, 2
 fine-tuning epochs at 5e-5 with layer_decay 0.9; accuracy on the 872 dev
-sentences.
+sentences. Measured on 2026-11-22 on a 2-core CPU VM
+(`python examples/two_phase_sst2.py`): dev accuracy 0.792 after phase 1
+(frozen encoder), then 0.814 and 0.838 in phase 2; 471 s in all (with the
+CPU shared with a test run; phase 2 epochs about 3 minutes each).
 """
 
 import argparse
