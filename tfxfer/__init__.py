@@ -28,7 +28,7 @@ _PUBLIC_NAMES = {
     "warmup_cosine": "tfxfer.optimizers.schedules",
 }
 
-_SUBMODULES = ("callbacks", "optimizers", "recipes", "regularizers")
+_SUBMODULES = ("callbacks", "data", "optimizers", "recipes", "regularizers")
 
 __all__ = ["__version__", *_PUBLIC_NAMES, *_SUBMODULES]
 

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from tests.conftest import shared_path
+from tfxfer.data import DataError, from_text_file
+
+
+def _labels(dataset):
+    return [int(v) for _, y in dataset for v in y.numpy()]
+
+
+def test_label_text_lines(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("1 a fine film\n0 a dull film\n\n1 great fun\n0 boring\n")
+    data = from_text_file(path, batch_size=2)
+    assert data.class_names == ["0", "1"] and data.train_size == 4
+    texts = sorted(t.decode() for x, _ in data.train for t in x.numpy())
+    assert texts == ["a dull film", "a fine film", "boring", "great fun"]
+
+
+def test_csv_with_named_columns_and_joined_text(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('label,title,body\nsport,"Win, again",Team wins\nworld,Talks,"Leaders, meet"\nsport,Loss,Team loses\n')
+    data = from_text_file(path, text_column=["title", "body"], label_column="label")
+    assert data.class_names == ["sport", "world"]
+    texts = sorted(t.decode() for x, _ in data.train for t in x.numpy())
+    assert texts == ["Loss Team loses", "Talks Leaders, meet", "Win, again Team wins"]
+
+
+def test_bad_lines_are_named_or_counted(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"1 fine\n0 dull\nlonely\n1 caf\xe9 au lait\n7 out of range\n0 ok\n")
+    # Bytes are checked first, then lines are parsed: line 4 stops it.
+    with pytest.raises(DataError, match=r"bad.txt:4: not valid UTF-8 \(byte 0xe9 at column 6"):
+        from_text_file(path)
+    data = from_text_file(path, on_bad_data="skip", class_names=["neg", "pos"])
+    reasons = dict(data.report.skipped)
+    assert reasons[f"{path}:3"] == "missing text after the label"
+    assert reasons[f"{path}:4"].startswith("not valid UTF-8 (byte 0xe9")
+    assert reasons[f"{path}:5"] == "label 7 out of range: 2 classes numbered from 0"
+    assert data.train_size == 3
+    replaced = from_text_file(path, on_bad_data="skip", class_names=["neg", "pos"], encoding_errors="replace")
+    assert replaced.train_size == 4
+
+
+def test_unknown_label_name_and_single_class(tmp_path):
+    path = tmp_path / "x.tsv"
+    path.write_text("ham\thello\nspam\twin now\nhma\ttypo\n")
+    with pytest.raises(DataError, match=r"x.tsv:3: unknown label 'hma'"):
+        from_text_file(path, class_names=["ham", "spam"])
+    one = tmp_path / "one.txt"
+    one.write_text("1 a\n1 b\n")
+    with pytest.raises(DataError, match="hold 1 class"):
+        from_text_file(one)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n \n")
+    with pytest.raises(DataError, match="empty.txt is empty"):
+        from_text_file(empty)
+    with pytest.raises(FileNotFoundError, match="Text file not found"):
+        from_text_file(tmp_path / "missing.txt")
+
+
+def test_validation_file_shares_the_class_mapping(tmp_path):
+    (tmp_path / "train.txt").write_text("0 a\n1 b\n2 c\n")
+    (tmp_path / "dev.txt").write_text("2 d\n0 e\n")
+    data = from_text_file(tmp_path / "train.txt", validation_path=tmp_path / "dev.txt")
+    assert data.class_names == ["0", "1", "2"]
+    assert sorted(_labels(data.validation)) == [0, 2]
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("parts, options, classes, count", [
+    (("sst2", "stsa.binary.train"), {}, ["0", "1"], 6920),
+    (("sst5", "stsa.fine.train"), {}, ["0", "1", "2", "3", "4"], 8544),
+    (("trec", "TREC.train.all"), {"encoding_errors": "replace"}, ["0", "1", "2", "3", "4", "5"], 5452),
+    (("sms_spam", "SMSSpamCollection"), {"text_column": "SMS", "label_column": "Label"}, ["ham", "spam"], 5574),
+])
+def test_real_text_datasets(parts, options, classes, count):
+    data = from_text_file(shared_path("data", "text", *parts), **options)
+    assert data.class_names == classes
+    assert data.train_size == count
+    assert data.report.skipped == []
+
+
+@pytest.mark.real
+def test_sms_spam_counts_and_ag_news_classes():
+    sms = from_text_file(shared_path("data", "text", "sms_spam", "SMSSpamCollection"))
+    assert sum(_labels(sms.train)) == 747  # spam, as DATA.md says
+    names = open(shared_path("data", "text", "ag_news", "classes.txt")).read().split()
+    ag = from_text_file(shared_path("data", "text", "ag_news", "test.csv"), text_column=[1, 2],
+                        label_column=0, class_names=["World", "Sports", "Business", "Sci/Tech"],
+                        label_base=1, validation_split=0.2)
+    assert names[0] == "World"
+    assert (ag.train_size, ag.validation_size) == (6080, 1520)
+    assert np.bincount(_labels(ag.validation)).tolist() == [380, 380, 380, 380]

@@ -1,0 +1,48 @@
+"""What a loader did with bad input: stop with an error, or skip and count."""
+
+import dataclasses
+
+ON_BAD_DATA = ("error", "skip")
+
+
+class DataError(ValueError):
+    """A problem in the user's data, naming the file (and line)."""
+
+
+@dataclasses.dataclass
+class DataReport:
+    """Examples kept, and every example skipped with where and why.
+
+    With `on_bad_data="error"` the first problem raises a `DataError`; with
+    `"skip"` it is recorded here and the loader goes on. Nothing is dropped
+    without an entry.
+    """
+
+    on_bad_data: str = "error"
+    kept: int = 0
+    skipped: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        if self.on_bad_data not in ON_BAD_DATA:
+            raise ValueError(
+                f"on_bad_data must be one of {ON_BAD_DATA}, got {self.on_bad_data!r}."
+            )
+
+    def problem(self, where, why):
+        """Raises, or records a skip, for the example at `where`."""
+        if self.on_bad_data == "error":
+            raise DataError(
+                f"{where}: {why}. Fix or remove it, or pass on_bad_data='skip' "
+                "to skip such examples (they are counted in the report)."
+            )
+        self.skipped.append((str(where), why))
+
+    def summary(self):
+        """One line: how many examples were kept and skipped, and why."""
+        if not self.skipped:
+            return f"{self.kept} examples, none skipped"
+        reasons = {}
+        for _, why in self.skipped:
+            reasons[why] = reasons.get(why, 0) + 1
+        detail = "; ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
+        return f"{self.kept} examples kept, {len(self.skipped)} skipped ({detail})"

@@ -1,0 +1,32 @@
+"""`LoadedData`: what the `tfxfer.data` loaders return."""
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class LoadedData:
+    """Batched `tf.data.Dataset`s of `(inputs, label)` and what they hold.
+
+    Attributes:
+        train: the training split (shuffled each epoch, augmented if asked).
+        validation: the validation split, or None.
+        class_names: label i is `class_names[i]`.
+        report: a `DataReport` of kept and skipped examples.
+        train_size, validation_size: examples in each split.
+
+    Example:
+
+    >>> data = tfxfer.data.from_image_folder("../shared/data/images/hymenoptera")
+    >>> model.fit(data.train, validation_data=data.validation)
+    """
+
+    train: object
+    validation: object
+    class_names: list
+    report: object
+    train_size: int
+    validation_size: int
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)

@@ -1,0 +1,28 @@
+"""Seeded, stratified train/validation splits."""
+
+import random
+
+
+def stratified_split(items, fraction, seed):
+    """Splits `(example, label)` items, holding out `fraction` of each class.
+
+    Example:
+
+    >>> train, validation = stratified_split([("a", 0), ("b", 0), ("c", 1), ("d", 1)], 0.5, 0)
+    >>> len(validation)
+    2
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}.")
+    by_label = {}
+    for item in items:
+        by_label.setdefault(item[1], []).append(item)
+    rng = random.Random(seed)
+    train, validation = [], []
+    for label in sorted(by_label):
+        group = by_label[label][:]
+        rng.shuffle(group)
+        cut = max(1, round(len(group) * fraction)) if len(group) > 1 else 0
+        validation.extend(group[:cut])
+        train.extend(group[cut:])
+    return train, validation

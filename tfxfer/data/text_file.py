@@ -1,0 +1,273 @@
+"""`from_text_file`: labelled text files (CSV, TSV, `<label> <text>`) to `tf.data`."""
+
+import csv
+import io
+import pathlib
+
+import tensorflow as tf
+
+from tfxfer.data.data_report import DataError, DataReport
+from tfxfer.data.splitting import stratified_split
+
+FORMATS = ("auto", "csv", "tsv", "label_text")
+
+
+def from_text_file(
+    path,
+    *,
+    format="auto",
+    text_column=None,
+    label_column=None,
+    header="auto",
+    class_names=None,
+    label_base=0,
+    validation_split=None,
+    validation_path=None,
+    seed=0,
+    batch_size=32,
+    on_bad_data="error",
+    encoding_errors="strict",
+    drop_remainder=False,
+):
+    """Loads labelled texts as raw strings.
+
+    Formats: `"csv"`/`"tsv"` with a text column and a label column chosen by
+    name or index (several text columns are joined with a space, e.g. a title
+    and a description), or `"label_text"`, one example a line as `<label>
+    <text>` (SST, TREC). `"auto"` goes by the extension (.csv, .tsv) and
+    otherwise by the first line.
+
+    Labels: class names (`"spam"`) or integer ids. Without `class_names` the
+    classes are the distinct labels, sorted (numerically for integers). With
+    `class_names`, integer labels are ids counted from `label_base` (AG News
+    numbers its classes from 1) and other labels must be one of the names.
+
+    Bad data: a missing label or text, a label out of range or unknown,
+    text that is not valid UTF-8 (with `encoding_errors="strict"`) and an
+    empty file each raise a `DataError` naming the file and line, or with
+    `on_bad_data="skip"` are left out and listed in `report`.
+
+    The texts stay raw strings: a `TransferModel` with a preprocessor
+    tokenizes them in its input pipeline.
+
+    Args:
+        path: the file.
+        format, text_column, label_column, header: how to read it; `header`
+            is True, False or `"auto"` (a first row that holds the column
+            names given, or that has no valid label).
+        class_names, label_base: the label set (see above).
+        validation_split: fraction held out, stratified and seeded.
+        validation_path: a separate validation file in the same format.
+        seed, batch_size, drop_remainder: pipeline options.
+        on_bad_data: `"error"` or `"skip"`.
+        encoding_errors: `"strict"` (bad bytes are bad data) or `"replace"`.
+
+    Returns:
+        A `LoadedData` of `(text, label)` batches.
+
+    Example:
+
+    >>> data = from_text_file("../shared/data/text/sms_spam/SMSSpamCollection",
+    ...                       text_column="SMS", label_column="Label", validation_split=0.2)
+    >>> data.class_names
+    ['ham', 'spam']
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
+    if encoding_errors not in ("strict", "replace"):
+        raise ValueError(f"encoding_errors must be 'strict' or 'replace', got {encoding_errors!r}.")
+    report = DataReport(on_bad_data)
+    rows = _read_examples(path, format, text_column, label_column, header, encoding_errors, report)
+    validation_rows = (
+        _read_examples(validation_path, format, text_column, label_column, header, encoding_errors, report)
+        if validation_path else []
+    )
+    class_names, labels = _label_ids(rows + validation_rows, class_names, label_base, report)
+    examples = [(text, labels[(where)]) for where, text, _ in rows if where in labels]
+    validation = [(text, labels[where]) for where, text, _ in validation_rows if where in labels]
+    if len({label for _, label in examples}) < 2:
+        raise DataError(
+            f"{path}: the training examples hold {len({l for _, l in examples})} class(es); "
+            "a classifier needs at least two."
+        )
+    if validation_split and not validation_path:
+        examples, validation = stratified_split(examples, validation_split, seed)
+    report.kept = len(examples) + len(validation)
+
+    def build(items, training):
+        if not items:
+            return None
+        dataset = tf.data.Dataset.from_tensor_slices(
+            ([text for text, _ in items], [label for _, label in items])
+        )
+        if training:
+            dataset = dataset.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+    from tfxfer.data.loaded_data import LoadedData
+
+    return LoadedData(
+        train=build(examples, True),
+        validation=build(validation, False),
+        class_names=class_names,
+        report=report,
+        train_size=len(examples),
+        validation_size=len(validation),
+    )
+
+
+def _read_lines(path, encoding_errors, report):
+    file = pathlib.Path(path).expanduser()
+    if not file.exists():
+        raise FileNotFoundError(f"Text file not found: {file} (absolute: {file.resolve()}).")
+    if file.is_dir():
+        raise DataError(f"{file} is a folder; pass the file itself.")
+    data = file.read_bytes()
+    if not data.strip():
+        raise DataError(f"{file} is empty: there are no examples to load.")
+    lines = []
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            line = raw.decode("utf-8", errors=encoding_errors)
+        except UnicodeDecodeError as error:
+            report.problem(
+                f"{file}:{number}",
+                f"not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}; "
+                "encoding_errors='replace' reads it anyway)",
+            )
+            continue
+        lines.append((number, line))
+    return file, lines
+
+
+def _detect_format(file, lines):
+    suffix = file.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".tsv", ".tab"):
+        return "tsv"
+    first = next((line for _, line in lines if line.strip()), "")
+    return "tsv" if "\t" in first else "label_text"
+
+
+def _read_examples(path, format, text_column, label_column, header, encoding_errors, report):
+    """[(where, text, raw_label)] for one file."""
+    file, lines = _read_lines(path, encoding_errors, report)
+    if format == "auto":
+        format = _detect_format(file, lines)
+    examples = []
+    if format == "label_text":
+        for number, line in lines:
+            if not line.strip():
+                continue
+            parts = line.strip().split(None, 1)
+            where = f"{file}:{number}"
+            if len(parts) < 2:
+                report.problem(where, "missing text after the label" if parts else "missing label")
+                continue
+            examples.append((where, parts[1], parts[0]))
+        return examples
+    # Lines that were not valid UTF-8 are already reported: blank them so
+    # that line numbers stay those of the file.
+    text = [""] * (max((number for number, _ in lines), default=0))
+    for number, line in lines:
+        text[number - 1] = line
+    if format == "csv":
+        reader = csv.reader(io.StringIO("\n".join(text)))
+    else:  # TSV carries quotes literally (e.g. SMS messages quoting someone).
+        reader = csv.reader(io.StringIO("\n".join(text)), delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows = []
+    for row in reader:
+        if row and any(cell.strip() for cell in row):
+            rows.append((reader.line_num, row))
+    if not rows:
+        raise DataError(f"{file} holds no rows.")
+    first = rows[0][1]
+    names_given = any(isinstance(c, str) for c in _as_list(text_column) + _as_list(label_column))
+    has_header = header if header != "auto" else (names_given or _looks_like_header(rows, label_column))
+    columns = first if has_header else None
+    if has_header:
+        rows = rows[1:]
+    text_indices = [_column_index(c, columns, file) for c in (_as_list(text_column) or [1])]
+    label_index = _column_index(0 if label_column is None else label_column, columns, file)
+    for number, row in rows:
+        where = f"{file}:{number}"
+        needed = max(text_indices + [label_index])
+        if len(row) <= needed:
+            report.problem(where, f"has {len(row)} column(s), column {needed + 1} is needed")
+            continue
+        label = row[label_index].strip()
+        text = " ".join(row[i].strip() for i in text_indices).strip()
+        if not label:
+            report.problem(where, "missing label")
+            continue
+        if not text:
+            report.problem(where, "empty text")
+            continue
+        examples.append((where, text, label))
+    return examples
+
+
+def _looks_like_header(rows, label_column):
+    """A first row whose label cell never recurs below is a header row."""
+    index = label_column if isinstance(label_column, int) else 0
+    if len(rows) < 3 or len(rows[0][1]) <= index:
+        return False
+    first = rows[0][1][index]
+    return all(len(row) <= index or row[index] != first for _, row in rows[1:])
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _column_index(column, columns, file):
+    if isinstance(column, int):
+        return column
+    if columns is None:
+        raise DataError(
+            f"{file}: column '{column}' was named but the file has no header row; "
+            "pass a column index or header=True."
+        )
+    if column not in columns:
+        raise DataError(f"{file}: no column '{column}'; the header has {columns}.")
+    return columns.index(column)
+
+
+def _is_int(text):
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _label_ids(examples, class_names, label_base, report):
+    """Class names and {where: label id} for the examples with a valid label."""
+    raw = [label for _, _, label in examples]
+    all_ints = all(_is_int(label) for label in raw)
+    if class_names is None:
+        distinct = sorted(set(raw), key=int if all_ints else str)
+        names = [str(name) for name in distinct]
+        index = {name: i for i, name in enumerate(names)}
+        return names, {where: index[label] for where, _, label in examples}
+    names = list(class_names)
+    by_name = {name: i for i, name in enumerate(names)}
+    ids = {}
+    for where, _, label in examples:
+        if label in by_name:
+            ids[where] = by_name[label]
+        elif _is_int(label):
+            value = int(label) - label_base
+            if 0 <= value < len(names):
+                ids[where] = value
+            else:
+                report.problem(
+                    where,
+                    f"label {label} out of range: {len(names)} classes numbered from {label_base}",
+                )
+        else:
+            report.problem(where, f"unknown label '{label}' (classes: {names})")
+    return names, ids
