@@ -16,6 +16,7 @@ from tfxfer.data.image_pipeline import augmentation_layers
 from tfxfer.data.loaded_data import LoadedData
 from tfxfer.data.splitting import stratified_split
 from tfxfer.data.text_file import from_text_file
+from tfxfer.data.tfds_loading import from_tfds
 
 __all__ = [
     "DataError",
@@ -24,5 +25,6 @@ __all__ = [
     "augmentation_layers",
     "from_image_folder",
     "from_text_file",
+    "from_tfds",
     "stratified_split",
 ]
