@@ -110,3 +110,17 @@ def test_hymenoptera_keeps_its_train_and_val_split():
     images, labels = next(iter(data.validation))
     assert images.shape == (32, 224, 224, 3)
     assert float(images.numpy().max()) <= 1.0
+
+
+def test_loaded_folder_trains_a_transfer_model(folder, image_module):
+    from tfxfer import TransferModel
+
+    data = from_image_folder(folder, image_size=(10, 10), batch_size=4, validation_split=0.25,
+                             augment="default", drop_remainder=True)
+    images, _ = next(iter(data.train))
+    assert tuple(images.shape) == (4, 10, 10, 3)  # fixed shapes for TPU
+    model = TransferModel.from_hub(image_module, num_classes=data.num_classes, input_shape=(10, 10, 3))
+    history = model.fit(data.train, validation_data=data.validation, epochs=2, verbose=0)
+    assert len(history.history["val_accuracy"]) == 2
+    with pytest.raises(DataError, match="fewer than one batch of 32"):
+        from_image_folder(folder, image_size=(10, 10), drop_remainder=True)

@@ -96,3 +96,15 @@ def test_sms_spam_counts_and_ag_news_classes():
     assert names[0] == "World"
     assert (ag.train_size, ag.validation_size) == (6080, 1520)
     assert np.bincount(_labels(ag.validation)).tolist() == [380, 380, 380, 380]
+
+
+def test_loaded_text_trains_a_transfer_model(tmp_path, dict_module, text_preprocessor_module):
+    from tfxfer import TransferModel
+
+    path = tmp_path / "reviews.txt"
+    path.write_text("1 good film\n1 great plot\n0 bad film\n0 awful plot\n" * 4)
+    data = from_text_file(path, batch_size=4, validation_split=0.25)
+    model = TransferModel.from_hub(dict_module, num_classes=data.num_classes,
+                                   preprocessor=text_preprocessor_module)
+    history = model.fit(data.train, validation_data=data.validation, epochs=2, verbose=0)
+    assert len(history.history["val_accuracy"]) == 2

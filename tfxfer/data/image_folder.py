@@ -57,7 +57,8 @@ def from_image_folder(
         verify: decode every file once up front, so bad files are found
             before training (a few ms per image, in parallel).
         cache: keep decoded, resized images in memory (uint8).
-        drop_remainder: fixed batch shapes (TPU).
+        drop_remainder: fixed training batch shapes (TPU); the validation
+            split keeps its last partial batch so every example is measured.
 
     Returns:
         A `LoadedData`.

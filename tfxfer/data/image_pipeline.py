@@ -39,6 +39,18 @@ def augmentation_layers(augment, seed=0):
     )
 
 
+def check_batches(train_size, batch_size, drop_remainder):
+    """A training split must fill at least one batch when remainders drop."""
+    if drop_remainder and train_size < batch_size:
+        from tfxfer.data.data_report import DataError
+
+        raise DataError(
+            f"The training split has {train_size} examples, fewer than one batch "
+            f"of {batch_size}, and drop_remainder=True would leave nothing; use a "
+            "smaller batch_size."
+        )
+
+
 def _decoder(image_size):
     height, width = image_size
 
@@ -78,6 +90,7 @@ def image_datasets(
     drop_remainder,
 ):
     """Batched `(image, label)` datasets for the training and validation files."""
+    check_batches(len(train_files), batch_size, drop_remainder)
     decode, scale = _decoder(image_size), _scaler(value_range)
     augmentation = augmentation_layers(augment, seed)
 
@@ -92,7 +105,9 @@ def image_datasets(
             dataset = dataset.cache()
         if training:
             dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        # Only training drops its last partial batch: validation metrics
+        # must see every example.
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)
         if training and augmentation is not None:
             dataset = dataset.map(
                 lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),

@@ -7,6 +7,7 @@ import pathlib
 import tensorflow as tf
 
 from tfxfer.data.data_report import DataError, DataReport
+from tfxfer.data.image_pipeline import check_batches
 from tfxfer.data.splitting import stratified_split
 
 FORMATS = ("auto", "csv", "tsv", "label_text")
@@ -93,6 +94,7 @@ def from_text_file(
     if validation_split and not validation_path:
         examples, validation = stratified_split(examples, validation_split, seed)
     report.kept = len(examples) + len(validation)
+    check_batches(len(examples), batch_size, drop_remainder)
 
     def build(items, training):
         if not items:
@@ -102,7 +104,10 @@ def from_text_file(
         )
         if training:
             dataset = dataset.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        # Only training drops its last partial batch: validation sees all.
+        return dataset.batch(batch_size, drop_remainder=drop_remainder and training).prefetch(
+            tf.data.AUTOTUNE
+        )
 
     from tfxfer.data.loaded_data import LoadedData
 

@@ -79,7 +79,7 @@ def from_tfds(
             )
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)
         if training and augmentation is not None:
             dataset = dataset.map(
                 lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=AUTOTUNE
