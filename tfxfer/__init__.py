@@ -26,6 +26,7 @@ _PUBLIC_NAMES = {
     "load_preset": "tfxfer.backbones.preset_loading",
     "discriminative_optimizer": "tfxfer.optimizers.discriminative",
     "warmup_cosine": "tfxfer.optimizers.schedules",
+    "export_for_serving": "tfxfer.export.serving_export",
 }
 
 _SUBMODULES = ("callbacks", "data", "optimizers", "recipes", "regularizers")

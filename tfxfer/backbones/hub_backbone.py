@@ -366,6 +366,10 @@ class HubBackbone(keras.layers.Layer):
             children.pop("_hub_module", None)
             for module_name, weight in self._module_weights:
                 children[f"hub_weights/{module_name}"] = weight
+        elif save_type == "savedmodel":
+            # The module carries its variables; the Keras wrappers of the
+            # same variables would store every value a second time.
+            children.pop("_module_weights", None)
         return children
 
 

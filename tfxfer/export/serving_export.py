@@ -1,0 +1,157 @@
+"""`export_for_serving`: versioned, atomic SavedModels for TF Serving."""
+
+import os
+import pathlib
+import shutil
+import uuid
+
+import tensorflow as tf
+from keras import tree
+
+
+class _ServingModule(tf.Module):
+    """What the export holds: the inference network and its signatures.
+
+    Only the backbone, head and preprocessor are tracked, so training state
+    (the regularizer's w⁰, optimizer slots) stays out.
+    """
+
+    def __init__(self, model, class_names, image_size):
+        super().__init__(name="serving")
+        self.backbone = model.backbone
+        self.head = model.head
+        self.preprocessor = model.preprocessor
+        self._model = _Untracked(model)
+        self._class_names = None if class_names is None else tf.constant(list(class_names))
+        self._image_size = image_size
+
+    def outputs(self, probabilities):
+        result = {
+            "probabilities": probabilities,
+            "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
+        }
+        if self._class_names is not None:
+            result["class_names"] = tf.gather(self._class_names, result["class_ids"])
+        return result
+
+    def run(self, inputs):
+        return self.outputs(self._model.value(inputs, training=False))
+
+    def decode_images(self, image_bytes):
+        height, width = self._image_size
+
+        def decode(encoded):
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            image = tf.image.resize(image, (height, width))
+            return tf.cast(image, tf.float32) / 255.0
+
+        return tf.map_fn(
+            decode, image_bytes,
+            fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+        )
+
+
+class _Untracked:
+    """Holds the Keras model without making it a SavedModel dependency."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _next_version(base):
+    if not base.exists():
+        return 1
+    versions = [int(child.name) for child in base.iterdir() if child.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def export_for_serving(model, directory, *, version=None, class_names=None, image_size=None, overwrite=False):
+    """Writes `directory/<version>/`, the layout TF Serving polls.
+
+    The version folder is written under a temporary name and renamed into
+    place, so a server never sees a half-written version. An existing
+    version is refused unless `overwrite=True`.
+
+    Signatures (stable names, check with `saved_model_cli show --all`):
+    - `serving_default`: raw inputs. Image models take `image_bytes`
+      (encoded JPEG/PNG/GIF/BMP strings, decoded and resized in the graph;
+      the `_bytes` suffix lets TF Serving's REST API take base64). Text
+      models take `text` (UTF-8 strings) and tokenize in the graph.
+    - `predict_preprocessed`: the model's own input tensors.
+    Outputs: `probabilities`, `class_ids` and, with `class_names`,
+    `class_names`.
+
+    Args:
+        model: a `TransferModel`.
+        directory: e.g. `"saved_models/ants_bees"`.
+        version: an integer; default the next free one.
+        class_names: names for `class_names` outputs.
+        image_size: `(height, width)` for image bytes; default the model's.
+        overwrite: replace an existing version.
+
+    Returns:
+        The path of the written version.
+
+    Example:
+
+    >>> path = export_for_serving(model, "saved_models/ants_bees", class_names=["ants", "bees"])
+    """
+    base = pathlib.Path(directory)
+    version = _next_version(base) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version must be a positive integer, got {version}.")
+    target = base / str(version)
+    if target.exists() and not overwrite:
+        raise FileExistsError(
+            f"{target} already exists; TF Serving may be serving it. Pass another "
+            "version, version=None for the next one, or overwrite=True."
+        )
+    if class_names is not None and len(class_names) != model.num_classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} names but the model has {model.num_classes} classes."
+        )
+    module = _ServingModule(model, class_names, None)
+    signatures = _signatures(module, model, image_size)
+    base.mkdir(parents=True, exist_ok=True)
+    temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        tf.saved_model.save(module, str(temporary), signatures=signatures)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+    return str(target)
+
+
+def _signatures(module, model, image_size):
+    specs = tree.map_structure(
+        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct
+    )
+    if isinstance(specs, dict):
+        preprocessed = tf.function(lambda **inputs: module.run(inputs), input_signature=None)
+        preprocessed = preprocessed.get_concrete_function(**specs)
+    else:
+        preprocessed = tf.function(lambda inputs: module.run(inputs)).get_concrete_function(specs)
+    signatures = {"predict_preprocessed": preprocessed}
+    if model.preprocessor is not None:
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve_text(text):
+            return module.run(module.preprocessor(text))
+
+        signatures["serving_default"] = serve_text
+    elif not isinstance(specs, dict) and specs.shape.rank == 4 and specs.dtype.is_floating:
+        size = image_size or tuple(specs.shape[1:3])
+        if None in size:
+            size = (224, 224)
+        module._image_size = tuple(int(s) for s in size)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        def serve_images(image_bytes):
+            return module.run(module.decode_images(image_bytes))
+
+        signatures["serving_default"] = serve_images
+    else:
+        signatures["serving_default"] = preprocessed
+    return signatures
