@@ -27,6 +27,8 @@ _PUBLIC_NAMES = {
     "discriminative_optimizer": "tfxfer.optimizers.discriminative",
     "warmup_cosine": "tfxfer.optimizers.schedules",
     "export_for_serving": "tfxfer.export.serving_export",
+    "predict_from_export": "tfxfer.export.export_checks",
+    "verify_export": "tfxfer.export.export_checks",
 }
 
 _SUBMODULES = ("callbacks", "data", "optimizers", "recipes", "regularizers")

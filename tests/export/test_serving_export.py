@@ -73,3 +73,50 @@ def test_bad_arguments(image_module, tmp_path):
         export_for_serving(model, tmp_path / "m", class_names=["a", "b", "c"])
     with pytest.raises(ValueError, match="version must be a positive integer"):
         export_for_serving(model, tmp_path / "m", version=0)
+
+
+def test_warmup_requests_parse_back(image_module, dict_module, text_preprocessor_module, tmp_path):
+    from tfxfer.export import read_warmup_requests
+
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    path = export_for_serving(model, tmp_path / "images")
+    requests = read_warmup_requests(path)
+    assert [r.model_spec.signature_name for r in requests] == ["serving_default"] * 2
+    assert requests[0].model_spec.name == "images"
+    batch = tf.make_ndarray(requests[1].inputs["image_bytes"])
+    assert batch.shape == (2,) and batch[0][:2] == b"\xff\xd8"  # JPEG bytes
+
+    text_model = TransferModel.from_hub(dict_module, num_classes=2, preprocessor=text_preprocessor_module)
+    path = export_for_serving(text_model, tmp_path / "texts", warmup_inputs=["good film", "bad plot"])
+    (request,) = read_warmup_requests(path)
+    assert list(tf.make_ndarray(request.inputs["text"])) == [b"good film", b"bad plot"]
+
+
+def test_verify_and_predict_from_export(image_module, dict_module, text_preprocessor_module, tmp_path):
+    from tfxfer import predict_from_export, verify_export
+
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    path = export_for_serving(model, tmp_path / "images", class_names=["dark", "light"])
+    _, encoded = _image_bytes(2, seed=5)
+    samples = [bytes(v) for v in encoded.numpy()]
+    report = verify_export(path, samples, model)
+    assert report["max_abs_difference"] <= 1e-5 and report["examples"] == 2
+    outputs = predict_from_export(path, samples)
+    assert outputs["probabilities"].shape == (2, 2)
+    assert {n.decode() for n in outputs["class_names"]} <= {"dark", "light"}
+
+    text_model = TransferModel.from_hub(dict_module, num_classes=2, preprocessor=text_preprocessor_module)
+    text_path = export_for_serving(text_model, tmp_path / "texts")
+    assert verify_export(text_path, ["good film", "awful plot"], text_model)["max_abs_difference"] <= 1e-5
+
+
+def test_verify_export_catches_a_different_model(image_module, tmp_path):
+    from tfxfer import verify_export
+
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    path = export_for_serving(model, tmp_path / "m")
+    other = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    other.head.dense.kernel.assign(other.head.dense.kernel + 1.0)
+    _, encoded = _image_bytes(2, seed=6)
+    with pytest.raises(AssertionError, match="differs from the model"):
+        verify_export(path, [bytes(v) for v in encoded.numpy()], other)

@@ -8,6 +8,8 @@ import uuid
 import tensorflow as tf
 from keras import tree
 
+from tfxfer.export.warmup_requests import write_warmup_requests
+
 
 class _ServingModule(tf.Module):
     """What the export holds: the inference network and its signatures.
@@ -24,6 +26,7 @@ class _ServingModule(tf.Module):
         self._model = _Untracked(model)
         self._class_names = None if class_names is None else tf.constant(list(class_names))
         self._image_size = image_size
+        self.raw_input_name = None  # "image_bytes" or "text" once signatures exist
 
     def outputs(self, probabilities):
         result = {
@@ -65,7 +68,16 @@ def _next_version(base):
     return max(versions, default=0) + 1
 
 
-def export_for_serving(model, directory, *, version=None, class_names=None, image_size=None, overwrite=False):
+def export_for_serving(
+    model,
+    directory,
+    *,
+    version=None,
+    class_names=None,
+    image_size=None,
+    overwrite=False,
+    warmup_inputs=None,
+):
     """Writes `directory/<version>/`, the layout TF Serving polls.
 
     The version folder is written under a temporary name and renamed into
@@ -88,6 +100,8 @@ def export_for_serving(model, directory, *, version=None, class_names=None, imag
         class_names: names for `class_names` outputs.
         image_size: `(height, width)` for image bytes; default the model's.
         overwrite: replace an existing version.
+        warmup_inputs: raw inputs (image bytes or texts) for the warmup
+            records in `assets.extra/`; default a small generated batch.
 
     Returns:
         The path of the written version.
@@ -116,6 +130,12 @@ def export_for_serving(model, directory, *, version=None, class_names=None, imag
     temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
         tf.saved_model.save(module, str(temporary), signatures=signatures)
+        input_name = module.raw_input_name
+        if input_name is not None:
+            write_warmup_requests(
+                str(temporary), base.name, input_name,
+                _warmup_batches(input_name, warmup_inputs, module),
+            )
         if target.exists():
             shutil.rmtree(target)
         os.replace(temporary, target)
@@ -123,6 +143,17 @@ def export_for_serving(model, directory, *, version=None, class_names=None, imag
         if temporary.exists():
             shutil.rmtree(temporary)
     return str(target)
+
+
+def _warmup_batches(input_name, warmup_inputs, module):
+    if warmup_inputs is not None:
+        return [list(warmup_inputs)]
+    if input_name == "text":
+        return [["a warmup request"], ["two warmup", "requests"]]
+    height, width = module._image_size
+    gray = tf.fill((height, width, 3), tf.constant(128, tf.uint8))
+    encoded = tf.io.encode_jpeg(gray).numpy()
+    return [[encoded], [encoded, encoded]]
 
 
 def _signatures(module, model, image_size):
@@ -141,6 +172,7 @@ def _signatures(module, model, image_size):
             return module.run(module.preprocessor(text))
 
         signatures["serving_default"] = serve_text
+        module.raw_input_name = "text"
     elif not isinstance(specs, dict) and specs.shape.rank == 4 and specs.dtype.is_floating:
         size = image_size or tuple(specs.shape[1:3])
         if None in size:
@@ -152,6 +184,7 @@ def _signatures(module, model, image_size):
             return module.run(module.decode_images(image_bytes))
 
         signatures["serving_default"] = serve_images
+        module.raw_input_name = "image_bytes"
     else:
         signatures["serving_default"] = preprocessed
     return signatures
