@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tfxfer.data.splitting import check_batches
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -37,18 +39,6 @@ def augmentation_layers(augment, seed=0):
         "augment must be None, 'default', 'randaugment' or Keras preprocessing "
         f"layers; got {augment!r}."
     )
-
-
-def check_batches(train_size, batch_size, drop_remainder):
-    """A training split must fill at least one batch when remainders drop."""
-    if drop_remainder and train_size < batch_size:
-        from tfxfer.data.data_report import DataError
-
-        raise DataError(
-            f"The training split has {train_size} examples, fewer than one batch "
-            f"of {batch_size}, and drop_remainder=True would leave nothing; use a "
-            "smaller batch_size."
-        )
 
 
 def _decoder(image_size):

@@ -2,6 +2,8 @@
 
 import random
 
+from tfxfer.data.data_report import DataError
+
 
 def stratified_split(items, fraction, seed):
     """Splits `(example, label)` items, holding out `fraction` of each class.
@@ -26,3 +28,13 @@ def stratified_split(items, fraction, seed):
         validation.extend(group[:cut])
         train.extend(group[cut:])
     return train, validation
+
+
+def check_batches(train_size, batch_size, drop_remainder):
+    """A training split must fill at least one batch when remainders drop."""
+    if drop_remainder and train_size < batch_size:
+        raise DataError(
+            f"The training split has {train_size} examples, fewer than one batch "
+            f"of {batch_size}, and drop_remainder=True would leave nothing; use a "
+            "smaller batch_size."
+        )

@@ -7,8 +7,7 @@ import pathlib
 import tensorflow as tf
 
 from tfxfer.data.data_report import DataError, DataReport
-from tfxfer.data.image_pipeline import check_batches
-from tfxfer.data.splitting import stratified_split
+from tfxfer.data.splitting import check_batches, stratified_split
 
 FORMATS = ("auto", "csv", "tsv", "label_text")
 
