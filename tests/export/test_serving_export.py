@@ -1,4 +1,8 @@
+import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,10 +65,19 @@ def test_text_models_tokenize_in_the_graph(dict_module, text_preprocessor_module
         ("preset", TransferModel.from_preset(tiny_bert_preset, num_classes=3, sequence_length=8)),
     ]:
         path = export_for_serving(model, tmp_path / name)
-        serving = tf.saved_model.load(path).signatures["serving_default"]
+        loaded = tf.saved_model.load(path)
+        serving = loaded.signatures["serving_default"]
         assert list(serving.structured_input_signature[1]) == ["text"]
         outputs = serving(text=tf.constant(texts))
-        np.testing.assert_allclose(outputs["probabilities"].numpy(), model.predict(texts, verbose=0), atol=1e-5)
+        expected = model.predict(texts, verbose=0)
+        np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
+        # The preprocessed signature takes the token tensors under their own names.
+        token_ids = model.preprocessor(tf.constant(texts))
+        preprocessed = loaded.signatures["predict_preprocessed"]
+        assert sorted(preprocessed.structured_input_signature[1]) == sorted(token_ids)
+        specs = preprocessed.structured_input_signature[1]
+        token_ids = {key: tf.cast(value, specs[key].dtype) for key, value in token_ids.items()}
+        np.testing.assert_allclose(preprocessed(**token_ids)["probabilities"].numpy(), expected, atol=1e-5)
 
 
 def test_bad_arguments(image_module, tmp_path):
@@ -120,3 +133,57 @@ def test_verify_export_catches_a_different_model(image_module, tmp_path):
     _, encoded = _image_bytes(2, seed=6)
     with pytest.raises(AssertionError, match="differs from the model"):
         verify_export(path, [bytes(v) for v in encoded.numpy()], other)
+
+
+def test_export_of_a_model_trained_under_mirrored_strategy(image_module, tmp_path):
+    script = pathlib.Path(__file__).with_name("mirrored_export.py")
+    result = subprocess.run(
+        [sys.executable, str(script), image_module, str(tmp_path / "mirrored")],
+        capture_output=True, text=True, timeout=300,
+        cwd=pathlib.Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    for case in ["outside_scope", "inside_scope", "host_io_device"]:
+        assert report[case] <= 1e-5, (case, report)
+    # The exports hold the trained weights, not the pretrained ones.
+    assert report["training_moved_predictions"] > 1e-3
+    assert sorted(os.listdir(tmp_path / "mirrored")) == ["1", "2", "3"]
+
+
+def test_value_range_is_applied_in_the_graph_and_recorded(image_module, tmp_path):
+    from tfxfer.export import read_export_metadata
+
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    path = export_for_serving(model, tmp_path / "m", value_range=(-1, 1), class_names=["a", "b"])
+    images, encoded = _image_bytes(3, seed=3)
+    served = tf.saved_model.load(path).signatures["serving_default"](image_bytes=encoded)
+    expected = model.predict(images.astype("float32") / 127.5 - 1.0, verbose=0)
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    unscaled = model.predict(images.astype("float32") / 255.0, verbose=0)
+    assert np.abs(unscaled - expected).max() > 1e-4  # the range matters for this model
+    assert read_export_metadata(path) == {
+        "input_name": "image_bytes", "class_names": ["a", "b"],
+        "image_size": [10, 10], "value_range": [-1.0, 1.0],
+    }
+    with pytest.raises(ValueError, match="value_range must be"):
+        export_for_serving(model, tmp_path / "m", value_range=(1, 0))
+
+
+def test_export_size_is_the_serving_weights_after_training(image_module, tmp_path):
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3),
+                                   regularizer=L2SP(0.1, 0.01), trainable_backbone=True)
+    model.compile(optimizer="adam")
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((8, 10, 10, 3), dtype=np.float32), np.arange(8) % 2, epochs=1, verbose=0)
+    assert len(model.optimizer.variables) > len(model.trainable_weights)  # Adam slots exist
+    path = export_for_serving(model, tmp_path / "m")
+    reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    stored_bytes = sum(
+        np.prod(shape, dtype=np.int64) * dtypes[name].size for name, shape in _stored_values(path)
+    )
+    serving_weights = model.backbone.weights + model.head.weights
+    weight_bytes = sum(np.prod(w.shape, dtype=np.int64) * np.dtype(w.dtype).itemsize for w in serving_weights)
+    assert stored_bytes == weight_bytes

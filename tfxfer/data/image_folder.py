@@ -110,6 +110,8 @@ def from_image_folder(
         report=report,
         train_size=len(train_files),
         validation_size=len(validation_files),
+        image_size=tuple(image_size),
+        value_range=tuple(value_range),
     )
 
 

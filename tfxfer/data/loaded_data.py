@@ -13,6 +13,8 @@ class LoadedData:
         class_names: label i is `class_names[i]`.
         report: a `DataReport` of kept and skipped examples.
         train_size, validation_size: examples in each split.
+        image_size, value_range: how images were prepared (None for text);
+            pass them on to `export_for_serving`.
 
     Example:
 
@@ -26,6 +28,8 @@ class LoadedData:
     report: object
     train_size: int
     validation_size: int
+    image_size: tuple = None
+    value_range: tuple = None
 
     @property
     def num_classes(self):

@@ -102,6 +102,8 @@ def from_tfds(
         report=report,
         train_size=sizes[0],
         validation_size=sizes[1] if validation_split else 0,
+        image_size=tuple(image_size) if is_image else None,
+        value_range=tuple(value_range) if is_image else None,
     )
 
 

@@ -9,6 +9,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.export.serving_export import read_export_metadata
+
 _LOADED = {}
 
 # Runs in a fresh Python: plain TensorFlow (and TF Text for text models), no tfxfer.
@@ -85,7 +87,7 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
         served = dict(np.load(outputs_file, allow_pickle=True))
     report = {"examples": len(values)}
     if model is not None:
-        expected = _model_probabilities(model, name, values, serving_inputs)
+        expected = _model_probabilities(model, name, values, read_export_metadata(path))
         difference = float(np.abs(served["probabilities"] - expected).max())
         report["max_abs_difference"] = difference
         if difference > tolerance:
@@ -96,17 +98,19 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
     return report
 
 
-def _model_probabilities(model, name, values, serving):
+def _model_probabilities(model, name, values, metadata):
     if name == "text":
         return model.predict([v.decode("utf-8") for v in values], verbose=0)
     if name == "image_bytes":
-        # The same decode and resize as the export's graph, then the model.
-        height, width = _image_size(model)
+        # Decoded independently of the export's graph, then fed to the model.
+        height, width = metadata.get("image_size") or _image_size(model)
+        low, high = metadata.get("value_range", (0.0, 1.0))
         images = [
-            tf.image.resize(tf.io.decode_image(v, channels=3, expand_animations=False), (height, width)) / 255.0
+            tf.image.resize(tf.io.decode_image(v, channels=3, expand_animations=False), (height, width))
             for v in values
         ]
-        return model.predict(tf.stack(images), verbose=0)
+        pixels = tf.clip_by_value(tf.round(tf.stack(images)), 0.0, 255.0)
+        return model.predict(low + pixels * ((high - low) / 255.0), verbose=0)
     raise ValueError(f"verify_export needs raw inputs; this export takes '{name}'.")
 
 

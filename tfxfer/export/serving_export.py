@@ -1,5 +1,6 @@
 """`export_for_serving`: versioned, atomic SavedModels for TF Serving."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -18,7 +19,7 @@ class _ServingModule(tf.Module):
     (the regularizer's w⁰, optimizer slots) stays out.
     """
 
-    def __init__(self, model, class_names, image_size):
+    def __init__(self, model, class_names, image_size, value_range):
         super().__init__(name="serving")
         self.backbone = model.backbone
         self.head = model.head
@@ -26,6 +27,7 @@ class _ServingModule(tf.Module):
         self._model = _Untracked(model)
         self._class_names = None if class_names is None else tf.constant(list(class_names))
         self._image_size = image_size
+        self._value_range = tuple(float(v) for v in value_range)
         self.raw_input_name = None  # "image_bytes" or "text" once signatures exist
 
     def outputs(self, probabilities):
@@ -42,11 +44,15 @@ class _ServingModule(tf.Module):
 
     def decode_images(self, image_bytes):
         height, width = self._image_size
+        low, high = self._value_range
 
         def decode(encoded):
             image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
             image = tf.image.resize(image, (height, width))
-            return tf.cast(image, tf.float32) / 255.0
+            # Rounded to 8 bits as `tfxfer.data` caches training images, so
+            # the server sees exactly what evaluation saw.
+            image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+            return low + image * ((high - low) / 255.0)
 
         return tf.map_fn(
             decode, image_bytes,
@@ -75,8 +81,10 @@ def export_for_serving(
     version=None,
     class_names=None,
     image_size=None,
+    value_range=(0.0, 1.0),
     overwrite=False,
     warmup_inputs=None,
+    save_options=None,
 ):
     """Writes `directory/<version>/`, the layout TF Serving polls.
 
@@ -99,9 +107,15 @@ def export_for_serving(
         version: an integer; default the next free one.
         class_names: names for `class_names` outputs.
         image_size: `(height, width)` for image bytes; default the model's.
+        value_range: `(low, high)` the decoded pixels are scaled to; use the
+            same range as training (`LoadedData.value_range`).
         overwrite: replace an existing version.
         warmup_inputs: raw inputs (image bytes or texts) for the warmup
             records in `assets.extra/`; default a small generated batch.
+        save_options: a `tf.saved_model.SaveOptions`. By default, a model
+            built under a `TPUStrategy` is saved through the host
+            (`experimental_io_device="/job:localhost"`), so the TPU workers
+            need no access to the destination.
 
     Returns:
         The path of the written version.
@@ -124,18 +138,24 @@ def export_for_serving(
         raise ValueError(
             f"class_names has {len(class_names)} names but the model has {model.num_classes} classes."
         )
-    module = _ServingModule(model, class_names, None)
+    if len(value_range) != 2 or not value_range[0] < value_range[1]:
+        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
+    module = _ServingModule(model, class_names, None, value_range)
     signatures = _signatures(module, model, image_size)
     base.mkdir(parents=True, exist_ok=True)
     temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
-        tf.saved_model.save(module, str(temporary), signatures=signatures)
+        tf.saved_model.save(
+            module, str(temporary), signatures=signatures,
+            options=save_options or _default_save_options(model),
+        )
         input_name = module.raw_input_name
         if input_name is not None:
             write_warmup_requests(
                 str(temporary), base.name, input_name,
                 _warmup_batches(input_name, warmup_inputs, module),
             )
+        _write_metadata(temporary, module, class_names)
         if target.exists():
             shutil.rmtree(target)
         os.replace(temporary, target)
@@ -143,6 +163,38 @@ def export_for_serving(
         if temporary.exists():
             shutil.rmtree(temporary)
     return str(target)
+
+
+METADATA_FILE = os.path.join("assets.extra", "tfxfer_export.json")
+
+
+def read_export_metadata(path):
+    """What `export_for_serving` recorded beside the SavedModel, or `{}`.
+
+    Keys: `input_name`, `class_names`, `image_size`, `value_range`.
+    """
+    metadata = pathlib.Path(path) / METADATA_FILE
+    return json.loads(metadata.read_text()) if metadata.exists() else {}
+
+
+def _write_metadata(export_dir, module, class_names):
+    # TF Serving ignores unknown files in assets.extra; tfxfer's own tools
+    # read this to preprocess exactly as the export does.
+    metadata = {
+        "input_name": module.raw_input_name,
+        "class_names": None if class_names is None else [str(n) for n in class_names],
+        "image_size": None if module._image_size is None else list(module._image_size),
+        "value_range": list(module._value_range),
+    }
+    (export_dir / "assets.extra").mkdir(exist_ok=True)
+    (export_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+
+
+def _default_save_options(model):
+    strategy = model.distribute_strategy
+    if isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)):
+        return tf.saved_model.SaveOptions(experimental_io_device="/job:localhost")
+    return None
 
 
 def _warmup_batches(input_name, warmup_inputs, module):
@@ -161,10 +213,10 @@ def _signatures(module, model, image_size):
         lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct
     )
     if isinstance(specs, dict):
-        preprocessed = tf.function(lambda **inputs: module.run(inputs), input_signature=None)
-        preprocessed = preprocessed.get_concrete_function(**specs)
-    else:
-        preprocessed = tf.function(lambda inputs: module.run(inputs)).get_concrete_function(specs)
+        specs = {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}
+    # A tf.function with an input_signature, not a concrete function: only
+    # that can be saved from a model built under a distribution strategy.
+    preprocessed = tf.function(module.run, input_signature=[specs])
     signatures = {"predict_preprocessed": preprocessed}
     if model.preprocessor is not None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
