@@ -112,6 +112,8 @@ def from_image_folder(
         validation_size=len(validation_files),
         image_size=tuple(image_size),
         value_range=tuple(value_range),
+        train_examples=[(str(path), label) for path, label in train_files],
+        validation_examples=[(str(path), label) for path, label in validation_files],
     )
 
 

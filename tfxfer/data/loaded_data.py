@@ -15,6 +15,8 @@ class LoadedData:
         train_size, validation_size: examples in each split.
         image_size, value_range: how images were prepared (None for text);
             pass them on to `export_for_serving`.
+        train_examples, validation_examples: the `(raw input, label)` pairs
+            behind each split: image file paths or texts (None from TFDS).
 
     Example:
 
@@ -30,6 +32,8 @@ class LoadedData:
     validation_size: int
     image_size: tuple = None
     value_range: tuple = None
+    train_examples: list = None
+    validation_examples: list = None
 
     @property
     def num_classes(self):

