@@ -67,7 +67,7 @@ DATASETS = {
 }
 SETTINGS = {
     # peak learning rates: head / fine-tuning / from scratch
-    "text": {"head": 1e-3, "fine_tune": 5e-5, "scratch": 3e-4},
+    "text": {"head": 1e-2, "fine_tune": 5e-5, "scratch": 3e-4},
     "image": {"head": 1e-3, "fine_tune": 1e-4, "scratch": 1e-3},
 }
 BATCH_SIZE = 16

@@ -138,6 +138,8 @@ def export_for_serving(
         raise ValueError(
             f"class_names has {len(class_names)} names but the model has {model.num_classes} classes."
         )
+    if value_range is None:  # e.g. LoadedData.value_range of a text dataset
+        value_range = (0.0, 1.0)
     if len(value_range) != 2 or not value_range[0] < value_range[1]:
         raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
     module = _ServingModule(model, class_names, None, value_range)

@@ -1,0 +1,1 @@
+"""The `tfxfer` command line (`tfxfer ...` or `python -m tfxfer ...`)."""

@@ -1,0 +1,112 @@
+"""`describe`: what a TF Hub handle, a KerasHub preset or an export contains."""
+
+import pathlib
+
+
+def describe(target):
+    """A readable summary of `target`: an export folder, a TF Hub handle or path, or a preset.
+
+    Example:
+
+    >>> print(describe("../shared/models/tfhub/efficientnet_lite0_feature_vector"))
+    """
+    path = pathlib.Path(target).expanduser()
+    if path.is_dir():
+        from tfxfer.runs.training_run import _export_version
+
+        export = _export_version(path)
+        if export is not None and (pathlib.Path(export) / "assets.extra").exists():
+            return _describe_export(export)
+        if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
+            return _describe_hub(str(path))
+        return _describe_preset(str(path))
+    if "://" in target and not target.startswith(("kaggle://", "hf://")):
+        return _describe_hub(target)
+    return _describe_preset(target)
+
+
+def _describe_hub(handle):
+    import numpy as np
+
+    from tfxfer import HubBackbone, layer_groups
+    from tfxfer.backbones.hub_module import load_hub_module
+
+    module = load_hub_module(handle)
+    backbone = HubBackbone(handle)
+    weights = [w for _, w in backbone.module_weights]
+    trainable_capable = {id(w) for w in backbone._trainable_variables}
+    parameters = sum(int(np.prod(w.shape)) for w in weights)
+    groups = layer_groups(backbone)
+    lines = [
+        f"TF Hub module: {handle}",
+        f"  variables: {len(weights)} ({len(trainable_capable)} trainable), {parameters:,} parameters",
+        f"  BatchNorm: {'yes' if backbone.has_batchnorm else 'no'}",
+        f"  inputs: {_spec(backbone.input_structure)}",
+        f"  outputs: {_spec(backbone.output_structure)}",
+        f"  signatures: {', '.join(sorted(getattr(module, 'signatures', {}) or [])) or 'none'}",
+        f"  layer groups ({len(groups)}, input to output): {_names(groups)}",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_preset(preset):
+    from tfxfer import layer_groups
+    from tfxfer.backbones.preset_loading import load_preset
+
+    backbone, preprocessor = load_preset(preset)
+    groups = layer_groups(backbone)
+    lines = [
+        f"KerasHub preset: {preset}",
+        f"  backbone: {type(backbone).__name__}, {backbone.count_params():,} parameters",
+        f"  inputs: {_spec({k: v for k, v in _inputs(backbone).items()})}",
+    ]
+    if preprocessor is not None:
+        tokenizer = getattr(preprocessor, "tokenizer", None)
+        detail = f", vocabulary {tokenizer.vocabulary_size():,}" if tokenizer is not None else ""
+        length = getattr(preprocessor, "sequence_length", None)
+        lines.append(f"  preprocessor: {type(preprocessor).__name__}"
+                     + (f", sequence length {length}" if length else "") + detail)
+    lines.append(f"  layer groups ({len(groups)}, input to output): {_names(groups)}")
+    return "\n".join(lines)
+
+
+def _describe_export(path):
+    import tensorflow as tf
+
+    from tfxfer.export import read_export_metadata, read_warmup_requests
+
+    loaded = tf.saved_model.load(path)
+    metadata = read_export_metadata(path)
+    lines = [f"Export for TF Serving: {path}"]
+    for name, function in sorted(loaded.signatures.items()):
+        inputs = function.structured_input_signature[1]
+        outputs = function.structured_outputs
+        lines.append(f"  signature {name}: inputs {_spec(inputs)} -> outputs {_spec(outputs)}")
+    if metadata.get("class_names"):
+        lines.append(f"  class names: {', '.join(metadata['class_names'])}")
+    if metadata.get("image_size"):
+        lines.append(f"  images: {metadata['image_size'][0]}x{metadata['image_size'][1]}, "
+                     f"values scaled to {metadata['value_range']}")
+    try:
+        lines.append(f"  warmup requests: {len(read_warmup_requests(path))}")
+    except (OSError, tf.errors.OpError):
+        lines.append("  warmup requests: none")
+    return "\n".join(lines)
+
+
+def _inputs(backbone):
+    inputs = backbone.input
+    return inputs if isinstance(inputs, dict) else {"inputs": inputs}
+
+
+def _spec(structure):
+    if isinstance(structure, dict):
+        return "{" + ", ".join(f"{k}: {_spec(v)}" for k, v in sorted(structure.items())) + "}"
+    shape = [d if d is not None else "?" for d in (structure.shape.as_list() if hasattr(structure.shape, "as_list") else list(structure.shape))]
+    dtype = getattr(structure.dtype, "name", structure.dtype)
+    return f"{dtype}[{', '.join(map(str, shape))}]"
+
+
+def _names(groups):
+    names = [group.name for group in groups]
+    return ", ".join(names) if len(names) <= 12 else ", ".join(names[:5]) + ", ..., " + ", ".join(names[-4:])

@@ -1,0 +1,119 @@
+"""The `tfxfer` command: train, demo, evaluate, export, predict, info.
+
+Example:
+
+    tfxfer train --backbone ../shared/models/tfhub/efficientnet_lite0_feature_vector \\
+        --data ../shared/data/images/hymenoptera --epochs 2
+    tfxfer predict saved_models/hymenoptera ant.jpg bee.jpg
+"""
+
+import argparse
+import os
+import sys
+
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
+
+
+def build_parser():
+    from tfxfer.runs.train_config import option_fields
+    from tfxfer.version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tfxfer", description="Transfer learning on TensorFlow: fine-tune, evaluate, export, serve.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfxfer {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", help="fine-tune a backbone on your data and export it",
+        description="Flags override the config file; the run folder records what was used.",
+    )
+    train.add_argument("--config", help="YAML or JSON file with the same options as the flags")
+    for field in option_fields():
+        flag = "--" + field.name.replace("_", "-")
+        meta = field.metadata
+        if field.type in (bool, "bool"):
+            train.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=meta["help"])
+            continue
+        train.add_argument(flag, dest=field.name, type=meta["type"], choices=meta["choices"],
+                           nargs=meta["nargs"], default=argparse.SUPPRESS,
+                           help=f"{meta['help']} (default: {_shown_default(field)})")
+    _output_flags(train)
+
+    demo = commands.add_parser(
+        "demo", help="the embedded default: EfficientNet-Lite0 fine-tuned on ants/bees, exported",
+        description="Uses ../shared (or $TFXFER_SHARED) when present, otherwise downloads the "
+                    "module from tfhub.dev and the images from download.pytorch.org.",
+    )
+    demo.add_argument("--shared", help="folder holding models/ and data/ (see ../shared/DATA.md)")
+    demo.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2)")
+    demo.add_argument("--runs-dir", default="runs")
+    demo.add_argument("--export-dir", default="saved_models")
+    _output_flags(demo)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, per-class metrics and a confusion matrix",
+        description="TARGET is a run folder, a .keras file, or an export (run through serving_default).",
+    )
+    evaluate.add_argument("target")
+    evaluate.add_argument("--data", help="labelled data (default: the run's own validation split)")
+    _output_flags(evaluate)
+
+    export = commands.add_parser("export", help="export a run or .keras model for TF Serving")
+    export.add_argument("target", help="a run folder or a .keras file")
+    export.add_argument("--export-dir", help="default: the run's export_dir (saved_models)")
+    export.add_argument("--name", help="model name under the export folder (default: the run's name)")
+    export.add_argument("--version", type=int, help="version number (default: the next one)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.add_argument("--class-names", nargs="+", help="class names (default: the run's)")
+    _output_flags(export)
+
+    predict = commands.add_parser(
+        "predict", help="classify images or texts with an export, no server needed",
+        description="EXPORT is saved_models/<name> (newest version) or a version folder.",
+    )
+    predict.add_argument("export")
+    predict.add_argument("inputs", nargs="*", help="image files, or texts for a text model")
+    predict.add_argument("--file", help="a text file with one input per line")
+    predict.add_argument("--top", type=int, default=1, help="classes shown per input")
+    predict.add_argument("--json", action="store_true", help="one JSON object per input")
+
+    info = commands.add_parser("info", help="what a TF Hub handle, preset or export contains")
+    info.add_argument("target", help="TF Hub handle or path, KerasHub preset, or export folder")
+    return parser
+
+
+def _output_flags(parser):
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
+    parser.add_argument("--verbose", type=int, choices=(1, 2), default=1,
+                        help="1: progress bars, 2: one line per epoch (logs)")
+
+
+def _shown_default(field):
+    default = field.default
+    return " ".join(map(str, default)) if isinstance(default, tuple) else default
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfxfer.cli import commands
+
+    try:
+        return getattr(commands, f"run_{args.command}")(args) or 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as error:
+        if os.environ.get("TFXFER_DEBUG"):
+            raise
+        message = str(error).strip() or type(error).__name__
+        print(f"tfxfer {args.command}: error: {message}", file=sys.stderr)
+        print("(set TFXFER_DEBUG=1 for the full traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""`select_strategy`: TPU, several GPUs, several workers, or the default."""
+
+import dataclasses
+import json
+import os
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+
+
+@dataclasses.dataclass
+class StrategyChoice:
+    """A strategy and the training settings that suit it.
+
+    Attributes:
+        name: `"default"`, `"mirrored"`, `"multi_worker"` or `"tpu"`.
+        strategy: the `tf.distribute.Strategy`.
+        replicas: replicas in sync.
+        steps_per_execution: steps per compiled call (many on TPU, where
+            each host round trip is expensive).
+        mixed_precision: the dtype policy that suits the hardware
+            (`"mixed_bfloat16"` on TPU), or None.
+    """
+
+    name: str
+    strategy: object
+    replicas: int
+    steps_per_execution: int = 1
+    mixed_precision: str = None
+
+    def describe(self):
+        return f"{self.name} ({self.replicas} replica{'s' if self.replicas != 1 else ''})"
+
+
+def select_strategy(name="auto", tpu=None):
+    """Picks the distribution strategy.
+
+    `"auto"`: `TPUStrategy` when a TPU is attached (Colab's TPU runtime, a TPU
+    VM, or `TPU_NAME`/`COLAB_TPU_ADDR` set); `MultiWorkerMirroredStrategy` when
+    `TF_CONFIG` names several workers; `MirroredStrategy` on several GPUs;
+    otherwise the default strategy.
+
+    Args:
+        name: one of `"auto"`, `"default"`, `"mirrored"`, `"multi_worker"`, `"tpu"`.
+        tpu: the TPU address for `TPUClusterResolver` (default: found from
+            the environment, `"local"` on a TPU VM).
+
+    Example:
+
+    >>> choice = select_strategy("auto")
+    >>> with choice.strategy.scope():
+    ...     model = tfxfer.TransferModel.from_hub(handle, num_classes=2)
+    """
+    import tensorflow as tf
+
+    if name not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}.")
+    if name == "auto":
+        name = _detect(tf)
+    if name == "tpu":
+        return _tpu_choice(tf, tpu)
+    if name == "multi_worker":
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif name == "mirrored":
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    return StrategyChoice(name, strategy, strategy.num_replicas_in_sync)
+
+
+def _detect(tf):
+    if tpu_attached():
+        return "tpu"
+    if _workers_in_tf_config() > 1:
+        return "multi_worker"
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return "mirrored"
+    return "default"
+
+
+def tpu_attached():
+    """Whether this machine looks like it has a TPU (without touching it)."""
+    if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        return True
+    return os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0")
+
+
+def _workers_in_tf_config():
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    except json.JSONDecodeError as error:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); fix or unset it.") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def _tpu_choice(tf, tpu):
+    address = tpu or os.environ.get("TPU_NAME") or _colab_address() or "local"
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as error:
+        raise RuntimeError(
+            f"No TPU could be reached at {address!r} ({type(error).__name__}: "
+            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}). On Colab, choose "
+            "Runtime > Change runtime type > TPU; elsewhere pass --strategy default."
+        ) from None
+    strategy = tf.distribute.TPUStrategy(resolver)
+    return StrategyChoice(
+        "tpu", strategy, strategy.num_replicas_in_sync,
+        steps_per_execution=32, mixed_precision="mixed_bfloat16",
+    )
+
+
+def _colab_address():
+    address = os.environ.get("COLAB_TPU_ADDR")
+    return f"grpc://{address}" if address else None

@@ -1,0 +1,80 @@
+"""`write_run_report`: a short markdown report tying a run's files together."""
+
+
+def write_run_report(folder, config, metrics):
+    """Writes `report.md` in the run folder and returns its path.
+
+    Example:
+
+    >>> write_run_report(folder, config.to_dict(), metrics)
+    """
+    evaluation = metrics["evaluation"]
+    data = metrics["data"]
+    source = config.get("backbone") or config.get("preset")
+    lines = [
+        f"# Run {metrics['name']}",
+        "",
+        f"{config['recipe'].replace('_', '-')} training of `{source}` on `{data['source']}` "
+        f"({data['train_examples']} training / {data['validation_examples']} validation examples, "
+        f"{len(data['class_names'])} classes), regularizer `{config['regularizer']}`"
+        + (f" (alpha {config['alpha']}, beta {config['beta']})" if config["regularizer"] != "none" else "")
+        + f"; {metrics['strategy']}, {metrics['dtype_policy']}; {metrics['seconds']:.0f} s.",
+        "",
+        "## Result",
+        "",
+        f"Accuracy on the {evaluation['split']} split: **{evaluation['accuracy']:.3f}** "
+        f"(macro F1 {evaluation['macro_f1']:.3f}, loss {evaluation.get('loss', float('nan')):.3f}, "
+        f"{evaluation['examples']} examples), from the best epoch"
+        + (f" ({metrics['best_epoch']})" if metrics.get("best_epoch") else "")
+        + " (`checkpoints/best.keras`).",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in evaluation["per_class"].items():
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "## Training", ""]
+    history = metrics["history"]
+    hidden = ("learning_rate", "val_regularization_loss", "val_task_loss")  # evaluation has no penalty
+    columns = [k for k in history if k not in hidden]
+    lines.append("| epoch | " + " | ".join(c.replace("_", " ") for c in columns) + " |")
+    lines.append("|---|" + "---|" * len(columns))
+    epochs = max(len(v) for v in history.values()) if history else 0
+    for epoch in range(epochs):
+        cells = [f"{history[c][epoch]:.4f}" if epoch < len(history[c]) else "" for c in columns]
+        marker = " (head only)" if metrics["phase_boundaries"] and epoch < metrics["phase_boundaries"][0] else ""
+        lines.append(f"| {epoch + 1}{marker} | " + " | ".join(cells) + " |")
+    lines += ["", "![training curves](training_curves.png)", ""]
+    export = metrics.get("export")
+    lines += ["## Export", ""]
+    if export:
+        name = metrics["name"]
+        check = (
+            f"reloaded in a fresh process with plain TensorFlow: max |Δ| "
+            f"{export['max_abs_difference']:.1e} on {export['verified_examples']} examples"
+            if export.get("max_abs_difference") is not None else "not checked (no raw examples)"
+        )
+        lines += [
+            f"`{export['path']}` ({check}). Serve it with",
+            "",
+            "```bash",
+            f"docker run -p 8501:8501 --mount type=bind,source=$(realpath {export['path'].rsplit('/', 1)[0]}),"
+            f"target=/models/{name} -e MODEL_NAME={name} -t tensorflow/serving",
+            "```",
+            "",
+            f"or without a server: `tfxfer predict {export['path']} INPUT ...`.",
+        ]
+    else:
+        lines.append("Not exported (`export: false`); run `tfxfer export` on this folder.")
+    lines += [
+        "",
+        "## Files",
+        "",
+        "- `config.yaml`: every option of this run (`tfxfer train --config config.yaml` repeats it)",
+        "- `metrics.json`: history, evaluation, export, timings",
+        "- `data_report.txt`: kept and skipped examples",
+        "- `checkpoints/best.keras`: the best epoch's model",
+        "",
+    ]
+    folder.report.write_text("\n".join(lines))
+    return str(folder.report)
