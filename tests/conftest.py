@@ -195,3 +195,33 @@ def tiny_bert_preset(tmp_path_factory):
 def random_images(count, size=10, seed=0):
     rng = np.random.default_rng(seed)
     return rng.random((count, size, size, 3), dtype=np.float32)
+
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Two classes a tiny CNN can tell apart: dark and light PNGs, train/ and val/."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "shapes"
+    for split, count in (("train", 12), ("val", 6)):
+        for label, (low, high) in (("dark", (0, 90)), ("light", (165, 255))):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image = rng.integers(low, high, (10, 10, 3), dtype=np.uint8)
+                (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    return root
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """`<label> <text>` lines in the vocabulary of the tiny text modules."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(40):
+        label = i % 2
+        words = rng.choice(["good", "great", "film"] if label else ["bad", "awful", "plot"], size=3)
+        lines.append(f"{label} {' '.join(words)}")
+    path = tmp_path / "texts.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -12,13 +12,18 @@ IMAGES_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 def find_shared(shared=None):
     """The folder of local models and data: the argument, `$TFXFER_SHARED`,
     `../shared` from here, or `../shared` beside the tfxfer checkout."""
-    candidates = [shared, os.environ.get("TFXFER_SHARED"), pathlib.Path.cwd().parent / "shared",
+    def holds_both(folder):
+        return (pathlib.Path(folder) / MODULE).is_dir() and (pathlib.Path(folder) / IMAGES).is_dir()
+
+    if shared:
+        if not holds_both(shared):
+            raise FileNotFoundError(f"{shared} does not hold {MODULE} and {IMAGES} (see ../shared/DATA.md).")
+        return pathlib.Path(shared).resolve()
+    candidates = [os.environ.get("TFXFER_SHARED"), pathlib.Path.cwd().parent / "shared",
                   pathlib.Path(__file__).resolve().parents[2].parent / "shared"]
     for candidate in candidates:
-        if candidate and (pathlib.Path(candidate) / MODULE).is_dir() and (pathlib.Path(candidate) / IMAGES).is_dir():
+        if candidate and holds_both(candidate):
             return pathlib.Path(candidate).resolve()
-    if shared:
-        raise FileNotFoundError(f"{shared} does not hold {MODULE} and {IMAGES} (see ../shared/DATA.md).")
     return None
 
 

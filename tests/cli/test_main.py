@@ -1,0 +1,88 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfxfer.cli.main import main
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def trained(image_module, image_folder, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"backbone: {image_module}\ndata: {image_folder}\nimage-size: [10, 10]\naugment: none\n"
+        f"epochs: 5\nhead_epochs: 0\nlearning_rate: 0.05\nbatch_size: 8\n"
+        f"runs_dir: {tmp_path / 'runs'}\nexport_dir: {tmp_path / 'saved_models'}\n"
+    )
+    code, out, err = _run(["train", "--config", str(config), "--epochs", "1", "--quiet"], capsys)
+    assert code == 0, err
+    assert out == ""  # --quiet prints nothing
+    (run,) = (tmp_path / "runs").iterdir()
+    return run, tmp_path / "saved_models" / "shapes"
+
+
+def test_train_flags_override_the_config_file(trained):
+    run, export = trained
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert len(metrics["history"]["loss"]) == 1  # --epochs 1 beat the file's 5
+    assert "epochs: 1" in (run / "config.yaml").read_text()
+    assert (export / "1" / "saved_model.pb").is_file()
+
+
+def test_predict_evaluate_export_info(trained, image_folder, capsys):
+    run, export = trained
+    images = sorted((image_folder / "val" / "dark").glob("*.png"))[:2]
+    code, out, _ = _run(["predict", str(export), *map(str, images), "--json", "--top", "2"], capsys)
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["input"] for line in lines] == list(map(str, images))
+    assert {p["class_name"] for p in lines[0]["predictions"]} == {"dark", "light"}
+    assert sum(p["probability"] for p in lines[0]["predictions"]) == pytest.approx(1.0, abs=1e-5)
+
+    code, out, _ = _run(["evaluate", str(export), "--data", str(image_folder)], capsys)
+    assert code == 0 and "on 12 examples" in out
+
+    code, out, _ = _run(["export", str(run)], capsys)
+    assert code == 0 and out.strip().endswith(str(export / "2"))
+
+    code, out, _ = _run(["info", str(export)], capsys)
+    assert "signature serving_default: inputs {image_bytes: string[?]}" in out
+    assert "class names: dark, light" in out and "warmup requests: 2" in out
+
+
+def test_info_on_a_hub_module(image_module, capsys):
+    code, out, _ = _run(["info", image_module], capsys)
+    assert code == 0
+    assert "BatchNorm: yes" in out and "float32[?, ?, ?, 3]" in out and "stem_conv" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "x"], "exactly one of backbone"),
+    (["predict", "nowhere", "a.jpg"], "No export at nowhere"),
+    (["evaluate", "nowhere"], "Nothing to evaluate at nowhere"),
+    (["info", "/no/such/module/dir"], "not found"),
+])
+def test_errors_are_one_clear_line(argv, message, capsys):
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+def test_python_dash_m_and_light_help():
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, runpy; sys.argv=['tfxfer', '--help'];\n"
+         "try:\n    runpy.run_module('tfxfer', run_name='__main__')\n"
+         "except SystemExit: pass\n"
+         "print('tensorflow' in sys.modules)"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert "train" in result.stdout and "predict" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "False"  # --help does not import TensorFlow
