@@ -86,3 +86,11 @@ def test_python_dash_m_and_light_help():
     )
     assert "train" in result.stdout and "predict" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "False"  # --help does not import TensorFlow
+
+
+def test_boolean_flags_and_unset_flags_stay_out_of_the_overrides():
+    from tfxfer.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "--drop-remainder", "--no-export", "--image-size", "32", "48"])
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "verbose")}
+    assert given == {"drop_remainder": True, "export": False, "image_size": [32, 48]}
