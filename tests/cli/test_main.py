@@ -50,7 +50,7 @@ def test_predict_evaluate_export_info(trained, image_folder, capsys):
     assert code == 0 and "on 12 examples" in out
 
     code, out, _ = _run(["export", str(run)], capsys)
-    assert code == 0 and out.strip().endswith(str(export / "2"))
+    assert code == 0 and f"to {export / '2'} (fresh-process check: max |Δ| " in out
 
     code, out, _ = _run(["info", str(export)], capsys)
     assert "signature serving_default: inputs {image_bytes: string[?]}" in out
@@ -94,3 +94,19 @@ def test_boolean_flags_and_unset_flags_stay_out_of_the_overrides():
     args = build_parser().parse_args(["train", "--drop-remainder", "--no-export", "--image-size", "32", "48"])
     given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "verbose")}
     assert given == {"drop_remainder": True, "export": False, "image_size": [32, 48]}
+
+
+def test_demo_without_local_copies_or_network_is_explained(monkeypatch, capsys):
+    import keras
+
+    from tfxfer.cli import demo_config
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(demo_config, "find_shared", lambda shared=None: None)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    code, _, err = _run(["demo"], capsys)
+    assert code == 2
+    assert "no local copy was found (pass --shared or set TFXFER_SHARED)" in err
+    assert "download.pytorch.org" in err and "Name or service not known" in err

@@ -59,8 +59,16 @@ def run_export(args):
         model, pathlib.Path(export_dir) / name, version=args.version, overwrite=args.overwrite,
         class_names=class_names, image_size=image_size if is_images else None, value_range=value_range,
     )
+    message = f"Exported {model_file} to {path}"
+    if (target / "config.yaml").exists():
+        from tfxfer.runs.training_run import load_run_data, verify_on_examples
+
+        data = load_run_data(config)
+        check = verify_on_examples(model, path, data)
+        if check["max_abs_difference"] is not None:
+            message += f" (fresh-process check: max |Δ| {check['max_abs_difference']:.1e})"
     if not args.quiet:
-        print(f"Exported {model_file} to {path}")
+        print(message)
     return 0
 
 
