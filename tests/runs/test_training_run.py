@@ -1,0 +1,109 @@
+import json
+
+import numpy as np
+import pytest
+
+from tfxfer.runs import TrainConfig, evaluate_run, train_run
+from tfxfer.runs.run_folder import RunFolder
+
+
+def _config(tmp_path, **options):
+    defaults = dict(
+        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"),
+        batch_size=8, epochs=2, head_epochs=1, head_learning_rate=0.05, learning_rate=0.01,
+    )
+    defaults.update(options)
+    return TrainConfig(**defaults)
+
+
+def test_image_run_writes_every_artifact_and_a_verified_export(image_module, image_folder, tmp_path):
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                     augment="none", regularizer="l2_sp")
+    metrics = train_run(config, verbose=0)
+    folder = RunFolder(metrics["run_folder"])
+    for path in (folder.config_file, folder.metrics_file, folder.training_curves, folder.confusion_matrix,
+                 folder.best_checkpoint, folder.report, folder.path / "data_report.txt"):
+        assert path.is_file() and path.stat().st_size > 0, path
+    for png in (folder.training_curves, folder.confusion_matrix):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(folder.metrics_file.read_text()) == json.loads(json.dumps(metrics))
+    assert metrics["history"]["val_accuracy"] and len(metrics["history"]["loss"]) == 3
+    assert metrics["phase_boundaries"] == [1]
+    evaluation = metrics["evaluation"]
+    assert evaluation["examples"] == 12 and evaluation["split"] == "validation"
+    assert np.sum(evaluation["confusion_matrix"]) == 12
+    # The evaluated weights are the best epoch's.
+    best = max(metrics["history"]["val_accuracy"])
+    assert evaluation["accuracy"] == pytest.approx(best, abs=1e-6)
+    export = metrics["export"]
+    assert export["path"] == str(tmp_path / "saved_models" / "shapes" / "1")
+    assert export["max_abs_difference"] <= 1e-5 and export["verified_examples"] == 8
+    report = folder.report.read_text()
+    assert f"**{evaluation['accuracy']:.3f}**" in report and "confusion_matrix.png" in report
+    assert "1 (head only)" in report and export["path"] in report
+    saved = folder.read_config()
+    assert saved.backbone == image_module and saved.image_size == (10, 10)
+
+    # The export, run through serving_default on the raw files, agrees with the run.
+    served = evaluate_run(export["path"], data=str(image_folder), verbose=0)
+    assert served["accuracy"] == pytest.approx(evaluation["accuracy"], abs=1e-6)
+    reloaded = evaluate_run(folder.path, verbose=0)
+    assert reloaded["confusion_matrix"] == evaluation["confusion_matrix"]
+    assert (folder.path / "evaluation.json").is_file()
+    # A bare .keras file reads the data at the model's own image size.
+    assert evaluate_run(folder.best_checkpoint, data=str(image_folder), verbose=0)["examples"] == 12
+
+
+@pytest.mark.parametrize("recipe", ["linear_probe", "fine_tune", "gradual"])
+def test_other_recipes(image_module, image_folder, tmp_path, recipe):
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                     recipe=recipe, regularizer="none", export=False, augment="none")
+    metrics = train_run(config, verbose=0)
+    assert len(metrics["history"]["loss"]) == 2 and metrics["export"] is None
+    assert metrics["phase_boundaries"] == []
+
+
+def test_text_run_on_raw_strings(dict_module, text_preprocessor_module, text_file, tmp_path):
+    config = _config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
+                     data=str(text_file), validation_split=0.25, regularizer="l2", epochs=1)
+    metrics = train_run(config, verbose=0)
+    assert metrics["data"]["train_examples"] == 30 and metrics["data"]["validation_examples"] == 10
+    assert metrics["export"]["max_abs_difference"] <= 1e-5
+    # Given data is evaluated whole; a run folder alone gives back its own validation split.
+    served = evaluate_run(metrics["export"]["path"], data=str(text_file), verbose=0)
+    assert served["examples"] == 40
+    again = evaluate_run(metrics["run_folder"], verbose=0)
+    assert again["confusion_matrix"] == metrics["evaluation"]["confusion_matrix"]
+
+
+def test_mismatched_data_and_backbone_is_explained(image_module, dict_module, text_preprocessor_module,
+                                                   image_folder, text_file, tmp_path):
+    with pytest.raises(ValueError, match="are texts but .* takes no raw strings"):
+        train_run(_config(tmp_path, backbone=image_module, data=str(text_file)), verbose=0)
+    with pytest.raises(ValueError, match="are images but a text preprocessor was given"):
+        train_run(_config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
+                          data=str(image_folder), image_size=(10, 10)), verbose=0)
+
+
+def test_missing_data_is_explained(image_module, tmp_path):
+    with pytest.raises(FileNotFoundError, match="Data not found"):
+        train_run(_config(tmp_path, backbone=image_module, data=str(tmp_path / "nowhere")), verbose=0)
+
+
+def test_mixed_precision_policy_is_restored(image_module, image_folder, tmp_path):
+    import keras
+
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                     mixed_precision="mixed_bfloat16", recipe="linear_probe", epochs=1, export=False)
+    metrics = train_run(config, verbose=0)
+    assert metrics["dtype_policy"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder, tmp_path):
+    from tfxfer.runs.training_run import load_run_data
+
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10), batch_size=5)
+    sizes = [int(x.shape[0]) for x, _ in load_run_data(config, drop_remainder=True).train]
+    assert sizes == [5] * 4  # 24 training images, the last 4 dropped
+    assert sum(int(x.shape[0]) for x, _ in load_run_data(config).train) == 24

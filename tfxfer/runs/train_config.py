@@ -1,0 +1,181 @@
+"""`TrainConfig`: every option of a training run, from a file, flags or Python."""
+
+import dataclasses
+import json
+import pathlib
+
+RECIPES = ("linear_probe", "fine_tune", "two_phase", "gradual")
+REGULARIZERS = ("none", "l2", "l2_sp", "cosine_sp", "bss", "l2_sp+bss")
+MIXED_PRECISION = ("auto", "off", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
+
+
+def _option(default, help, type=None, choices=None, nargs=None):
+    return dataclasses.field(
+        default=default, metadata={"help": help, "type": type, "choices": choices, "nargs": nargs}
+    )
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Options of `tfxfer train`; keys of a YAML/JSON config file have the same names.
+
+    Example:
+
+    >>> config = TrainConfig(backbone="../shared/models/tfhub/efficientnet_lite0_feature_vector",
+    ...                      data="../shared/data/images/hymenoptera", epochs=2)
+    """
+
+    # What to train on.
+    backbone: str = _option(None, "TF Hub handle, URL or local SavedModel directory", str)
+    preset: str = _option(None, "KerasHub preset name, kaggle:// or hf:// handle, or local directory", str)
+    preprocessor: str = _option(None, "TF Hub text preprocessor for a --backbone text encoder", str)
+    data: str = _option(None, "image folder, text file (CSV/TSV/'<label> <text>'), or tfds:NAME", str)
+    validation_data: str = _option(None, "separate validation file or folder", str)
+    validation_split: float = _option(None, "fraction held out when there is no validation split", float)
+    text_column: str = _option(None, "text column of a CSV/TSV (name or index)", str)
+    label_column: str = _option(None, "label column of a CSV/TSV (name or index)", str)
+    data_format: str = _option("auto", "text file format", str, ("auto", "csv", "tsv", "label_text"))
+    label_base: int = _option(0, "the first integer label (AG News counts from 1)", int)
+    encoding_errors: str = _option("strict", "bad UTF-8 in text files", str, ("strict", "replace"))
+    on_bad_data: str = _option("error", "unreadable images / bad lines", str, ("error", "skip"))
+    image_size: list = _option((224, 224), "image height and width", int, nargs=2)
+    value_range: list = _option((0.0, 1.0), "pixel range the backbone expects", float, nargs=2)
+    augment: str = _option("default", "image augmentation: default, randaugment or none", str)
+    sequence_length: int = _option(None, "token sequence length for presets", int)
+    # The model.
+    pooling: str = _option("auto", "head pooling", str, ("auto", "avg", "max", "first", "masked_avg", "none"))
+    dropout: float = _option(0.0, "dropout before the classifier", float)
+    # How to train.
+    recipe: str = _option("two_phase", "training recipe", str, RECIPES)
+    epochs: int = _option(3, "epochs (for two_phase: of the fine-tuning phase)", int)
+    head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
+    learning_rate: float = _option(1e-4, "peak fine-tuning learning rate", float)
+    head_learning_rate: float = _option(1e-3, "learning rate of the head-only phase / linear probe", float)
+    unfreeze_top: int = _option(None, "fine-tune only the top K layer groups", int)
+    layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
+    regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZERS)
+    alpha: float = _option(0.01, "strength on the pretrained weights", float)
+    beta: float = _option(0.01, "strength on the new head", float)
+    batch_size: int = _option(32, "global batch size", int)
+    mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION)
+    strategy: str = _option("auto", "distribution strategy", str, STRATEGIES)
+    steps_per_execution: int = _option(None, "steps per compiled call (auto: 32 on TPU)", int)
+    drop_remainder: bool = _option(None, "fixed training batch shapes (auto: on for TPU)", None)
+    seed: int = _option(0, "seed for splits, shuffling and initialisation", int)
+    # Where results go.
+    name: str = _option(None, "run and export name (default: the data's name)", str)
+    runs_dir: str = _option("runs", "folder for run folders", str)
+    export_dir: str = _option("saved_models", "folder for TF Serving exports", str)
+    export: bool = _option(True, "export for TF Serving after training", None)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        if bool(self.backbone) == bool(self.preset):
+            raise ValueError(
+                "Give exactly one of backbone (a TF Hub handle or SavedModel path) and "
+                "preset (a KerasHub preset)."
+            )
+        if not self.data:
+            raise ValueError("No data given: pass --data (an image folder, a text file or tfds:NAME).")
+        for field in dataclasses.fields(self):
+            choices = field.metadata.get("choices")
+            value = getattr(self, field.name)
+            if choices and value not in choices:
+                raise ValueError(f"{field.name} must be one of {choices}, got {value!r}.")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.recipe == "two_phase" and self.head_epochs < 0:
+            raise ValueError(f"head_epochs must be 0 or more, got {self.head_epochs}.")
+        if self.validation_split is not None and not 0.0 < self.validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {self.validation_split}.")
+        self.image_size = tuple(int(v) for v in self.image_size)
+        self.value_range = tuple(float(v) for v in self.value_range)
+
+    def to_dict(self, absolute_paths=False):
+        """The options as plain values; `absolute_paths` makes local paths absolute,
+        so a saved config means the same from any folder."""
+        values = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        if absolute_paths:
+            for key in PATH_OPTIONS + ("runs_dir", "export_dir"):
+                value = values[key]
+                if isinstance(value, str) and "://" not in value and pathlib.Path(value).expanduser().exists():
+                    values[key] = str(pathlib.Path(value).expanduser().resolve())
+        return values
+
+    @property
+    def run_name(self):
+        if self.name:
+            return self.name
+        source = self.data.split(":", 1)[1] if self.data.startswith("tfds:") else self.data
+        return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def option_fields():
+    """The fields that become command-line flags and config-file keys."""
+    return dataclasses.fields(TrainConfig)
+
+
+def read_config_file(path):
+    """A YAML or JSON config file as a dict with underscore keys."""
+    file = pathlib.Path(path).expanduser()
+    if not file.is_file():
+        raise FileNotFoundError(f"Config file not found: {file}.")
+    text = file.read_text()
+    try:
+        if file.suffix.lower() == ".json":
+            values = json.loads(text)
+        else:
+            import yaml
+
+            values = yaml.safe_load(text)
+    except (json.JSONDecodeError, Exception) as error:  # yaml.YAMLError has no common base here
+        raise ValueError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {error}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{file} must hold a mapping of option names to values, not {type(values).__name__}.")
+    values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    known = {field.name for field in option_fields()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"{file}: unknown option(s) {', '.join(unknown)}. Known options: {', '.join(sorted(known))}."
+        )
+    return values
+
+
+def load_config(path=None, **overrides):
+    """A `TrainConfig` from a config file, with `overrides` taking precedence.
+
+    Relative paths in a config file are relative to the file's folder.
+
+    Example:
+
+    >>> config = load_config("examples/configs/ants_bees.yaml", epochs=1)
+    """
+    values = {}
+    if path is not None:
+        values = read_config_file(path)
+        base = pathlib.Path(path).expanduser().resolve().parent
+        for key in PATH_OPTIONS:
+            if isinstance(values.get(key), str):
+                values[key] = _relative_to(base, values[key])
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**values)
+
+
+def _relative_to(base, value):
+    if "://" in value or value.startswith("tfds:") or pathlib.Path(value).expanduser().is_absolute():
+        return value
+    candidate = base / value
+    # A preset name like "bert_tiny_en_uncased" is not a path.
+    return str(candidate) if candidate.exists() or "/" in value else value
