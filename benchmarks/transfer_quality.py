@@ -260,8 +260,8 @@ def table(results):
     for r in results:
         groups.setdefault((r["dataset"], r["size"]), {}).setdefault(r["method"], []).append(r)
     lines = [
-        "| dataset | train examples | epochs | " + " | ".join(METHODS) + " | seeds |",
-        "|---|---|---|" + "---|" * len(METHODS) + "---|",
+        "| dataset | train examples | epochs | " + " | ".join(METHODS) + " | L2-SP − L2, paired | seeds |",
+        "|---|---|---|" + "---|" * len(METHODS) + "---|---|",
     ]
     order = {name: i for i, name in enumerate(DATASETS)}
     for (dataset, size), by_method in sorted(
@@ -284,9 +284,21 @@ def table(results):
         size_label = f"{any_run['train_examples']}" + (" (all)" if size == "all" else "")
         lines.append(
             f"| {DATASETS[dataset]['title']} | {size_label} | {any_run['epochs']} | "
-            + " | ".join(cells) + f" | {len(seeds)} |"
+            + " | ".join(cells) + f" | {_paired(by_method)} | {len(seeds)} |"
         )
     return "\n".join(lines)
+
+
+def _paired(by_method):
+    """L2-SP minus L2 on the same subset and seed: mean ± std, and how often L2-SP won."""
+    l2 = {r["seed"]: r["accuracy"] for r in by_method.get("l2", [])}
+    l2_sp = {r["seed"]: r["accuracy"] for r in by_method.get("l2_sp", [])}
+    differences = [l2_sp[seed] - l2[seed] for seed in sorted(set(l2) & set(l2_sp))]
+    if not differences:
+        return "–"
+    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+    wins = sum(d > 0 for d in differences)
+    return f"{100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} ({wins}/{len(differences)} won)"
 
 
 def _shown(path):

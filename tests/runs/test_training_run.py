@@ -83,6 +83,7 @@ def test_mismatched_data_and_backbone_is_explained(image_module, dict_module, te
     with pytest.raises(ValueError, match="are images but a text preprocessor was given"):
         train_run(_config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
                           data=str(image_folder), image_size=(10, 10)), verbose=0)
+    assert not (tmp_path / "runs").exists()  # no half-made run folders
 
 
 def test_missing_data_is_explained(image_module, tmp_path):

@@ -43,10 +43,6 @@ def train_run(config, verbose=1):
         raise TypeError(f"train_run takes a TrainConfig, got {type(config).__name__}.")
     say = _speaker(verbose)
     started = time.time()
-    folder = RunFolder.create(config.runs_dir, config.run_name)
-    folder.write_config(config.to_dict(absolute_paths=True))
-    say(f"Run folder: {folder.path}")
-
     keras.utils.set_random_seed(config.seed)
     choice = select_strategy(config.strategy)
     policy = _mixed_precision_policy(config.mixed_precision, choice)
@@ -55,18 +51,15 @@ def train_run(config, verbose=1):
     try:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
-        return _run(config, folder, choice, policy, started, verbose, say)
+        return _run(config, choice, policy, started, verbose, say)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _run(config, folder, choice, policy, started, verbose, say):
+def _run(config, choice, policy, started, verbose, say):
     say(f"Loading data from {config.data} ...")
     drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.name == "tpu"
     data = load_run_data(config, drop_remainder=drop_remainder)
-    folder.write_text("data_report.txt", "\n".join(
-        [data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped]
-    ) + "\n")
     say(f"  {data.train_size} training and {data.validation_size} validation examples, "
         f"{data.num_classes} classes: {', '.join(map(str, data.class_names[:10]))}"
         + (" ..." if data.num_classes > 10 else ""))
@@ -74,6 +67,13 @@ def _run(config, folder, choice, policy, started, verbose, say):
     with choice.strategy.scope():
         say(f"Building the model on {config.backbone or config.preset} ...")
         model = build_run_model(config, data)
+        # The folder appears once data and model are sound, so mistakes leave none behind.
+        folder = RunFolder.create(config.runs_dir, config.run_name)
+        folder.write_config(config.to_dict(absolute_paths=True))
+        folder.write_text("data_report.txt", "\n".join(
+            [data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped]
+        ) + "\n")
+        say(f"Run folder: {folder.path}")
         recipe = _train(model, config, data, choice, folder, verbose, say)
     if folder.best_checkpoint.exists():
         with warnings.catch_warnings():
