@@ -110,3 +110,10 @@ def test_demo_without_local_copies_or_network_is_explained(monkeypatch, capsys):
     assert code == 2
     assert "no local copy was found (pass --shared or set TFXFER_SHARED)" in err
     assert "download.pytorch.org" in err and "Name or service not known" in err
+
+
+def test_info_on_a_preset_directory(tiny_bert_preset, capsys):
+    code, out, _ = _run(["info", tiny_bert_preset], capsys)
+    assert code == 0
+    assert "backbone: BertBackbone" in out and "preprocessor: BertTextClassifierPreprocessor" in out
+    assert "transformer_layer_0" in out

@@ -12,9 +12,9 @@ def describe(target):
     """
     path = pathlib.Path(target).expanduser()
     if path.is_dir():
-        from tfxfer.runs.training_run import _export_version
+        from tfxfer.export.serving_export import export_version_path
 
-        export = _export_version(path)
+        export = export_version_path(path)
         if export is not None and (pathlib.Path(export) / "assets.extra").exists():
             return _describe_export(export)
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():

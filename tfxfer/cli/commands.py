@@ -74,10 +74,10 @@ def run_export(args):
 
 def run_predict(args):
     from tfxfer.export import predict_from_export, read_export_metadata
-    from tfxfer.runs.training_run import _export_version
+    from tfxfer.export.serving_export import export_version_path
 
     target = pathlib.Path(args.export).expanduser()
-    path = _export_version(target) if target.is_dir() else None
+    path = export_version_path(target) if target.is_dir() else None
     if path is None:
         raise FileNotFoundError(
             f"No export at {target}: pass saved_models/<name> or one of its version folders."

@@ -67,6 +67,25 @@ class _Untracked:
         self.value = value
 
 
+def export_version_path(target):
+    """The version folder to use for `target`: itself when it is one, else its newest version.
+
+    Returns None when `target` is not an export.
+
+    Example:
+
+    >>> export_version_path("saved_models/ants_bees")
+    'saved_models/ants_bees/2'
+    """
+    target = pathlib.Path(target)
+    if (target / "saved_model.pb").exists():
+        return str(target)
+    if not target.is_dir():
+        return None
+    versions = [c for c in target.iterdir() if c.name.isdigit() and (c / "saved_model.pb").exists()]
+    return str(max(versions, key=lambda c: int(c.name))) if versions else None
+
+
 def _next_version(base):
     if not base.exists():
         return 1

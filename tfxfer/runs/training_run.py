@@ -171,7 +171,9 @@ def evaluate_run(target, data=None, verbose=1):
         evaluation_examples, evaluation_data, split = (
             dataset.validation_examples, dataset.validation, "validation"
         )
-    export_path = _export_version(target)
+    from tfxfer.export import export_version_path
+
+    export_path = export_version_path(target)
     if export_path is not None:
         from tfxfer.export import predict_from_export
 
@@ -205,9 +207,9 @@ def evaluate_run(target, data=None, verbose=1):
 
 def _preprocessing_of(target):
     """Image size and value range of an export or a `.keras` model, for reading its data."""
-    from tfxfer.export import read_export_metadata
+    from tfxfer.export import export_version_path, read_export_metadata
 
-    export = _export_version(target)
+    export = export_version_path(target)
     if export is not None:
         metadata = read_export_metadata(export)
         return {key: metadata[key] for key in ("image_size", "value_range") if metadata.get(key)}
@@ -452,17 +454,6 @@ def _column(value):
 def _raw_inputs(examples, images):
     """Image file bytes or texts, as `serving_default` takes them."""
     return [pathlib.Path(value).read_bytes() if images else value for value, _ in examples]
-
-
-def _export_version(target):
-    """The version folder when `target` is an export (or its model folder), else None."""
-    if (target / "saved_model.pb").exists():
-        return str(target)
-    versions = sorted(
-        (child for child in target.iterdir() if child.name.isdigit() and (child / "saved_model.pb").exists()),
-        key=lambda child: int(child.name),
-    ) if target.is_dir() else []
-    return str(versions[-1]) if versions else None
 
 
 def _speaker(verbose):
