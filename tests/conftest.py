@@ -193,8 +193,9 @@ def tiny_bert_preset(tmp_path_factory):
 
 
 def random_images(count, size=10, seed=0):
+    """Raw pixel values in [0, 255] (float32), as image models' fit/predict take them."""
     rng = np.random.default_rng(seed)
-    return rng.random((count, size, size, 3), dtype=np.float32)
+    return rng.integers(0, 256, (count, size, size, 3)).astype(np.float32)
 
 
 

@@ -13,10 +13,16 @@ Example:
 
 import importlib
 
+from tfxfer.registration import register_when_keras_is_imported
 from tfxfer.version import __version__
+
+register_when_keras_is_imported()
 
 _PUBLIC_NAMES = {
     "HubBackbone": "tfxfer.backbones.hub_backbone",
+    "ImagePreprocessor": "tfxfer.preprocessing.image_preprocessor",
+    "load_model": "tfxfer.models.model_loading",
+    "relocated_hub_modules": "tfxfer.backbones.hub_module",
     "TransferModel": "tfxfer.models.transfer_model",
     "ClassificationHead": "tfxfer.models.classification_head",
     "LayerGroup": "tfxfer.freezing.layer_groups",
@@ -31,7 +37,7 @@ _PUBLIC_NAMES = {
     "verify_export": "tfxfer.export.export_checks",
 }
 
-_SUBMODULES = ("callbacks", "data", "optimizers", "recipes", "regularizers")
+_SUBMODULES = ("callbacks", "data", "optimizers", "preprocessing", "recipes", "regularizers")
 
 __all__ = ["__version__", *_PUBLIC_NAMES, *_SUBMODULES]
 

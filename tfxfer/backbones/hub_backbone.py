@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfxfer.backbones.hub_module import load_hub_module
+from tfxfer.backbones.hub_module import load_hub_module, relocated_handle
 
 _BATCHNORM_STATISTICS = ("moving_mean", "moving_variance")
 
@@ -214,6 +214,61 @@ class HubBackbone(keras.layers.Layer):
         """The module's outputs as a `tf.TensorSpec` or a dict of them."""
         return self._output_structure()
 
+    @property
+    def takes_images(self):
+        """Whether the module takes one float `[batch, height, width, 3]` tensor."""
+        structure = self.input_structure
+        return (
+            not isinstance(structure, dict)
+            and structure.shape.rank == 4
+            and structure.dtype.is_floating
+        )
+
+    def model_inputs(self, input_shape=None):
+        """`keras.Input`s for a Functional model around this module.
+
+        Args:
+            input_shape: the per-example shape for single-input modules, e.g.
+                `(224, 224, 3)`; it must fit the module's declared shape
+                (None there means any size). Default: the module's own.
+        """
+        structure = self.input_structure
+        if isinstance(structure, dict):
+            if input_shape is not None:
+                raise ValueError(
+                    f"input_shape cannot be used with module '{self.handle}': "
+                    f"it takes several inputs {sorted(structure)}."
+                )
+            return {
+                key: keras.Input(shape=spec.shape[1:], dtype=spec.dtype.name, name=key)
+                for key, spec in sorted(structure.items())
+            }
+        if structure.shape.rank is None:
+            if input_shape is None:
+                raise ValueError(
+                    f"Module '{self.handle}' does not declare its input rank; pass input_shape=..."
+                )
+            shape = tuple(input_shape)
+        else:
+            shape = tuple(structure.shape[1:].as_list())
+            if input_shape is not None:
+                shape = self._checked_input_shape(tuple(input_shape), shape)
+        return keras.Input(shape=shape, dtype=structure.dtype.name, name="inputs")
+
+    def _checked_input_shape(self, requested, module_shape):
+        fits = len(requested) == len(module_shape) and all(
+            expected is None or got == expected
+            for got, expected in zip(requested, module_shape)
+        )
+        if not fits:
+            missing_channels = len(requested) == len(module_shape) - 1
+            raise ValueError(
+                f"input_shape={requested} does not fit module '{self.handle}', which "
+                f"takes per-example inputs of shape {module_shape} (None = any size)."
+                + (" The channel axis is missing." if missing_channels else "")
+            )
+        return requested
+
     # --- Calling ---------------------------------------------------------
 
     def call(self, inputs, training=None):
@@ -355,6 +410,12 @@ class HubBackbone(keras.layers.Layer):
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["handle"] = relocated_handle(config["handle"], config.get("name"))
+        return cls(**config)
 
     @tf.__internal__.tracking.no_automatic_dependency_tracking
     def _trackable_children(self, save_type="checkpoint", **kwargs):

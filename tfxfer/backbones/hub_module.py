@@ -149,3 +149,49 @@ def _load_error(handle, error):
         f"Could not load TF Hub module '{handle}' as a TF2 SavedModel: "
         f"{type(error).__name__}: {str(error).splitlines()[0]}"
     )
+
+
+# Where modules a saved model names have moved: {saved handle: new handle}.
+_RELOCATED = {}
+
+
+class relocated_hub_modules:
+    """Within this context, saved models find their TF Hub modules elsewhere.
+
+    A `.keras` file records its modules' handles. When a local module has
+    moved, map the recorded handle to the new one while loading (or use
+    `tfxfer.load_model(path, hub_handles=...)`, or the CLI's
+    `--hub-handle OLD=NEW`).
+
+    Example:
+
+    >>> with relocated_hub_modules({"/old/place/encoder": "/new/place/encoder"}):
+    ...     model = keras.models.load_model("model.keras")
+    """
+
+    def __init__(self, handles):
+        self.handles = {str(old): str(new) for old, new in dict(handles or {}).items()}
+        self._previous = None
+
+    def __enter__(self):
+        self._previous = dict(_RELOCATED)
+        _RELOCATED.update(self.handles)
+        return self
+
+    def __exit__(self, *exc_info):
+        _RELOCATED.clear()
+        _RELOCATED.update(self._previous)
+
+
+def relocated_handle(handle, layer_name=None):
+    """The handle to load for a saved `handle`, with a clear error if it is gone."""
+    handle = _RELOCATED.get(str(handle), handle)
+    if is_remote_handle(handle) or os.path.isdir(os.path.expanduser(str(handle))):
+        return handle
+    raise FileNotFoundError(
+        f"The TF Hub module of layer '{layer_name}' is not at '{handle}' any more "
+        "(it was moved or deleted since the model was saved). Put it back, or say "
+        "where it is now: tfxfer.load_model(path, hub_handles={"
+        f"'{handle}': 'NEW/PATH'}}) in Python, --hub-handle '{handle}=NEW/PATH' "
+        "on the command line."
+    )

@@ -17,8 +17,10 @@ def load_preset(preset, *, sequence_length=None, load_weights=True):
 
     Returns:
         `(backbone, preprocessor)`. The preprocessor is the preset's
-        `TextClassifierPreprocessor` or `ImageClassifierPreprocessor`, or
-        None when the preset has neither.
+        `TextClassifierPreprocessor`, or for image presets a
+        `tfxfer.preprocessing.ImagePreprocessor` with the preset's own image
+        converter settings (size, scale and offset, resizing), or None when
+        the preset has neither.
 
     Example:
 
@@ -34,7 +36,18 @@ def load_preset(preset, *, sequence_length=None, load_weights=True):
         )
     except Exception as error:
         raise _preset_error(preset, "backbone", error) from error
-    return backbone, _load_preprocessor(preset, sequence_length, keras_hub)
+    preprocessor = _load_preprocessor(preset, sequence_length, keras_hub)
+    if isinstance(preprocessor, keras_hub.models.ImageClassifierPreprocessor):
+        preprocessor = _image_preprocessor(preprocessor.image_converter, backbone)
+    return backbone, preprocessor
+
+
+def _image_preprocessor(converter, backbone):
+    from tfxfer.preprocessing import ImagePreprocessor
+
+    shape = tuple(getattr(backbone, "image_shape", None) or (None, None, 3))
+    size = converter.image_size or (None if None in shape[:2] else shape[:2])
+    return ImagePreprocessor.from_converter(converter, image_size=size)
 
 
 def _is_local(preset):

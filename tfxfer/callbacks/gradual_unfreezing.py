@@ -85,7 +85,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         self.history.append(count)
         if state == model.trainable_backbone:
             return
-        model._set_trainable_backbone(state, recompile=False)
+        model.set_trainable_backbone(state, recompile=False)
         # The compiled step captured the old trainable set: trace it again.
         model.make_train_function(force=True)
         if self.verbose:

@@ -85,8 +85,11 @@ def _describe_export(path):
     if metadata.get("class_names"):
         lines.append(f"  class names: {', '.join(metadata['class_names'])}")
     if metadata.get("image_size"):
-        lines.append(f"  images: {metadata['image_size'][0]}x{metadata['image_size'][1]}, "
-                     f"values scaled to {metadata['value_range']}")
+        lines.append(f"  images: any encoded image, resized to {metadata['image_size'][0]}x"
+                     f"{metadata['image_size'][1]} by the model's own preprocessor")
+    if metadata.get("decoding"):
+        threshold = f" above {metadata['threshold']}" if metadata["decoding"] != "multiclass" else ""
+        lines.append(f"  decisions: {metadata['decoding']}{threshold}")
     try:
         lines.append(f"  warmup requests: {len(read_warmup_requests(path))}")
     except (OSError, tf.errors.OpError):

@@ -31,39 +31,49 @@ def run_demo(args):
 def run_evaluate(args):
     from tfxfer.runs import evaluate_run
 
-    evaluate_run(args.target, data=args.data, verbose=_verbosity(args))
+    evaluate_run(args.target, data=args.data, verbose=_verbosity(args), hub_handles=_hub_handles(args))
+
+
+def _hub_handles(args):
+    handles = {}
+    for pair in getattr(args, "hub_handle", None) or []:
+        old, separator, new = pair.partition("=")
+        if not separator or not old or not new:
+            raise ValueError(f"--hub-handle takes OLD=NEW (the handle saved in the model = where it is now), got {pair!r}.")
+        handles[old] = new
+    return handles
 
 
 def run_export(args):
     from tfxfer.export import export_for_serving
     from tfxfer.runs.run_folder import RunFolder
-    from tfxfer.runs.training_run import load_model_file
+    from tfxfer.runs.run_model import load_model_file
 
     target = pathlib.Path(args.target).expanduser()
-    if (target / "config.yaml").exists():
-        folder = RunFolder(target)
-        config, metrics = folder.read_config(), folder.read_metrics()
+    folder = RunFolder(target) if (target / "config.yaml").exists() else None
+    if folder is not None:
+        folder.check_finished_checkpoint()
+        config = folder.read_config()
         model_file, name = folder.best_checkpoint, args.name or config.run_name
         export_dir = args.export_dir or config.export_dir
-        class_names = args.class_names or metrics["data"]["class_names"]
-        image_size, value_range = config.image_size, config.value_range
     elif target.suffix == ".keras" and target.is_file():
         model_file, name = target, args.name or target.stem
-        export_dir, class_names = args.export_dir or "saved_models", args.class_names
-        image_size, value_range = None, (0.0, 1.0)
+        export_dir = args.export_dir or "saved_models"
     else:
         raise FileNotFoundError(f"{target} is neither a run folder (with config.yaml) nor a .keras file.")
-    model = load_model_file(model_file)
-    is_images = model.preprocessor is None and len(model.input.shape) == 4
+    model = load_model_file(model_file, hub_handles=_hub_handles(args))
+    # The model carries its preprocessing and class names: nothing else is needed.
     path = export_for_serving(
         model, pathlib.Path(export_dir) / name, version=args.version, overwrite=args.overwrite,
-        class_names=class_names, image_size=image_size if is_images else None, value_range=value_range,
+        class_names=args.class_names, threshold=args.threshold,
     )
     message = f"Exported {model_file} to {path}"
-    if (target / "config.yaml").exists():
-        from tfxfer.runs.training_run import load_run_data, verify_on_examples
+    if folder is not None:
+        from tfxfer.runs.run_data import load_run_data
+        from tfxfer.runs.run_export import verify_on_examples
 
-        data = load_run_data(config)
+        preprocessor = model.preprocessor if model.modality == "image" else None
+        data = load_run_data(config, evaluation=True, preprocessor=preprocessor)
         check = verify_on_examples(model, path, data)
         if check["max_abs_difference"] is not None:
             message += f" (fresh-process check: max |Δ| {check['max_abs_difference']:.1e})"
@@ -92,6 +102,8 @@ def run_predict(args):
     if not inputs:
         raise ValueError("Nothing to predict: pass image files or texts, or --file.")
     takes_images = metadata.get("input_name") == "image_bytes"
+    if not takes_images and metadata.get("input_name") != "text":
+        raise ValueError(f"The export {path} takes no raw inputs (no image_bytes or text signature).")
     raw = []
     for value in inputs:
         if takes_images:
@@ -102,20 +114,37 @@ def run_predict(args):
         else:
             raw.append(value)
     outputs = predict_from_export(path, raw)
-    names = metadata.get("class_names")
-    for value, probabilities in zip(inputs, outputs["probabilities"]):
-        order = probabilities.argsort()[::-1][: max(1, args.top)]
-        ranked = [
-            {"class_id": int(i), "class_name": names[i] if names else str(i),
-             "probability": float(probabilities[i])}
-            for i in order
-        ]
+    for index, value in enumerate(inputs):
+        result = _decision(outputs, index, metadata.get("class_names"), args.top)
         if args.json:
-            print(json.dumps({"input": value, "predictions": ranked}))
+            print(json.dumps({"input": value, **result}))
         else:
-            shown = ", ".join(f"{r['class_name']} {r['probability']:.3f}" for r in ranked)
-            print(f"{value}\t{shown}")
+            shown = ", ".join(f"{r['class_name']} {r['probability']:.3f}" for r in result["predictions"])
+            print(f"{value}\t{result['decision']}\t{shown}")
     return 0
+
+
+def _decision(outputs, index, names, top):
+    """The export's own decision for one input, and its most probable classes."""
+    probabilities = outputs["probabilities"][index]
+
+    def name(i):
+        return names[i] if names else str(i)
+
+    if "multi_hot" in outputs:
+        chosen = [name(i) for i, flag in enumerate(outputs["multi_hot"][index]) if flag]
+        decision = ",".join(chosen) or "(none)"
+        ranked = [(i, probabilities[i]) for i in probabilities.argsort()[::-1]]
+    elif probabilities.shape[-1] == 1:  # one sigmoid output: P(positive)
+        decision = name(int(outputs["class_ids"][index]))
+        ranked = sorted([(1, probabilities[0]), (0, 1.0 - probabilities[0])], key=lambda r: -r[1])
+    else:
+        decision = name(int(outputs["class_ids"][index]))
+        ranked = [(i, probabilities[i]) for i in probabilities.argsort()[::-1]]
+    predictions = [
+        {"class_id": int(i), "class_name": name(i), "probability": float(p)} for i, p in ranked[: max(1, top)]
+    ]
+    return {"decision": decision, "predictions": predictions}
 
 
 def run_info(args):

@@ -58,6 +58,7 @@ def build_parser():
     )
     evaluate.add_argument("target")
     evaluate.add_argument("--data", help="labelled data (default: the run's own validation split)")
+    _hub_handle_flag(evaluate)
     _output_flags(evaluate)
 
     export = commands.add_parser("export", help="export a run or .keras model for TF Serving")
@@ -66,7 +67,11 @@ def build_parser():
     export.add_argument("--name", help="model name under the export folder (default: the run's name)")
     export.add_argument("--version", type=int, help="version number (default: the next one)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    export.add_argument("--class-names", nargs="+", help="class names (default: the run's)")
+    export.add_argument("--class-names", nargs="+",
+                        help="class names for a model saved without them (default: the model's own)")
+    export.add_argument("--threshold", type=float,
+                        help="probability above which sigmoid outputs decide 1 (default: the model's, 0.5)")
+    _hub_handle_flag(export)
     _output_flags(export)
 
     predict = commands.add_parser(
@@ -82,6 +87,11 @@ def build_parser():
     info = commands.add_parser("info", help="what a TF Hub handle, preset or export contains")
     info.add_argument("target", help="TF Hub handle or path, KerasHub preset, or export folder")
     return parser
+
+
+def _hub_handle_flag(parser):
+    parser.add_argument("--hub-handle", action="append", metavar="OLD=NEW",
+                        help="a TF Hub module the model names has moved: where it is now (repeatable)")
 
 
 def _output_flags(parser):

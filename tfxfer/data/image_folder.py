@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfxfer.data.data_report import DataError, DataReport
 from tfxfer.data.splitting import stratified_split
-from tfxfer.data.image_pipeline import image_datasets
+from tfxfer.data.image_pipeline import image_datasets, image_preprocessor_for
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 TRAIN_FOLDERS = ("train",)
@@ -19,10 +19,10 @@ def from_image_folder(
     path,
     *,
     image_size=(224, 224),
+    preprocessor=None,
     batch_size=32,
     validation_split=None,
     seed=0,
-    value_range=(0.0, 1.0),
     augment=None,
     on_bad_data="error",
     verify=True,
@@ -35,22 +35,27 @@ def from_image_folder(
     and seeded), or `root/train/<class>/...` with `root/val/<class>/...`
     (also `validation/`, `valid/`), whose split is kept. Images are decoded
     in parallel (JPEG, PNG, GIF's first frame, BMP, whatever the extension
-    says), resized to `image_size`, cached as uint8, scaled to `value_range`
-    ([0, 1] is what TF Hub image modules take), shuffled every epoch,
-    batched and prefetched.
+    says) and resized to `image_size` by the model's own image preprocessing
+    (`ImagePreprocessor.decode`), cached as uint8 pixels, shuffled every
+    epoch, batched and prefetched. The batches hold pixel values in
+    [0, 255]: the model's preprocessor scales them to its range in `fit`,
+    `evaluate` and `predict`, exactly as its export does with image bytes.
 
     Bad data: with `on_bad_data="error"` (default) an unreadable, truncated
     or empty image file, a file that is not an image, or an empty class
     folder raises a `DataError` naming the file; with `"skip"` it is left
-    out and listed in `report`. Fewer than two classes is always an error.
+    out and listed in `report`. Fewer than two classes, and a validation
+    class folder with no training folder of the same name, are always
+    errors.
 
     Args:
         path: the root folder.
         image_size: `(height, width)` fed to the model.
+        preprocessor: the model's `ImagePreprocessor` (or the model): its
+            image size and resizing are used instead of `image_size`.
         batch_size: examples per batch.
         validation_split: fraction held out when there is no val/ folder.
         seed: for the split and the shuffling.
-        value_range: `(low, high)` of the model's input values.
         augment: None, `"default"` (flip, small rotation and zoom),
             `"randaugment"`, or Keras preprocessing layers; training split only.
         on_bad_data: `"error"` or `"skip"`.
@@ -74,9 +79,12 @@ def from_image_folder(
         raise FileNotFoundError(f"Image folder not found: {root} (absolute: {root.resolve()}).")
     if not root.is_dir():
         raise DataError(f"{root} is a file; pass the folder whose subfolders are the classes.")
+    preprocessor = image_preprocessor_for(image_size, preprocessor)
     report = DataReport(on_bad_data)
     train_root, validation_root = _split_folders(root)
     class_names = _class_names(train_root)
+    if validation_root is not None:
+        _check_validation_classes(validation_root, train_root, class_names)
     train_files = _list_images(train_root, class_names, report)
     validation_files = (
         _list_images(validation_root, class_names, report) if validation_root else []
@@ -93,10 +101,9 @@ def from_image_folder(
     train, validation = image_datasets(
         train_files,
         validation_files,
-        image_size=image_size,
+        preprocessor=preprocessor,
         batch_size=batch_size,
         seed=seed,
-        value_range=value_range,
         augment=augment,
         cache=cache,
         drop_remainder=drop_remainder,
@@ -110,8 +117,7 @@ def from_image_folder(
         report=report,
         train_size=len(train_files),
         validation_size=len(validation_files),
-        image_size=tuple(image_size),
-        value_range=tuple(value_range),
+        image_size=tuple(preprocessor.image_size),
         train_examples=[(str(path), label) for path, label in train_files],
         validation_examples=[(str(path), label) for path, label in validation_files],
     )
@@ -138,6 +144,21 @@ def _class_names(folder):
             "and root/val/<class>/)."
         )
     return names
+
+
+def _check_validation_classes(validation_root, train_root, class_names):
+    names = sorted(
+        child.name for child in validation_root.iterdir()
+        if child.is_dir() and not child.name.startswith(".")
+    )
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise DataError(
+            f"{validation_root}: class folder(s) {unknown} have no training folder in "
+            f"{train_root} (training classes: {class_names}). Add training images for "
+            "them, or rename or remove the validation folders; class names must match "
+            "exactly (case too)."
+        )
 
 
 def _list_images(folder, class_names, report):

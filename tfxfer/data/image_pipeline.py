@@ -1,4 +1,4 @@
-"""The `tf.data` pipeline for image files: decode, resize, cache, augment."""
+"""The `tf.data` pipeline for image files: decode and resize (the model's way), cache, augment."""
 
 import keras
 import tensorflow as tf
@@ -41,48 +41,44 @@ def augmentation_layers(augment, seed=0):
     )
 
 
-def _decoder(image_size):
-    height, width = image_size
+def image_preprocessor_for(image_size, preprocessor):
+    """The preprocessor whose `decode` the loaders use: the model's own, or one of `image_size`."""
+    from tfxfer.preprocessing import ImagePreprocessor
 
-    def decode(path, label):
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=3, expand_animations=False
+    if preprocessor is None:
+        return ImagePreprocessor(image_size)
+    preprocessor = getattr(preprocessor, "preprocessor", preprocessor)  # a model
+    if not isinstance(preprocessor, ImagePreprocessor):
+        raise TypeError(
+            "preprocessor must be an image model's ImagePreprocessor (model.preprocessor), "
+            f"got {type(preprocessor).__name__}."
         )
-        image = tf.image.resize(image, (height, width))
-        # uint8 keeps the cache four times smaller than float32.
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
-        image.set_shape((height, width, 3))
-        return image, label
-
-    return decode
-
-
-def _scaler(value_range):
-    low, high = value_range
-
-    def scale(images, labels):
-        images = tf.cast(images, tf.float32) * ((high - low) / 255.0) + low
-        return images, labels
-
-    return scale
+    return preprocessor
 
 
 def image_datasets(
     train_files,
     validation_files,
     *,
-    image_size,
+    preprocessor,
     batch_size,
     seed,
-    value_range,
     augment,
     cache,
     drop_remainder,
 ):
-    """Batched `(image, label)` datasets for the training and validation files."""
+    """Batched `(pixels, label)` datasets for the training and validation files.
+
+    Each file is decoded and resized by `preprocessor.decode` (the model's
+    own image preprocessing) and cached as uint8; augmentation works on the
+    pixels as floats in [0, 255]. The model's preprocessor scales them in
+    `fit`/`evaluate`/`predict`, as it does for raw images everywhere else.
+    """
     check_batches(len(train_files), batch_size, drop_remainder)
-    decode, scale = _decoder(image_size), _scaler(value_range)
     augmentation = augmentation_layers(augment, seed)
+
+    def decode(path, label):
+        return preprocessor.decode(tf.io.read_file(path)), label
 
     def build(files, training):
         if not files:
@@ -103,7 +99,6 @@ def image_datasets(
                 lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
                 num_parallel_calls=AUTOTUNE,
             )
-        dataset = dataset.map(scale, num_parallel_calls=AUTOTUNE)
         return dataset.prefetch(AUTOTUNE)
 
     return build(train_files, True), build(validation_files, False)

@@ -37,10 +37,13 @@ def from_text_file(
     <text>` (SST, TREC). `"auto"` goes by the extension (.csv, .tsv) and
     otherwise by the first line.
 
-    Labels: class names (`"spam"`) or integer ids. Without `class_names` the
-    classes are the distinct labels, sorted (numerically for integers). With
-    `class_names`, integer labels are ids counted from `label_base` (AG News
-    numbers its classes from 1) and other labels must be one of the names.
+    Labels: class names (`"spam"`) or integer ids; integer labels compare as
+    integers (`01` and `1` are one class). Without `class_names` the classes
+    are the distinct labels of the training file, sorted (numerically for
+    integers), and a label seen only in `validation_path` is bad data. With
+    `class_names` the classes are declared: a label must be one of the names
+    (or, when the names are not integers, an id counted from `label_base`:
+    AG News numbers its classes from 1), else it is bad data.
 
     Bad data: a missing label or text, a label out of range or unknown,
     text that is not valid UTF-8 (with `encoding_errors="strict"`) and an
@@ -82,7 +85,10 @@ def from_text_file(
         _read_examples(validation_path, format, text_column, label_column, header, encoding_errors, report)
         if validation_path else []
     )
-    class_names, labels = _label_ids(rows + validation_rows, class_names, label_base, report)
+    class_names, labels = _label_ids(
+        rows + validation_rows, class_names, label_base, report,
+        training_wheres={where for where, _, _ in rows},
+    )
     examples = [(text, labels[(where)]) for where, text, _ in rows if where in labels]
     validation = [(text, labels[where]) for where, text, _ in validation_rows if where in labels]
     if len({label for _, label in examples}) < 2:
@@ -250,22 +256,48 @@ def _is_int(text):
         return False
 
 
-def _label_ids(examples, class_names, label_base, report):
-    """Class names and {where: label id} for the examples with a valid label."""
-    raw = [label for _, _, label in examples]
-    all_ints = all(_is_int(label) for label in raw)
+def _label_key(label):
+    """Integer labels compare as integers ("01" is 1); other labels as written."""
+    return str(int(label)) if _is_int(label) else label
+
+
+def _label_ids(examples, class_names, label_base, report, training_wheres):
+    """Class names and {where: label id} for the examples with a valid label.
+
+    Without `class_names` the classes are the labels of the training
+    examples; a label seen only in validation data is bad data.
+    """
     if class_names is None:
-        distinct = sorted(set(raw), key=int if all_ints else str)
-        names = [str(name) for name in distinct]
+        training = {_label_key(label) for where, _, label in examples if where in training_wheres}
+        all_ints = all(_is_int(label) for label in training)
+        names = sorted(training, key=int if all_ints else str)
         index = {name: i for i, name in enumerate(names)}
-        return names, {where: index[label] for where, _, label in examples}
-    names = list(class_names)
+        ids = {}
+        for where, _, label in examples:
+            key = _label_key(label)
+            if key in index:
+                ids[where] = index[key]
+            else:
+                report.problem(
+                    where,
+                    f"label '{label}' appears in the validation data but in no training "
+                    f"example (training classes: {names}); declare the classes with "
+                    "class_names (--class-names) or fix the label",
+                )
+        return names, ids
+    names = [str(name) for name in class_names]
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise ValueError(f"class_names must be at least two distinct names, got {names}.")
     by_name = {name: i for i, name in enumerate(names)}
+    names_are_ints = all(_is_int(name) for name in names)
+    if names_are_ints:
+        by_name = {_label_key(name): i for i, name in enumerate(names)}
     ids = {}
     for where, _, label in examples:
-        if label in by_name:
-            ids[where] = by_name[label]
-        elif _is_int(label):
+        key = _label_key(label) if names_are_ints else label
+        if key in by_name:
+            ids[where] = by_name[key]
+        elif _is_int(label) and not names_are_ints:
             value = int(label) - label_base
             if 0 <= value < len(names):
                 ids[where] = value
@@ -275,5 +307,5 @@ def _label_ids(examples, class_names, label_base, report):
                     f"label {label} out of range: {len(names)} classes numbered from {label_base}",
                 )
         else:
-            report.problem(where, f"unknown label '{label}' (classes: {names})")
+            report.problem(where, f"label '{label}' is not one of the declared classes {names}")
     return names, ids

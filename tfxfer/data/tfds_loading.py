@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfxfer.data.data_report import DataReport
-from tfxfer.data.image_pipeline import augmentation_layers
+from tfxfer.data.image_pipeline import augmentation_layers, image_preprocessor_for
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -16,7 +16,7 @@ def from_tfds(
     data_dir=None,
     download=True,
     image_size=(224, 224),
-    value_range=(0.0, 1.0),
+    preprocessor=None,
     augment=None,
     batch_size=32,
     seed=0,
@@ -25,7 +25,9 @@ def from_tfds(
 ):
     """Loads a TensorFlow Datasets dataset with `tensorflow_datasets.load`.
 
-    Image datasets are resized to `image_size`, scaled to `value_range` and
+    Image datasets are resized to `image_size` by the model's own image
+    preprocessing and rounded to 8 bits exactly as `from_image_folder` does
+    (pixels in [0, 255]; the model's preprocessor scales them), and
     optionally augmented (training split only); text datasets stay raw
     strings. Offline, pass the `data_dir` of an already prepared copy
     (`download=False` then never touches the network).
@@ -36,7 +38,7 @@ def from_tfds(
             `validation_split=None` for none.
         data_dir: where prepared datasets live (default: TFDS' own).
         download: let TFDS download and prepare it when missing.
-        image_size, value_range, augment: image preprocessing, as in
+        image_size, preprocessor, augment: image preprocessing, as in
             `from_image_folder`.
         batch_size, seed, shuffle_buffer, drop_remainder: pipeline options.
 
@@ -68,25 +70,20 @@ def from_tfds(
     inputs = info.supervised_keys[0]
     is_image = isinstance(info.features[inputs], tfds.features.Image)
     augmentation = augmentation_layers(augment, seed) if is_image else None
+    preprocessor = image_preprocessor_for(image_size, preprocessor) if is_image else None
 
     def build(dataset, training):
         if is_image:
-            height, width = image_size
-            low, high = value_range
             dataset = dataset.map(
-                lambda x, y: (tf.image.resize(x, (height, width)), y),
-                num_parallel_calls=AUTOTUNE,
+                lambda x, y: (preprocessor.resized_uint8(x), y), num_parallel_calls=AUTOTUNE
             )
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)
         if training and augmentation is not None:
             dataset = dataset.map(
-                lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=AUTOTUNE
-            )
-        if is_image:
-            dataset = dataset.map(
-                lambda x, y: (x * ((high - low) / 255.0) + low, y), num_parallel_calls=AUTOTUNE
+                lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
+                num_parallel_calls=AUTOTUNE,
             )
         return dataset.prefetch(AUTOTUNE)
 
@@ -102,8 +99,9 @@ def from_tfds(
         report=report,
         train_size=sizes[0],
         validation_size=sizes[1] if validation_split else 0,
-        image_size=tuple(image_size) if is_image else None,
-        value_range=tuple(value_range) if is_image else None,
+        image_size=tuple(preprocessor.image_size) if is_image else None,
+        raw_train=datasets[0],
+        raw_validation=datasets[1] if validation_split else None,
     )
 
 

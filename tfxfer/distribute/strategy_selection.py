@@ -4,7 +4,7 @@ import dataclasses
 import json
 import os
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+from tfxfer.choices import STRATEGY_NAMES as STRATEGIES
 
 
 @dataclasses.dataclass

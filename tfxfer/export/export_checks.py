@@ -87,36 +87,33 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
         served = dict(np.load(outputs_file, allow_pickle=True))
     report = {"examples": len(values)}
     if model is not None:
-        expected = _model_probabilities(model, name, values, read_export_metadata(path))
-        difference = float(np.abs(served["probabilities"] - expected).max())
+        expected = _model_outputs(model, name, values)
+        probabilities = np.asarray(model.head.probabilities(expected))
+        difference = float(np.abs(served["probabilities"] - probabilities).max())
         report["max_abs_difference"] = difference
         if difference > tolerance:
             raise AssertionError(
                 f"The export at {path} differs from the model by {difference:.2e} "
                 f"(tolerance {tolerance:.0e})."
             )
+        threshold = read_export_metadata(path).get("threshold")
+        decisions = model.head.decode(expected, threshold)
+        for key, value in decisions.items():
+            if not np.array_equal(served[key], np.asarray(value)):
+                raise AssertionError(
+                    f"The export at {path} decides differently from the model ({key})."
+                )
     return report
 
 
-def _model_probabilities(model, name, values, metadata):
+def _model_outputs(model, name, values):
     if name == "text":
         return model.predict([v.decode("utf-8") for v in values], verbose=0)
     if name == "image_bytes":
-        # Decoded independently of the export's graph, then fed to the model.
-        height, width = metadata.get("image_size") or _image_size(model)
-        low, high = metadata.get("value_range", (0.0, 1.0))
-        images = [
-            tf.image.resize(tf.io.decode_image(v, channels=3, expand_animations=False), (height, width))
-            for v in values
-        ]
-        pixels = tf.clip_by_value(tf.round(tf.stack(images)), 0.0, 255.0)
-        return model.predict(low + pixels * ((high - low) / 255.0), verbose=0)
+        # Decoded here, in this process, by the model's own preprocessor.
+        pixels = np.stack([model.preprocessor.decode(v).numpy() for v in values])
+        return model.predict(pixels, verbose=0)
     raise ValueError(f"verify_export needs raw inputs; this export takes '{name}'.")
-
-
-def _image_size(model):
-    shape = tuple(model.input.shape[1:3])
-    return shape if None not in shape else (224, 224)
 
 
 def _register_text_ops():

@@ -16,48 +16,41 @@ class _ServingModule(tf.Module):
     """What the export holds: the inference network and its signatures.
 
     Only the backbone, head and preprocessor are tracked, so training state
-    (the regularizer's w⁰, optimizer slots) stays out.
+    (the regularizer's w⁰, optimizer slots) stays out. Inputs are prepared
+    by the model's own preprocessor and outputs decoded by its own head.
     """
 
-    def __init__(self, model, class_names, image_size, value_range):
+    def __init__(self, model, class_names, threshold):
         super().__init__(name="serving")
         self.backbone = model.backbone
         self.head = model.head
         self.preprocessor = model.preprocessor
         self._model = _Untracked(model)
         self._class_names = None if class_names is None else tf.constant(list(class_names))
-        self._image_size = image_size
-        self._value_range = tuple(float(v) for v in value_range)
+        self._threshold = threshold
         self.raw_input_name = None  # "image_bytes" or "text" once signatures exist
 
-    def outputs(self, probabilities):
-        result = {
-            "probabilities": probabilities,
-            "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int64),
-        }
+    def outputs(self, model_outputs):
+        result = {"probabilities": self.head.probabilities(model_outputs)}
+        result.update(self.head.decode(model_outputs, self._threshold))
         if self._class_names is not None:
-            result["class_names"] = tf.gather(self._class_names, result["class_ids"])
+            if "class_ids" in result:
+                result["class_names"] = tf.gather(self._class_names, result["class_ids"])
+            else:  # multi-label: the name where the flag is 1, else ""
+                names = tf.broadcast_to(self._class_names, tf.shape(result["multi_hot"]))
+                result["class_names"] = tf.where(result["multi_hot"] > 0, names, "")
         return result
 
     def run(self, inputs):
         return self.outputs(self._model.value(inputs, training=False))
 
     def decode_images(self, image_bytes):
-        height, width = self._image_size
-        low, high = self._value_range
-
-        def decode(encoded):
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            image = tf.image.resize(image, (height, width))
-            # Rounded to 8 bits as `tfxfer.data` caches training images, so
-            # the server sees exactly what evaluation saw.
-            image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
-            return low + image * ((high - low) / 255.0)
-
-        return tf.map_fn(
-            decode, image_bytes,
-            fn_output_signature=tf.TensorSpec((height, width, 3), tf.float32),
+        height, width = self.preprocessor.image_size
+        pixels = tf.map_fn(
+            self.preprocessor.decode, image_bytes,
+            fn_output_signature=tf.TensorSpec((height, width, 3), tf.uint8),
         )
+        return self.preprocessor(pixels)
 
 
 class _Untracked:
@@ -99,8 +92,7 @@ def export_for_serving(
     *,
     version=None,
     class_names=None,
-    image_size=None,
-    value_range=(0.0, 1.0),
+    threshold=None,
     overwrite=False,
     warmup_inputs=None,
     save_options=None,
@@ -111,23 +103,30 @@ def export_for_serving(
     place, so a server never sees a half-written version. An existing
     version is refused unless `overwrite=True`.
 
+    The export is self-describing: raw inputs go through the model's own
+    preprocessor (image size, value range, resizing, 8-bit rounding; or the
+    tokenizer) and outputs through its head's decoding, with the model's
+    class names.
+
     Signatures (stable names, check with `saved_model_cli show --all`):
     - `serving_default`: raw inputs. Image models take `image_bytes`
-      (encoded JPEG/PNG/GIF/BMP strings, decoded and resized in the graph;
-      the `_bytes` suffix lets TF Serving's REST API take base64). Text
-      models take `text` (UTF-8 strings) and tokenize in the graph.
+      (encoded JPEG/PNG/GIF/BMP strings of any size, decoded and resized in
+      the graph; the `_bytes` suffix lets TF Serving's REST API take
+      base64). Text models take `text` (UTF-8 strings).
     - `predict_preprocessed`: the model's own input tensors.
-    Outputs: `probabilities`, `class_ids` and, with `class_names`,
-    `class_names`.
+    Outputs: `probabilities`; `class_ids` (softmax: the most probable class;
+    one sigmoid output: 1 above the threshold) or, for multi-label heads,
+    `multi_hot` (a 0/1 flag per class); and `class_names` when the model
+    has them (multi-label: the name where the flag is 1, else "").
 
     Args:
         model: a `TransferModel`.
         directory: e.g. `"saved_models/ants_bees"`.
         version: an integer; default the next free one.
-        class_names: names for `class_names` outputs.
-        image_size: `(height, width)` for image bytes; default the model's.
-        value_range: `(low, high)` the decoded pixels are scaled to; use the
-            same range as training (`LoadedData.value_range`).
+        class_names: names for models built without `class_names`; they
+            must agree with the model's own when it has them.
+        threshold: the probability above which sigmoid outputs decide 1
+            (default: the head's, 0.5).
         overwrite: replace an existing version.
         warmup_inputs: raw inputs (image bytes or texts) for the warmup
             records in `assets.extra/`; default a small generated batch.
@@ -141,7 +140,7 @@ def export_for_serving(
 
     Example:
 
-    >>> path = export_for_serving(model, "saved_models/ants_bees", class_names=["ants", "bees"])
+    >>> path = export_for_serving(model, "saved_models/ants_bees")
     """
     base = pathlib.Path(directory)
     version = _next_version(base) if version is None else int(version)
@@ -153,16 +152,12 @@ def export_for_serving(
             f"{target} already exists; TF Serving may be serving it. Pass another "
             "version, version=None for the next one, or overwrite=True."
         )
-    if class_names is not None and len(class_names) != model.num_classes:
-        raise ValueError(
-            f"class_names has {len(class_names)} names but the model has {model.num_classes} classes."
-        )
-    if value_range is None:  # e.g. LoadedData.value_range of a text dataset
-        value_range = (0.0, 1.0)
-    if len(value_range) != 2 or not value_range[0] < value_range[1]:
-        raise ValueError(f"value_range must be (low, high) with low < high, got {value_range}.")
-    module = _ServingModule(model, class_names, None, value_range)
-    signatures = _signatures(module, model, image_size)
+    class_names = _export_class_names(model, class_names)
+    if threshold is not None and not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
+    threshold = model.head.threshold if threshold is None else float(threshold)
+    module = _ServingModule(model, class_names, threshold)
+    signatures = _signatures(module, model)
     base.mkdir(parents=True, exist_ok=True)
     temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
@@ -174,9 +169,9 @@ def export_for_serving(
         if input_name is not None:
             write_warmup_requests(
                 str(temporary), base.name, input_name,
-                _warmup_batches(input_name, warmup_inputs, module),
+                _warmup_batches(input_name, warmup_inputs, model),
             )
-        _write_metadata(temporary, module, class_names)
+        _write_metadata(temporary, model, module, class_names, threshold)
         if target.exists():
             shutil.rmtree(target)
         os.replace(temporary, target)
@@ -186,26 +181,49 @@ def export_for_serving(
     return str(target)
 
 
+def _export_class_names(model, class_names):
+    own = model.class_names
+    if class_names is None:
+        return own
+    class_names = [str(name) for name in class_names]
+    if own is not None and class_names != own:
+        raise ValueError(
+            f"class_names {class_names} differ from the model's own {own}; the model's "
+            "names are exported (leave class_names out)."
+        )
+    if len(class_names) != model.head.num_names:
+        raise ValueError(
+            f"class_names has {len(class_names)} names but the model's head decodes to "
+            f"{model.head.num_names} classes."
+        )
+    return class_names
+
+
 METADATA_FILE = os.path.join("assets.extra", "tfxfer_export.json")
 
 
 def read_export_metadata(path):
     """What `export_for_serving` recorded beside the SavedModel, or `{}`.
 
-    Keys: `input_name`, `class_names`, `image_size`, `value_range`.
+    Keys: `input_name` (`image_bytes`, `text` or None), `modality`,
+    `class_names`, `decoding` (`multiclass`, `binary` or `multi_label`),
+    `threshold`, `image_size`.
     """
     metadata = pathlib.Path(path) / METADATA_FILE
     return json.loads(metadata.read_text()) if metadata.exists() else {}
 
 
-def _write_metadata(export_dir, module, class_names):
+def _write_metadata(export_dir, model, module, class_names, threshold):
     # TF Serving ignores unknown files in assets.extra; tfxfer's own tools
-    # read this to preprocess exactly as the export does.
+    # read this to know the export's modality and classes before running it.
+    preprocessor = model.preprocessor
     metadata = {
         "input_name": module.raw_input_name,
-        "class_names": None if class_names is None else [str(n) for n in class_names],
-        "image_size": None if module._image_size is None else list(module._image_size),
-        "value_range": list(module._value_range),
+        "modality": model.modality,
+        "class_names": class_names,
+        "decoding": model.head.kind,
+        "threshold": threshold,
+        "image_size": list(preprocessor.image_size) if model.modality == "image" else None,
     }
     (export_dir / "assets.extra").mkdir(exist_ok=True)
     (export_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
@@ -218,18 +236,18 @@ def _default_save_options(model):
     return None
 
 
-def _warmup_batches(input_name, warmup_inputs, module):
+def _warmup_batches(input_name, warmup_inputs, model):
     if warmup_inputs is not None:
         return [list(warmup_inputs)]
     if input_name == "text":
         return [["a warmup request"], ["two warmup", "requests"]]
-    height, width = module._image_size
+    height, width = model.preprocessor.image_size
     gray = tf.fill((height, width, 3), tf.constant(128, tf.uint8))
     encoded = tf.io.encode_jpeg(gray).numpy()
     return [[encoded], [encoded, encoded]]
 
 
-def _signatures(module, model, image_size):
+def _signatures(module, model):
     specs = tree.map_structure(
         lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct
     )
@@ -239,19 +257,14 @@ def _signatures(module, model, image_size):
     # that can be saved from a model built under a distribution strategy.
     preprocessed = tf.function(module.run, input_signature=[specs])
     signatures = {"predict_preprocessed": preprocessed}
-    if model.preprocessor is not None:
+    if model.modality == "text":
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve_text(text):
             return module.run(module.preprocessor(text))
 
         signatures["serving_default"] = serve_text
         module.raw_input_name = "text"
-    elif not isinstance(specs, dict) and specs.shape.rank == 4 and specs.dtype.is_floating:
-        size = image_size or tuple(specs.shape[1:3])
-        if None in size:
-            size = (224, 224)
-        module._image_size = tuple(int(s) for s in size)
-
+    elif model.modality == "image":
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_images(image_bytes):
             return module.run(module.decode_images(image_bytes))

@@ -41,6 +41,13 @@ class ClassificationHead(keras.layers.Layer):
         feature_key: which entry to use when the backbone returns a dict.
             Defaults to `"sequence_output"` for `"masked_avg"`, else to
             `"pooled_output"` when present.
+        multi_label: the outputs are independent per-class decisions.
+        threshold: the probability above which a sigmoid output means yes
+            (binary and multi-label heads).
+
+    The head also owns how its outputs become decisions (`decode`):
+    softmax → the most probable class; one sigmoid output → class 1 above
+    `threshold`, else class 0; multi-label → a 0/1 flag per class.
 
     Example:
 
@@ -56,6 +63,8 @@ class ClassificationHead(keras.layers.Layer):
         dropout=0.0,
         pooling="auto",
         feature_key=None,
+        multi_label=False,
+        threshold=0.5,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,7 +85,16 @@ class ClassificationHead(keras.layers.Layer):
             raise ValueError(
                 f"pooling must be one of {POOLINGS}, got {pooling!r}."
             )
+        if not 0.0 < float(threshold) < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
+        if multi_label and activation == "softmax":
+            raise ValueError(
+                "multi_label=True needs independent outputs: use activation='sigmoid' "
+                "(or None for logits), not softmax."
+            )
         self.num_classes = num_classes
+        self.multi_label = bool(multi_label)
+        self.threshold = float(threshold)
         self.activation = activation
         self.dropout = dropout
         self.pooling = pooling
@@ -157,10 +175,51 @@ class ClassificationHead(keras.layers.Layer):
             return ops.sigmoid(logits)
         return logits
 
+    @property
+    def kind(self):
+        """`"multi_label"`, `"binary"` (one sigmoid output) or `"multiclass"`."""
+        if self.multi_label:
+            return "multi_label"
+        return "binary" if self.num_classes == 1 else "multiclass"
+
+    @property
+    def num_names(self):
+        """How many class names the outputs decode to (2 for one sigmoid output)."""
+        return 2 if self.kind == "binary" else self.num_classes
+
+    def probabilities(self, outputs):
+        """The head's outputs as probabilities (applies the activation to logits)."""
+        outputs = ops.cast(outputs, "float32")
+        if self.activation is not None:
+            return outputs
+        if self.kind == "multiclass":
+            return ops.softmax(outputs, axis=-1)
+        return ops.sigmoid(outputs)
+
+    def decode(self, outputs, threshold=None):
+        """Outputs to decisions: `{"class_ids": [batch]}` or, multi-label, `{"multi_hot": [batch, classes]}`.
+
+        Example:
+
+        >>> head = ClassificationHead(num_classes=1, activation="sigmoid")
+        >>> head.decode(np.array([[0.2], [0.9]], "float32"))["class_ids"].numpy().tolist()
+        [0, 1]
+        """
+        threshold = self.threshold if threshold is None else float(threshold)
+        probabilities = self.probabilities(outputs)
+        if self.kind == "multiclass":
+            return {"class_ids": ops.cast(ops.argmax(probabilities, axis=-1), "int64")}
+        above = ops.cast(probabilities > threshold, "int64")
+        if self.kind == "binary":
+            return {"class_ids": above[:, 0]}
+        return {"multi_hot": above}
+
     def get_config(self):
         config = super().get_config()
         config.update(
             {
+                "multi_label": self.multi_label,
+                "threshold": self.threshold,
                 "num_classes": self.num_classes,
                 "activation": self.activation,
                 "dropout": self.dropout,

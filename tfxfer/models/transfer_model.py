@@ -4,6 +4,7 @@ import logging
 
 import keras
 import keras_hub
+import numpy as np
 import tensorflow as tf
 from keras import tree
 
@@ -12,14 +13,16 @@ from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
 from tfxfer.optimizers.cloning import clone_optimizer
+from tfxfer.optimizers.gradient_application import apply_gradients
+from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
+from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 
 logger = logging.getLogger("tfxfer")
 
-FROZEN_LEARNING_RATE = 1e-3
-FINE_TUNING_LEARNING_RATE = 5e-5
+from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -31,14 +34,18 @@ class TransferModel(keras_hub.models.Task):
     layer to the constructor. The model is a Functional Keras model: the
     backbone's outputs go through `head`, a `ClassificationHead`.
 
-    Raw inputs and preprocessing: when the model has a `preprocessor` (text
-    models: a KerasHub preset's tokenizer or a TF Hub preprocessing module),
-    `fit`, `evaluate` and `predict` take raw strings and run the
-    preprocessor inside the `tf.data` input pipeline, in parallel with
-    training and outside the train step, which stays XLA-compilable. Calling
-    the model directly, `model(x)`, takes preprocessed inputs
-    (`model(model.preprocessor(texts))`). Image modules take float images in
-    [0, 1] (the TF Hub image convention) of `input_shape`.
+    The model owns its whole input/output contract, saved in its config
+    (like a KerasHub `Task`): the `preprocessor` (for images an
+    `ImagePreprocessor`: size, value range, resizing, 8-bit rounding; for
+    text a KerasHub preset's tokenizer or a TF Hub preprocessing module),
+    the `class_names`, and the head, which decodes outputs into decisions
+    (`model.head.decode`). `fit`, `evaluate` and `predict` take raw inputs
+    (pixel values in [0, 255] of any size, or strings) and run the
+    preprocessor inside the `tf.data` input pipeline, outside the train
+    step, which stays XLA-compilable. Calling the model directly,
+    `model(x)`, takes preprocessed inputs (`model(model.preprocessor(x))`).
+    The `tfxfer.data` loaders, `export_for_serving`, `verify_export` and the
+    CLI all use the same preprocessor.
 
     Freezing: the backbone starts frozen (`trainable_backbone=False`: a
     linear probe); `freeze_backbone()` and `unfreeze(top=k)` change that,
@@ -55,14 +62,22 @@ class TransferModel(keras_hub.models.Task):
         backbone: a `HubBackbone`, a KerasHub `Backbone` or any Keras model
             or layer that maps the inputs to features.
         num_classes: number of classes (1 for a single sigmoid output).
-        preprocessor: optional layer run on raw inputs in the input pipeline.
+        preprocessor: the layer run on raw inputs in the input pipeline.
+            TF Hub image modules get an `ImagePreprocessor` by default (the
+            size of `input_shape`, else 224×224; values in [0, 1]).
+        class_names: the names of the classes, in output order (for a
+            single sigmoid output: the negative and the positive class).
+            Exports, evaluation and reports use them; evaluation data is
+            matched to them by name.
         input_shape: the per-example input shape for single-input TF Hub
             modules, e.g. `(224, 224, 3)`; defaults to the module's own
-            (variable height and width for TF Hub image modules).
+            (for image modules: the preprocessor's image size).
         dropout: dropout rate before the classifier.
         activation: `"auto"` (softmax, or sigmoid for `num_classes=1` and
             `multi_label=True`), `"softmax"`, `"sigmoid"` or None (logits).
         multi_label: independent sigmoid outputs, one per class.
+        threshold: the probability above which a sigmoid output decides
+            "yes" (binary and multi-label heads).
         pooling: how backbone features become one vector per example (see
             `ClassificationHead`).
         feature_key: which backbone output to use when it returns a dict.
@@ -81,7 +96,8 @@ class TransferModel(keras_hub.models.Task):
 
     >>> model = tfxfer.TransferModel.from_hub(
     ...     "../shared/models/tfhub/efficientnet_lite0_feature_vector",
-    ...     num_classes=2, input_shape=(224, 224, 3), dropout=0.2)
+    ...     num_classes=2, input_shape=(224, 224, 3), dropout=0.2,
+    ...     class_names=["ants", "bees"])
     >>> model.fit(train_ds, validation_data=val_ds, epochs=3)
     >>> model.unfreeze(top=5)
     >>> model.fit(train_ds, validation_data=val_ds, epochs=2)
@@ -93,10 +109,12 @@ class TransferModel(keras_hub.models.Task):
         num_classes,
         *,
         preprocessor=None,
+        class_names=None,
         input_shape=None,
         dropout=0.0,
         activation="auto",
         multi_label=False,
+        threshold=0.5,
         pooling="auto",
         feature_key=None,
         trainable_backbone=False,
@@ -106,6 +124,13 @@ class TransferModel(keras_hub.models.Task):
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
         regularizer = _resolve_regularizer(regularizer)
+        if isinstance(preprocessor, dict):
+            preprocessor = keras.saving.deserialize_keras_object(preprocessor)
+        if preprocessor is None and isinstance(backbone, HubBackbone) and backbone.takes_images:
+            size = DEFAULT_IMAGE_SIZE if input_shape is None else tuple(input_shape)[:2]
+            preprocessor = ImagePreprocessor(image_size=size, name="preprocessor")
+        if isinstance(preprocessor, ImagePreprocessor) and input_shape is None:
+            input_shape = (*preprocessor.image_size, 3) if isinstance(backbone, HubBackbone) else None
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -115,6 +140,8 @@ class TransferModel(keras_hub.models.Task):
             dropout=dropout,
             pooling=pooling,
             feature_key=feature_key,
+            multi_label=multi_label,
+            threshold=threshold,
             name="head",
         )
         if isinstance(backbone, HubBackbone):
@@ -138,6 +165,7 @@ class TransferModel(keras_hub.models.Task):
 
         # === Functional Model ===
         inputs = _model_inputs(backbone, input_shape)
+        _check_preprocessor_fits_inputs(preprocessor, inputs)
         head_kwargs = {}
         if pooling == "masked_avg":
             head_kwargs["padding_mask"] = _padding_mask(inputs)
@@ -151,6 +179,7 @@ class TransferModel(keras_hub.models.Task):
 
         # === Config ===
         self.num_classes = num_classes
+        self.class_names = class_names
         self.input_shape_override = (
             None if input_shape is None else tuple(input_shape)
         )
@@ -164,8 +193,24 @@ class TransferModel(keras_hub.models.Task):
         self._needs_recompile = False
         self._compile_arguments = None
         self._optimizer_variables = None
-        self._set_trainable_backbone(trainable_backbone)
+        self.set_trainable_backbone(trainable_backbone)
         self.compile()
+
+    # --- The contract: class names, modality ----------------------------
+
+    @property
+    def class_names(self):
+        """Class names in output order, or None when the model was built without them."""
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names):
+        self._class_names = _checked_class_names(names, self.head)
+
+    @property
+    def modality(self):
+        """`"image"`, `"text"`, or None when the model takes preprocessed tensors only."""
+        return preprocessor_modality(self.preprocessor)
 
     # --- Constructors ------------------------------------------------------
 
@@ -177,6 +222,8 @@ class TransferModel(keras_hub.models.Task):
         *,
         preprocessor=None,
         input_shape=None,
+        image_size=None,
+        value_range=None,
         dropout=0.0,
         output_key=None,
         signature=None,
@@ -190,10 +237,15 @@ class TransferModel(keras_hub.models.Task):
         Args:
             handle: tfhub.dev/Kaggle URL, `gs://` path or local directory.
             num_classes: number of classes.
-            preprocessor: optional TF Hub preprocessing module (handle or
-                layer), e.g. the BERT preprocessor that turns raw strings
-                into the encoder's `input_word_ids`/`input_mask`/
-                `input_type_ids`. It runs in the input pipeline.
+            preprocessor: for text encoders, the TF Hub preprocessing module
+                (handle or layer), e.g. the BERT preprocessor that turns raw
+                strings into the encoder's `input_word_ids`/`input_mask`/
+                `input_type_ids`; for image modules, optionally an
+                `ImagePreprocessor`. It runs in the input pipeline.
+            image_size, value_range: for image modules, the size images are
+                resized to (default: `input_shape`, else 224×224) and the
+                range pixel values 0…255 are scaled to (default (0, 1), the
+                TF Hub convention).
             input_shape, dropout, trainable_backbone, train_batchnorm: see
                 the class docstring; `output_key`, `signature`,
                 `arguments`: see `HubBackbone`.
@@ -225,6 +277,21 @@ class TransferModel(keras_hub.models.Task):
             )
         if isinstance(preprocessor, HubBackbone):
             _check_preprocessor_fits(preprocessor, backbone)
+        if image_size is not None or value_range is not None:
+            if not backbone.takes_images:
+                raise ValueError(
+                    f"image_size and value_range apply to image modules; '{handle}' "
+                    f"takes {backbone.input_structure}."
+                )
+            if preprocessor is not None:
+                raise ValueError("Give image_size/value_range or an ImagePreprocessor, not both.")
+            size = image_size or (DEFAULT_IMAGE_SIZE if input_shape is None else tuple(input_shape)[:2])
+            preprocessor = ImagePreprocessor(size, value_range, name="preprocessor")
+            if input_shape is not None and tuple(input_shape)[:2] != preprocessor.image_size:
+                raise ValueError(
+                    f"input_shape={tuple(input_shape)} and image_size={tuple(image_size)} disagree; "
+                    "give one of them."
+                )
         return cls(
             backbone,
             num_classes,
@@ -293,7 +360,7 @@ class TransferModel(keras_hub.models.Task):
 
     def freeze_backbone(self):
         """Makes the whole backbone non-trainable (the head stays trainable)."""
-        self._set_trainable_backbone(False)
+        self.set_trainable_backbone(False)
 
     def unfreeze(self, top=None):
         """Makes the backbone trainable again.
@@ -303,9 +370,18 @@ class TransferModel(keras_hub.models.Task):
                 (blocks) from the top to make trainable; the groups below
                 stay frozen. `model.backbone_layer_groups()` lists them.
         """
-        self._set_trainable_backbone(True if top is None else top)
+        self.set_trainable_backbone(True if top is None else top)
 
-    def _set_trainable_backbone(self, state, recompile=True):
+    def set_trainable_backbone(self, state, recompile=True):
+        """Sets which part of the backbone trains.
+
+        Args:
+            state: False (frozen), True (all) or k (the top k layer groups).
+            recompile: recompile at the next `fit` when the trainable set
+                changed and the optimizer does not cover it. Callbacks that
+                change the set inside a running `fit` (gradual unfreezing)
+                pass False and retrace the train step themselves.
+        """
         state = set_backbone_trainable(
             self.backbone, state, train_batchnorm=self.train_batchnorm
         )
@@ -349,24 +425,30 @@ class TransferModel(keras_hub.models.Task):
     def fine_tune(self, x, y=None, **kwargs):
         """Two-phase fine-tuning: head first, then backbone at a lower rate.
 
-        See `tfxfer.recipes.fine_tune` for the options (head_epochs,
+        See `tfxfer.recipes.two_phase` for the options (head_epochs,
         epochs, learning rates, warmup, layer_decay, unfreeze_top, ...).
 
         Example:
 
         >>> history = model.fine_tune(train_ds, validation_data=val_ds, head_epochs=1, epochs=3)
         """
-        from tfxfer.recipes.fine_tune import fine_tune
+        from tfxfer.recipes.two_phase import two_phase
 
-        return fine_tune(self, x, y, **kwargs)
+        return two_phase(self, x, y, **kwargs)
 
     # --- Compiling and training -------------------------------------------
+
+    @property
+    def compile_arguments(self):
+        """The arguments of the last `compile` (as given, "auto" included)."""
+        return dict(self._compile_arguments or {})
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` picks defaults for this head.
 
-        `optimizer="auto"` is Adam at 1e-3 while the backbone is frozen and
-        5e-5 once any of it trains; `loss="auto"` is sparse categorical
+        `optimizer="auto"` is Adam at `HEAD_LEARNING_RATE` (1e-3) while the
+        backbone is frozen and `FINE_TUNING_LEARNING_RATE` (1e-4) once any
+        of it trains; `loss="auto"` is sparse categorical
         cross-entropy for softmax heads and binary cross-entropy for sigmoid
         heads (from logits when `activation=None`); `metrics="auto"` is
         accuracy.
@@ -412,6 +494,7 @@ class TransferModel(keras_hub.models.Task):
         for callback in kwargs.get("callbacks") or []:
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
                 callback.prepare(self)
+        self._check_raw_images(x, "fit")
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -438,15 +521,30 @@ class TransferModel(keras_hub.models.Task):
             **kwargs,
         )
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, x=None, *args, **kwargs):
+        self._check_raw_images(x, "evaluate")
         if self.preprocessor is None:
-            return keras.Model.evaluate(self, *args, **kwargs)
-        return super().evaluate(*args, **kwargs)
+            return keras.Model.evaluate(self, x, *args, **kwargs)
+        return super().evaluate(x, *args, **kwargs)
 
-    def predict(self, *args, **kwargs):
+    def predict(self, x, *args, **kwargs):
+        self._check_raw_images(x, "predict")
         if self.preprocessor is None:
-            return keras.Model.predict(self, *args, **kwargs)
-        return super().predict(*args, **kwargs)
+            return keras.Model.predict(self, x, *args, **kwargs)
+        return super().predict(x, *args, **kwargs)
+
+    def _check_raw_images(self, x, method):
+        """Float arrays in [0, 1] given to an image model are preprocessed images, not pixels."""
+        if self.modality != "image" or not is_array_like(x) or isinstance(x, (list, tuple)):
+            return
+        values = np.asarray(x)
+        if values.dtype.kind == "f" and values.size and 0.0 <= values.min() and values.max() <= 1.0:
+            raise ValueError(
+                f"{method} takes raw pixel values in [0, 255] (uint8 or float); these images "
+                "are all in [0, 1]. The model's preprocessor scales pixels itself "
+                f"(to {self.preprocessor.value_range}). Pass the images times 255, or call "
+                "the model directly on preprocessed inputs: model(images)."
+            )
 
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()
@@ -523,28 +621,10 @@ class TransferModel(keras_hub.models.Task):
         trainable_weights = self.trainable_weights
         if trainable_weights:
             gradients = tape.gradient(loss, trainable_weights)
-            self._apply_gradients(gradients, trainable_weights)
+            apply_gradients(
+                self.optimizer, gradients, trainable_weights, self._optimizer_variables
+            )
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def _apply_gradients(self, gradients, trainable_weights):
-        optimizer = self.optimizer
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        if not isinstance(inner, keras.optimizers.MultiOptimizer):
-            optimizer.apply_gradients(zip(gradients, trainable_weights))
-            return
-        # A MultiOptimizer takes a gradient for exactly each weight it was
-        # built with. Weights the loss does not reach (e.g. a pooler the
-        # head does not use) and frozen ones get zeros: their Adam/SGD state
-        # stays 0, so they do not move.
-        by_weight = {
-            id(w): g for g, w in zip(gradients, trainable_weights) if g is not None
-        }
-        variables = self._optimizer_variables or trainable_weights
-        full = [
-            by_weight[id(v)] if id(v) in by_weight else tf.zeros_like(v)
-            for v in variables
-        ]
-        optimizer.apply_gradients(zip(full, variables))
 
     def test_step(self, data):
         if self.regularizer is None:
@@ -570,7 +650,7 @@ class TransferModel(keras_hub.models.Task):
         if optimizer != "auto":
             return optimizer
         rate = (
-            FROZEN_LEARNING_RATE
+            HEAD_LEARNING_RATE
             if self._trainable_backbone is False
             else FINE_TUNING_LEARNING_RATE
         )
@@ -664,6 +744,8 @@ class TransferModel(keras_hub.models.Task):
         config.update(
             {
                 "num_classes": self.num_classes,
+                "class_names": self.class_names,
+                "threshold": self.head.threshold,
                 "input_shape": self.input_shape_override,
                 "dropout": self.dropout,
                 "activation": self.activation,
@@ -716,45 +798,53 @@ def _resolve_activation(activation, num_classes, multi_label):
 
 
 def _model_inputs(backbone, input_shape):
-    if not isinstance(backbone, HubBackbone):
-        if not isinstance(backbone, keras.Model) or not hasattr(backbone, "input"):
-            raise ValueError(
-                "The backbone must be a HubBackbone or a Functional Keras "
-                f"model (such as a KerasHub Backbone); got {type(backbone).__name__}."
-            )
-        if input_shape is not None:
-            raise ValueError(
-                "input_shape applies to TF Hub modules only; a Keras "
-                "backbone brings its own inputs (e.g. set image_shape when "
-                "building a KerasHub image backbone)."
-            )
-        return backbone.input
-    structure = backbone.input_structure
-    if isinstance(structure, dict):
-        if input_shape is not None:
-            raise ValueError(
-                f"input_shape cannot be used with module '{backbone.handle}': "
-                f"it takes several inputs {sorted(structure)}."
-            )
-        return {
-            key: keras.Input(
-                shape=spec.shape[1:], dtype=spec.dtype.name, name=key
-            )
-            for key, spec in sorted(structure.items())
-        }
-    module_shape = structure.shape
-    if module_shape.rank is None:
-        shape = input_shape
-        if shape is None:
-            raise ValueError(
-                f"Module '{backbone.handle}' does not declare its input rank; "
-                "pass input_shape=..."
-            )
-    else:
-        shape = tuple(module_shape[1:].as_list())
-        if input_shape is not None:
-            shape = _checked_input_shape(backbone, tuple(input_shape), shape)
-    return keras.Input(shape=shape, dtype=structure.dtype.name, name="inputs")
+    if isinstance(backbone, HubBackbone):
+        return backbone.model_inputs(input_shape)
+    if not isinstance(backbone, keras.Model) or not hasattr(backbone, "input"):
+        raise ValueError(
+            "The backbone must be a HubBackbone or a Functional Keras "
+            f"model (such as a KerasHub Backbone); got {type(backbone).__name__}."
+        )
+    if input_shape is not None:
+        raise ValueError(
+            "input_shape applies to TF Hub modules only; a Keras "
+            "backbone brings its own inputs (e.g. set image_shape when "
+            "building a KerasHub image backbone)."
+        )
+    return backbone.input
+
+
+def _check_preprocessor_fits_inputs(preprocessor, inputs):
+    if not isinstance(preprocessor, ImagePreprocessor):
+        return
+    if isinstance(inputs, dict) or len(inputs.shape) != 4:
+        raise ValueError(
+            "An ImagePreprocessor makes [batch, height, width, 3] images, but the "
+            f"backbone takes {inputs}; use a text preprocessor or an image backbone."
+        )
+    fixed = tuple(inputs.shape[1:3])
+    if None not in fixed and fixed != tuple(preprocessor.image_size):
+        raise ValueError(
+            f"The preprocessor makes {tuple(preprocessor.image_size)} images but the "
+            f"backbone takes {fixed}; give them the same image_size."
+        )
+
+
+def _checked_class_names(names, head):
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise TypeError(f"class_names must be a list of names, got {names!r}.")
+    names = [str(name) for name in names]
+    if len(names) != head.num_names:
+        hint = " (one sigmoid output: the negative class, then the positive one)" if head.kind == "binary" else ""
+        raise ValueError(
+            f"class_names has {len(names)} names {names} but the head decodes to "
+            f"{head.num_names} classes{hint}."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names must be distinct, got {names}.")
+    return names
 
 
 _PADDING_MASK_KEYS = ("padding_mask", "input_mask")
@@ -770,25 +860,6 @@ def _padding_mask(inputs):
         "pooling='masked_avg' needs a padding mask among the model inputs "
         f"(one of {_PADDING_MASK_KEYS}); the inputs are {names}."
     )
-
-
-def _checked_input_shape(backbone, requested, module_shape):
-    fits = len(requested) == len(module_shape) and all(
-        expected is None or got == expected
-        for got, expected in zip(requested, module_shape)
-    )
-    if not fits:
-        raise ValueError(
-            f"input_shape={requested} does not fit module "
-            f"'{backbone.handle}', which takes per-example inputs of shape "
-            f"{module_shape} (None = any size)."
-            + (
-                " The channel axis is missing."
-                if len(requested) == len(module_shape) - 1
-                else ""
-            )
-        )
-    return requested
 
 
 def _check_preprocessor_fits(preprocessor, backbone):

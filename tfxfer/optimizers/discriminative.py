@@ -49,7 +49,7 @@ def discriminative_optimizer(
             f"group_learning_rates names unknown layer groups {unknown}; the "
             f"backbone's groups are {[group.name for group in groups]}."
         )
-    optimizer_class = _optimizer_class(optimizer)
+    optimizer_class = optimizer_class(optimizer)
 
     def make(rate):
         return optimizer_class(learning_rate=rate, **optimizer_options)
@@ -65,7 +65,8 @@ def discriminative_optimizer(
     return keras.optimizers.MultiOptimizer(mapping)
 
 
-def _optimizer_class(optimizer):
+def optimizer_class(optimizer):
+    """A Keras optimizer class from a class or a name (`"adam"`, `"sgd"`, ...)."""
     if isinstance(optimizer, str):
         return type(keras.optimizers.get(optimizer))
     if isinstance(optimizer, type) and issubclass(optimizer, keras.optimizers.Optimizer):

@@ -1,5 +1,24 @@
-"""Fine-tuning recipes."""
+"""Fine-tuning recipes, one registry for Python and the CLI.
 
-from tfxfer.recipes.fine_tune import fine_tune, merge_histories
+Example:
 
-__all__ = ["fine_tune", "merge_histories"]
+>>> sorted(tfxfer.recipes.RECIPES)
+['fine_tune', 'gradual', 'linear_probe', 'two_phase']
+"""
+
+from tfxfer.recipes.fine_tune import fine_tune, fine_tuning_rate
+from tfxfer.recipes.linear_probe import linear_probe
+from tfxfer.recipes.registry import RECIPE_NAMES, RECIPES, gradual, run_recipe
+from tfxfer.recipes.two_phase import merge_histories, two_phase
+
+__all__ = [
+    "RECIPES",
+    "RECIPE_NAMES",
+    "fine_tune",
+    "fine_tuning_rate",
+    "gradual",
+    "linear_probe",
+    "merge_histories",
+    "run_recipe",
+    "two_phase",
+]

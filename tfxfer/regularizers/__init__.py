@@ -11,6 +11,7 @@ Example:
 """
 
 from tfxfer.regularizers.bss import BSS
+from tfxfer.regularizers.by_name import REGULARIZER_NAMES, regularizer_from_name
 from tfxfer.regularizers.cosine_sp import CosineSP
 from tfxfer.regularizers.l2 import L2
 from tfxfer.regularizers.l2_sp import L2SP
@@ -28,6 +29,8 @@ __all__ = [
     "L2",
     "L2SP",
     "OrthogonalSP",
+    "REGULARIZER_NAMES",
     "SourceRegularizer",
+    "regularizer_from_name",
     "weight_kind",
 ]

@@ -4,6 +4,8 @@ import datetime
 import json
 import pathlib
 
+from tfxfer.runs.atomic_files import write_text_atomically
+
 
 class RunFolder:
     """The files of one run, under `runs/<name>-<YYYYmmdd-HHMMSS>/`.
@@ -39,7 +41,7 @@ class RunFolder:
     def write_config(self, values):
         import yaml
 
-        self.config_file.write_text(yaml.safe_dump(values, sort_keys=False))
+        write_text_atomically(self.config_file, yaml.safe_dump(values, sort_keys=False))
 
     def read_config(self):
         from tfxfer.runs.train_config import load_config
@@ -47,10 +49,24 @@ class RunFolder:
         return load_config(self.config_file)
 
     def write_metrics(self, metrics):
-        self.metrics_file.write_text(json.dumps(metrics, indent=2))
+        write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))
 
     def read_metrics(self):
+        if not self.metrics_file.exists():
+            raise FileNotFoundError(
+                f"The run {self.path} did not finish (it has no metrics.json): it was "
+                "interrupted or failed. Train again, or use its checkpoint "
+                f"{self.best_checkpoint} directly."
+            )
         return json.loads(self.metrics_file.read_text())
 
+    def check_finished_checkpoint(self):
+        """Raises a clear error when the run has no best checkpoint to use."""
+        if not self.best_checkpoint.exists():
+            raise FileNotFoundError(
+                f"The run {self.path} has no checkpoints/best.keras: it stopped before "
+                "finishing an epoch. Train again."
+            )
+
     def write_text(self, name, text):
-        (self.path / name).write_text(text)
+        write_text_atomically(self.path / name, text)

@@ -4,10 +4,14 @@ import dataclasses
 import json
 import pathlib
 
-RECIPES = ("linear_probe", "fine_tune", "two_phase", "gradual")
-REGULARIZERS = ("none", "l2", "l2_sp", "cosine_sp", "bss", "l2_sp+bss")
-MIXED_PRECISION = ("auto", "off", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+from tfxfer.choices import (
+    MIXED_PRECISION_NAMES,
+    RECIPE_NAMES,
+    REGULARIZER_NAMES,
+    STRATEGY_NAMES,
+)
+from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+
 PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
 
 
@@ -37,6 +41,7 @@ class TrainConfig:
     text_column: str = _option(None, "text column of a CSV/TSV (name or index)", str)
     label_column: str = _option(None, "label column of a CSV/TSV (name or index)", str)
     data_format: str = _option("auto", "text file format", str, ("auto", "csv", "tsv", "label_text"))
+    class_names: list = _option(None, "the classes of a text file, declared (other labels are bad data)", str, nargs="+")
     label_base: int = _option(0, "the first integer label (AG News counts from 1)", int)
     encoding_errors: str = _option("strict", "bad UTF-8 in text files", str, ("strict", "replace"))
     on_bad_data: str = _option("error", "unreadable images / bad lines", str, ("error", "skip"))
@@ -48,19 +53,19 @@ class TrainConfig:
     pooling: str = _option("auto", "head pooling", str, ("auto", "avg", "max", "first", "masked_avg", "none"))
     dropout: float = _option(0.0, "dropout before the classifier", float)
     # How to train.
-    recipe: str = _option("two_phase", "training recipe", str, RECIPES)
+    recipe: str = _option("two_phase", "training recipe", str, RECIPE_NAMES)
     epochs: int = _option(3, "epochs (for two_phase: of the fine-tuning phase)", int)
     head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
-    learning_rate: float = _option(1e-4, "peak fine-tuning learning rate", float)
-    head_learning_rate: float = _option(1e-3, "learning rate of the head-only phase / linear probe", float)
+    learning_rate: float = _option(FINE_TUNING_LEARNING_RATE, "peak fine-tuning learning rate", float)
+    head_learning_rate: float = _option(HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float)
     unfreeze_top: int = _option(None, "fine-tune only the top K layer groups", int)
     layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
-    regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZERS)
+    regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZER_NAMES)
     alpha: float = _option(0.01, "strength on the pretrained weights", float)
     beta: float = _option(0.01, "strength on the new head", float)
     batch_size: int = _option(32, "global batch size", int)
-    mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION)
-    strategy: str = _option("auto", "distribution strategy", str, STRATEGIES)
+    mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION_NAMES)
+    strategy: str = _option("auto", "distribution strategy", str, STRATEGY_NAMES)
     steps_per_execution: int = _option(None, "steps per compiled call (auto: 32 on TPU)", int)
     drop_remainder: bool = _option(None, "fixed training batch shapes (auto: on for TPU)", None)
     seed: int = _option(0, "seed for splits, shuffling and initialisation", int)
@@ -93,8 +98,18 @@ class TrainConfig:
             raise ValueError(f"head_epochs must be 0 or more, got {self.head_epochs}.")
         if self.validation_split is not None and not 0.0 < self.validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1), got {self.validation_split}.")
-        self.image_size = tuple(int(v) for v in self.image_size)
-        self.value_range = tuple(float(v) for v in self.value_range)
+        self.image_size = _pair(self.image_size, int, "image_size", "--image-size 224 224")
+        self.value_range = _pair(self.value_range, float, "value_range", "--value-range -1 1")
+        if min(self.image_size) < 1:
+            raise ValueError(f"image_size must be two positive integers (--image-size 224 224), got {self.image_size}.")
+        if not self.value_range[0] < self.value_range[1]:
+            raise ValueError(f"value_range must be low < high (--value-range 0 1), got {self.value_range}.")
+        if self.class_names is not None:
+            if isinstance(self.class_names, str) or len(set(map(str, self.class_names))) < 2:
+                raise ValueError(
+                    f"class_names must be at least two distinct names (--class-names neg pos), got {self.class_names!r}."
+                )
+            self.class_names = [str(name) for name in self.class_names]
 
     def to_dict(self, absolute_paths=False):
         """The options as plain values; `absolute_paths` makes local paths absolute,
@@ -113,6 +128,14 @@ class TrainConfig:
             return self.name
         source = self.data.split(":", 1)[1] if self.data.startswith("tfds:") else self.data
         return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
+
+
+def _pair(value, kind, name, example):
+    try:
+        first, second = (kind(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} takes two numbers ({example}), got {value!r}.") from None
+    return (first, second)
 
 
 def _plain(value):

@@ -1,0 +1,55 @@
+"""The model of a run: built from a `TrainConfig`, or loaded from a `.keras` file."""
+
+
+def build_run_model(config, data):
+    """A `TransferModel` for the config's backbone or preset and the data's classes.
+
+    The model carries the data's class names and, for images, its own
+    `ImagePreprocessor` (`config.image_size` and `config.value_range` for TF
+    Hub modules; a KerasHub image preset's own converter).
+
+    Example:
+
+    >>> model = build_run_model(config, load_run_data(config))
+    """
+    from tfxfer import TransferModel
+    from tfxfer.regularizers import regularizer_from_name
+
+    is_images = data.modality == "image"
+    if is_images and config.preprocessor:
+        raise ValueError(
+            f"The data at {config.data} are images but a text preprocessor was given "
+            f"(--preprocessor {config.preprocessor}); drop --preprocessor and pass an image backbone."
+        )
+    common = dict(
+        dropout=config.dropout, pooling=config.pooling, class_names=list(data.class_names),
+        regularizer=regularizer_from_name(config.regularizer, config.alpha, config.beta),
+    )
+    source = config.backbone or config.preset
+    if config.preset:
+        model = TransferModel.from_preset(
+            config.preset, num_classes=data.num_classes, sequence_length=config.sequence_length, **common
+        )
+    else:
+        image_options = {}
+        if is_images:
+            image_options = dict(image_size=config.image_size, value_range=config.value_range)
+        model = TransferModel.from_hub(
+            config.backbone, num_classes=data.num_classes, preprocessor=config.preprocessor,
+            **image_options, **common,
+        )
+    if model.modality != data.modality:
+        takes = {"image": "images", "text": "raw strings", None: "only preprocessed tensors"}[model.modality]
+        fix = (
+            "pass an image backbone" if is_images
+            else "pass a text preset, or a TF Hub text encoder with --preprocessor"
+        )
+        raise ValueError(f"The data at {config.data} are {data.modality}s but {source} takes {takes}; {fix}.")
+    return model
+
+
+def load_model_file(path, hub_handles=None):
+    """Loads a `.keras` file saved from a `TransferModel`, with a clear error."""
+    from tfxfer.models.model_loading import load_model
+
+    return load_model(path, hub_handles=hub_handles)
