@@ -47,7 +47,7 @@ def efficientnet_case(shared):
 
     handle = shared / "models/tfhub/efficientnet_lite0_feature_vector"
     rng = np.random.default_rng(0)
-    x = rng.random((32, 224, 224, 3), dtype=np.float32)
+    x = rng.integers(0, 256, (32, 224, 224, 3)).astype(np.float32)  # raw pixels
     y = rng.integers(0, 2, 32)
     return "EfficientNet-Lite0, batch 32, 224x224", str(handle), {"input_shape": (224, 224, 3)}, x, y
 

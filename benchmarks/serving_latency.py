@@ -61,9 +61,7 @@ def efficientnet_case(shared):
     )
 
     def preprocess(raw):
-        images = [tf.image.resize(tf.io.decode_image(v, channels=3, expand_animations=False), (224, 224))
-                  for v in raw]
-        return tf.clip_by_value(tf.round(tf.stack(images)), 0, 255) / 255.0
+        return model.preprocessor(tf.stack([model.preprocessor.decode(v) for v in raw]))
 
     return "EfficientNet-Lite0, JPEG bytes", model, encoded, preprocess
 
@@ -112,9 +110,13 @@ def measure(name, model, raw, preprocess, args, work):
             (key,) = specs
             signature_inputs = {key: tensors}
         calls = {
-            "keras": lambda: keras_forward(tensors).numpy(),
-            "serving_default": lambda: serving(**{input_name: raw_tensor})["probabilities"].numpy(),
-            "predict_preprocessed": lambda: preprocessed_signature(**signature_inputs)["probabilities"].numpy(),
+            "keras": lambda tensors=tensors: keras_forward(tensors).numpy(),
+            "serving_default": lambda raw_tensor=raw_tensor: serving(**{input_name: raw_tensor})[
+                "probabilities"
+            ].numpy(),
+            "predict_preprocessed": lambda signature_inputs=signature_inputs: preprocessed_signature(
+                **signature_inputs
+            )["probabilities"].numpy(),
         }
         for _ in range(args.warmup):
             for call in calls.values():

@@ -168,12 +168,14 @@ def datasets_for(spec, train, evaluation, seed):
 
     if spec["kind"] == "text":
         return (
-            ([t for t, _ in train], np.array([l for _, l in train])),
-            ([t for t, _ in evaluation], np.array([l for _, l in evaluation])),
+            ([t for t, _ in train], np.array([label for _, label in train])),
+            ([t for t, _ in evaluation], np.array([label for _, label in evaluation])),
         )
+    from tfxfer.preprocessing import ImagePreprocessor
+
     train_data, eval_data = image_datasets(
-        train, evaluation, image_size=(224, 224), batch_size=BATCH_SIZE, seed=seed,
-        value_range=(0.0, 1.0), augment="default", cache=True, drop_remainder=False,
+        train, evaluation, preprocessor=ImagePreprocessor((224, 224)), batch_size=BATCH_SIZE, seed=seed,
+        augment="default", cache=True, drop_remainder=False,
     )
     return (train_data, None), (eval_data, None)
 

@@ -55,14 +55,14 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     started = time.time()
-    # train/ and val/ folders; [0, 1] floats at 224x224, as TF Hub image modules take.
+    # train/ and val/ folders; uint8 pixels at 224x224 (the model scales them to [0, 1]).
     data = tfxfer.data.from_image_folder(images, image_size=(224, 224))
     print(f"{data.class_names}: {data.train_size} training, {data.validation_size} "
           f"validation images ({data.report.summary()})")
     train, validation = data.train, data.validation
 
     model = tfxfer.TransferModel.from_hub(
-        str(module), num_classes=2, input_shape=(224, 224, 3), dropout=0.2
+        str(module), num_classes=2, input_shape=(224, 224, 3), dropout=0.2, class_names=data.class_names
     )
     model.summary()
     print("\n1) Linear probe: frozen backbone, new head")

@@ -40,7 +40,8 @@ def image_dataset(folder, shuffle):
     dataset = keras.utils.image_dataset_from_directory(
         folder, image_size=(224, 224), batch_size=32, shuffle=shuffle, seed=0, verbose=False
     )
-    return dataset.map(lambda x, y: (x / 255.0, y)).cache().prefetch(2)
+    # Raw pixels in [0, 255]: the model's own preprocessor scales them.
+    return dataset.cache().prefetch(2)
 
 
 def main(argv=None):

@@ -226,3 +226,28 @@ def text_file(tmp_path):
     path = tmp_path / "texts.txt"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_image_preset(tmp_path_factory):
+    """A tiny KerasHub image preset (VGG backbone + its image converter), saved with save_to_preset."""
+    import keras_hub
+
+    backbone = keras_hub.models.VGGBackbone(
+        stackwise_num_repeats=[1], stackwise_num_filters=[4], image_shape=(None, None, 3)
+    )
+    converter = keras_hub.layers.VGGImageConverter(image_size=(12, 12), scale=1 / 127.5, offset=-1.0)
+    path = tmp_path_factory.mktemp("presets") / "tiny_vgg"
+    backbone.save_to_preset(str(path))
+    converter.save_to_preset(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """A data_dir holding the prepared `tfxfer_tiny_shapes` TFDS dataset (16×16 dark/light images)."""
+    from tests.tiny_tfds import TfxferTinyShapes
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    TfxferTinyShapes(data_dir=str(data_dir)).download_and_prepare()
+    return str(data_dir)

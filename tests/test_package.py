@@ -26,4 +26,4 @@ def test_unknown_name_is_an_attribute_error():
     import pytest
 
     with pytest.raises(AttributeError, match="no attribute 'HubLayer'"):
-        tfxfer.HubLayer
+        _ = tfxfer.HubLayer

@@ -36,7 +36,7 @@ def _fit(model, epochs, unfreezing):
 
 
 def test_one_more_group_each_epoch_in_one_fit(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     optimizer = model.optimizer
     changed, _ = _fit(model, 5, GradualUnfreezing(verbose=0))
@@ -49,7 +49,7 @@ def test_one_more_group_each_epoch_in_one_fit(image_module):
 
 
 def test_explicit_schedule_list(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     unfreezing = GradualUnfreezing(schedule=[0, 2], verbose=0)
     changed, _ = _fit(model, 3, unfreezing)
     assert changed == [[], ["b0", "b1"], ["b0", "b1"]]
@@ -57,7 +57,7 @@ def test_explicit_schedule_list(image_module):
 
 
 def test_with_discriminative_rates_and_regularizer(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, regularizer=L2SP(0.1, 0.01))
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, regularizer=L2SP(0.1, 0.01))
     model.compile(optimizer=discriminative_optimizer(model, 0.01, layer_decay=0.5, optimizer="adam"))
     changed, history = _fit(model, 3, GradualUnfreezing(verbose=0))
     # The MultiOptimizer gets zero gradients for frozen groups: they stay put.

@@ -28,20 +28,22 @@ def test_class_folders_with_a_seeded_split(folder):
     assert data.class_names == ["cats", "dogs"]
     assert (data.train_size, data.validation_size) == (6, 2)
     images, labels = next(iter(data.validation))
-    assert images.shape == (2, 8, 8, 3) and images.dtype == tf.float32
-    # Values in [0, 1], red for cats and blue for dogs.
+    assert images.shape == (2, 8, 8, 3) and images.dtype == tf.uint8
+    # Raw pixels (the model scales them), red for cats and blue for dogs.
     for image, label in zip(images.numpy(), labels.numpy()):
-        assert 0.0 <= image.min() and image.max() <= 1.0
         channel = 0 if label == 0 else 2
-        assert image[..., channel].mean() > 0.6
+        assert image[..., channel].mean() > 0.6 * 255
     assert data.report.summary() == "8 examples, none skipped"
 
 
-def test_value_range_and_augmentation(folder):
-    data = from_image_folder(folder, image_size=(8, 8), value_range=(-1.0, 1.0), augment="default")
+def test_the_models_preprocessor_sets_the_size_and_augmentation_keeps_pixels(folder):
+    from tfxfer.preprocessing import ImagePreprocessor
+
+    data = from_image_folder(folder, preprocessor=ImagePreprocessor((6, 5), value_range=(-1, 1)),
+                             augment="default")
     images, _ = next(iter(data.train))
-    assert images.numpy().min() >= -1.0 and images.numpy().max() <= 1.0
-    assert images.numpy().min() < 0.0
+    assert images.shape[1:] == (6, 5, 3) and data.image_size == (6, 5)
+    assert images.numpy().min() >= 0.0 and images.numpy().max() <= 255.0 and images.numpy().max() > 1.0
 
 
 def test_broken_files_are_named_or_counted(folder):

@@ -46,7 +46,7 @@ def test_bad_lines_are_named_or_counted(tmp_path):
 def test_unknown_label_name_and_single_class(tmp_path):
     path = tmp_path / "x.tsv"
     path.write_text("ham\thello\nspam\twin now\nhma\ttypo\n")
-    with pytest.raises(DataError, match=r"x.tsv:3: unknown label 'hma'"):
+    with pytest.raises(DataError, match=r"x.tsv:3: label 'hma' is not one of the declared classes"):
         from_text_file(path, class_names=["ham", "spam"])
     one = tmp_path / "one.txt"
     one.write_text("1 a\n1 b\n")

@@ -3,8 +3,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from tfxfer.distribute import select_strategy
-from tfxfer.distribute import strategy_selection
+from tfxfer.distribute import select_strategy, strategy_selection
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,8 @@ def main(handle, directory):
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 255, (16, 10, 10, 3), dtype=np.uint8)
     labels = (pixels.mean(axis=(1, 2, 3)) > 127).astype("int32")
-    before = model.predict(pixels / 255.0, verbose=0)
-    model.fit(pixels / 255.0, labels, batch_size=8, epochs=2, verbose=0)
+    before = model.predict(pixels, verbose=0)
+    model.fit(pixels, labels, batch_size=8, epochs=2, verbose=0)
     encoded = [tf.io.encode_png(image).numpy() for image in pixels[:4]]
 
     results = {"replicas": strategy.num_replicas_in_sync}

@@ -46,12 +46,12 @@ def test_image_signatures_match_the_model(image_module, tmp_path):
     images, encoded = _image_bytes(3)
     outputs = serving(image_bytes=encoded)
     assert set(outputs) == {"probabilities", "class_ids", "class_names"}
-    expected = model.predict(images.astype("float32") / 255.0, verbose=0)
+    expected = model.predict(images, verbose=0)
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-5)
     np.testing.assert_array_equal(outputs["class_ids"].numpy(), expected.argmax(-1))
     names = [name.decode() for name in outputs["class_names"].numpy()]
     assert names == [["dark", "light"][i] for i in expected.argmax(-1)]
-    preprocessed = loaded.signatures["predict_preprocessed"](inputs=tf.constant(images / 255.0, tf.float32))
+    preprocessed = loaded.signatures["predict_preprocessed"](inputs=model.preprocessor(images))
     np.testing.assert_allclose(preprocessed["probabilities"].numpy(), expected, atol=1e-5)
     # Only the serving weights, each once: no w0 copies, no optimizer slots.
     stored = _stored_values(path)
@@ -81,9 +81,14 @@ def test_text_models_tokenize_in_the_graph(dict_module, text_preprocessor_module
 
 
 def test_bad_arguments(image_module, tmp_path):
-    model = TransferModel.from_hub(image_module, num_classes=2)
-    with pytest.raises(ValueError, match="class_names has 3 names but the model has 2 classes"):
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
+    with pytest.raises(ValueError, match="class_names has 3 names but the model's head decodes to 2 classes"):
         export_for_serving(model, tmp_path / "m", class_names=["a", "b", "c"])
+    named = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, class_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"differ from the model's own \['a', 'b'\]"):
+        export_for_serving(named, tmp_path / "m", class_names=["b", "a"])
+    with pytest.raises(ValueError, match="threshold must be in"):
+        export_for_serving(model, tmp_path / "m", threshold=1.5)
     with pytest.raises(ValueError, match="version must be a positive integer"):
         export_for_serving(model, tmp_path / "m", version=0)
 
@@ -152,23 +157,22 @@ def test_export_of_a_model_trained_under_mirrored_strategy(image_module, tmp_pat
     assert sorted(os.listdir(tmp_path / "mirrored")) == ["1", "2", "3"]
 
 
-def test_value_range_is_applied_in_the_graph_and_recorded(image_module, tmp_path):
+def test_the_models_value_range_is_applied_in_the_graph_and_recorded(image_module, tmp_path):
     from tfxfer.export import read_export_metadata
 
-    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
-    path = export_for_serving(model, tmp_path / "m", value_range=(-1, 1), class_names=["a", "b"])
+    model = TransferModel.from_hub(image_module, num_classes=2, image_size=(10, 10), value_range=(-1, 1),
+                                   class_names=["a", "b"])
+    path = export_for_serving(model, tmp_path / "m")
     images, encoded = _image_bytes(3, seed=3)
     served = tf.saved_model.load(path).signatures["serving_default"](image_bytes=encoded)
-    expected = model.predict(images.astype("float32") / 127.5 - 1.0, verbose=0)
+    expected = model(images.astype("float32") / 127.5 - 1.0).numpy()
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
-    unscaled = model.predict(images.astype("float32") / 255.0, verbose=0)
+    unscaled = model(images.astype("float32") / 255.0).numpy()
     assert np.abs(unscaled - expected).max() > 1e-4  # the range matters for this model
     assert read_export_metadata(path) == {
-        "input_name": "image_bytes", "class_names": ["a", "b"],
-        "image_size": [10, 10], "value_range": [-1.0, 1.0],
+        "input_name": "image_bytes", "modality": "image", "class_names": ["a", "b"],
+        "decoding": "multiclass", "threshold": 0.5, "image_size": [10, 10],
     }
-    with pytest.raises(ValueError, match="value_range must be"):
-        export_for_serving(model, tmp_path / "m", value_range=(1, 0))
 
 
 def test_export_size_is_the_serving_weights_after_training(image_module, tmp_path):
@@ -176,7 +180,7 @@ def test_export_size_is_the_serving_weights_after_training(image_module, tmp_pat
                                    regularizer=L2SP(0.1, 0.01), trainable_backbone=True)
     model.compile(optimizer="adam")
     rng = np.random.default_rng(0)
-    model.fit(rng.random((8, 10, 10, 3), dtype=np.float32), np.arange(8) % 2, epochs=1, verbose=0)
+    model.fit(rng.integers(0, 256, (8, 10, 10, 3)).astype(np.uint8), np.arange(8) % 2, epochs=1, verbose=0)
     assert len(model.optimizer.variables) > len(model.trainable_weights)  # Adam slots exist
     path = export_for_serving(model, tmp_path / "m")
     reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))

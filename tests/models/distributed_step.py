@@ -32,7 +32,7 @@ def one_step(handle, strategy, naive=False, discriminative=False):
     try:
         with strategy.scope():
             model = tfxfer.TransferModel.from_hub(
-                handle, num_classes=2, trainable_backbone=True,
+                handle, num_classes=2, trainable_backbone=True, input_shape=(10, 10, 3),
                 regularizer=tfxfer.regularizers.L2SP(alpha=5.0, beta=1.0),
             )
             for _, weight in model.backbone.module_weights:
@@ -46,7 +46,7 @@ def one_step(handle, strategy, naive=False, discriminative=False):
                 optimizer = keras.optimizers.SGD(0.1)
             model.compile(optimizer=optimizer)
         rng = np.random.default_rng(0)
-        x = rng.random((8, 10, 10, 3), dtype=np.float32)
+        x = rng.integers(0, 256, (8, 10, 10, 3)).astype(np.float32)  # raw pixels
         y = np.array([0, 1] * 4)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # one global batch
         model.fit(dataset, epochs=1, verbose=0)

@@ -50,24 +50,26 @@ def test_from_hub_builds_backbone_and_head(image_module):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_module_input_shape_is_used_when_not_given(image_module):
+def test_image_modules_get_an_image_preprocessor_of_the_default_size(image_module):
     model = TransferModel.from_hub(image_module, num_classes=2)
-    assert tuple(model.input.shape) == (None, None, None, 3)
+    assert tuple(model.input.shape) == (None, 224, 224, 3)
+    assert model.preprocessor.image_size == (224, 224) and model.modality == "image"
+    # Raw images of any size are resized by the preprocessor.
     assert model.predict(random_images(2, size=13), verbose=0).shape == (2, 2)
 
 
 def test_binary_sigmoid_and_multi_label_heads(image_module):
-    binary = TransferModel.from_hub(image_module, num_classes=1)
+    binary = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=1)
     assert binary.head.activation == "sigmoid"
     assert isinstance(binary.loss, keras.losses.BinaryCrossentropy)
-    two_way_sigmoid = TransferModel.from_hub(image_module, num_classes=2, activation="sigmoid")
+    two_way_sigmoid = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, activation="sigmoid")
     assert two_way_sigmoid.predict(random_images(2), verbose=0).shape == (2, 2)
-    multi_label = TransferModel.from_hub(image_module, num_classes=3, multi_label=True)
+    multi_label = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=3, multi_label=True)
     x = random_images(8)
     y = np.random.default_rng(0).integers(0, 2, (8, 3)).astype("float32")
     history = multi_label.fit(x, y, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    logits = TransferModel.from_hub(image_module, num_classes=2, activation=None)
+    logits = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, activation=None)
     assert logits.loss.get_config()["from_logits"]
 
 
@@ -77,12 +79,12 @@ def test_binary_sigmoid_and_multi_label_heads(image_module):
 @pytest.mark.parametrize("num_classes", [0, -1, 2.5, True])
 def test_invalid_num_classes(image_module, num_classes):
     with pytest.raises(ValueError, match="num_classes must be a positive integer"):
-        TransferModel.from_hub(image_module, num_classes=num_classes)
+        TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=num_classes)
 
 
 def test_softmax_over_one_class_is_rejected(image_module):
     with pytest.raises(ValueError, match="softmax over num_classes=1"):
-        TransferModel.from_hub(image_module, num_classes=1, activation="softmax")
+        TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=1, activation="softmax")
 
 
 def test_input_shape_that_does_not_fit_the_module(image_module):
@@ -95,7 +97,7 @@ def test_input_shape_that_does_not_fit_the_module(image_module):
 def test_wrong_input_at_predict_is_explained(image_module):
     model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
     with pytest.raises(ValueError, match="expected shape=\\(None, 10, 10, 3\\)|incompatible"):
-        model.predict(np.zeros((2, 10, 10), "float32"), verbose=0)
+        model(np.zeros((2, 10, 10), "float32"))
 
 
 def test_missing_handle(tmp_path):
@@ -107,7 +109,7 @@ def test_missing_handle(tmp_path):
 
 
 def test_backbone_starts_frozen_and_only_the_head_trains(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     assert model.trainable_backbone is False
     assert {id(w) for w in model.trainable_weights} == {id(w) for w in model.head.trainable_weights}
     x, y = _image_data()
@@ -119,7 +121,7 @@ def test_backbone_starts_frozen_and_only_the_head_trains(image_module):
 
 
 def test_unfreeze_top_trains_exactly_the_top_groups(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     x, y = _image_data()
     model.fit(x, y, epochs=1, verbose=0)
     model.unfreeze(top=2)
@@ -131,7 +133,7 @@ def test_unfreeze_top_trains_exactly_the_top_groups(image_module):
 
 
 def test_unfreeze_all_then_freeze_again_after_compile(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
     x, y = _image_data()
     model.unfreeze()
@@ -150,7 +152,7 @@ def test_unfreeze_all_then_freeze_again_after_compile(image_module):
 
 
 def test_explicit_compile_after_unfreeze_is_respected(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     model.unfreeze()
     model.compile(optimizer=keras.optimizers.Adam(1e-5))
     x, y = _image_data()
@@ -159,23 +161,23 @@ def test_explicit_compile_after_unfreeze_is_respected(image_module):
 
 
 def test_auto_optimizer_learning_rate_follows_freezing(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
     model.unfreeze(top=1)
     model.fit(*_image_data(4), epochs=1, verbose=0)
-    assert model.optimizer.learning_rate.numpy() == pytest.approx(5e-5)
+    assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-4)
 
 
 @pytest.mark.parametrize("top", [0, 5, -1, 1.5])
 def test_unfreeze_top_out_of_range(image_module, top):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     with pytest.raises(ValueError, match="top must be an integer from 1 to 4"):
         model.unfreeze(top=top)
 
 
 def test_batchnorm_stays_in_inference_mode_unless_asked(image_module):
     x, y = _image_data()
-    frozen_stats = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    frozen_stats = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     before = _moving_statistics(frozen_stats)
     frozen_stats.fit(x * 3, y, epochs=1, verbose=0)
     assert all(np.allclose(a, b) for a, b in zip(before, _moving_statistics(frozen_stats)))
@@ -210,7 +212,7 @@ def test_keras_backbone_batchnorm_policy():
 
 
 def test_summary_shows_what_is_trainable(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     model.unfreeze(top=1)
     lines = []
     model.summary(print_fn=lambda line, **kwargs: lines.append(line))
@@ -245,17 +247,17 @@ def test_keras_round_trip_keeps_predictions_and_freezing(image_module, tmp_path)
 
 
 def test_weights_round_trip(image_module, tmp_path):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     x, y = _image_data()
     model.fit(x, y, epochs=1, verbose=0)
     model.save_weights(tmp_path / "model.weights.h5")
-    fresh = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    fresh = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     fresh.load_weights(tmp_path / "model.weights.h5")
     np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
 def test_get_config_round_trip(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, dropout=0.3, trainable_backbone=1)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, dropout=0.3, trainable_backbone=1)
     config = model.get_config()
     clone = TransferModel.from_config(config)
     assert clone.get_config()["trainable_backbone"] == 1

@@ -21,6 +21,7 @@ def _data():
 
 def _model(image_module, regularizer, perturb=True, **kwargs):
     keras.utils.set_random_seed(0)
+    kwargs.setdefault("input_shape", (10, 10, 3))  # the size of the test images
     model = TransferModel.from_hub(
         image_module, num_classes=2, trainable_backbone=True, regularizer=regularizer, **kwargs
     )

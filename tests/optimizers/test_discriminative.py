@@ -43,7 +43,7 @@ def _decay_steps(rates):
 
 
 def test_each_group_trains_at_its_configured_rate(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     model.compile(optimizer=discriminative_optimizer(model, LEARNING_RATE, layer_decay=DECAY, optimizer="sgd"))
     rates = _effective_rates(model, *_data())
     expected = {"head": LEARNING_RATE}
@@ -59,7 +59,7 @@ def test_each_group_trains_at_its_configured_rate(image_module):
 
 
 def test_explicit_group_rates_override_the_decay(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     model.compile(optimizer=discriminative_optimizer(
         model, LEARNING_RATE, layer_decay=DECAY, optimizer="sgd", group_learning_rates={"b0": 0.3}))
     rates = _effective_rates(model, *_data())
@@ -72,7 +72,7 @@ def test_explicit_group_rates_override_the_decay(image_module):
 
 
 def test_discriminative_rates_with_the_regularized_step(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True,
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True,
                                    regularizer=L2SP(alpha=1.0, beta=0.0))
     model.compile(optimizer=discriminative_optimizer(model, LEARNING_RATE, layer_decay=DECAY, optimizer="sgd"))
     history = model.fit(*_data(), epochs=1, verbose=0)
@@ -94,7 +94,7 @@ def test_schedules_scale_per_group():
 
 
 def test_clone_keeps_shared_inner_optimizers(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     optimizer = discriminative_optimizer(model, LEARNING_RATE, layer_decay=DECAY)
     clone = clone_optimizer(optimizer)
     assert len(clone.optimizers) == len(optimizer.optimizers) == 5  # head + 4 groups
@@ -102,7 +102,7 @@ def test_clone_keeps_shared_inner_optimizers(image_module):
 
 
 def test_recompile_after_unfreeze_keeps_discriminative_rates(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     model.compile(optimizer=discriminative_optimizer(model, LEARNING_RATE, layer_decay=DECAY, optimizer="sgd"))
     model.freeze_backbone()
     model.fit(*_data(), epochs=1, verbose=0)  # recompiles: head only

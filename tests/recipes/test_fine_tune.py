@@ -24,7 +24,7 @@ def _dataset():
 
 
 def test_phase_one_trains_only_the_head_then_phase_two_the_backbone(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     snapshots = _Snapshots(model)
     start_backbone, start_head = snapshots.take()
     after_phase_one = {}
@@ -50,7 +50,7 @@ def test_phase_one_trains_only_the_head_then_phase_two_the_backbone(image_module
 
 
 def test_phase_two_uses_warmup_cosine_and_layer_decay(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     model.fine_tune(_dataset(), head_epochs=1, epochs=2, learning_rate=1e-3, layer_decay=0.5,
                     warmup_fraction=0.5, unfreeze_top=2, verbose=0)
     import keras
@@ -65,7 +65,7 @@ def test_phase_two_uses_warmup_cosine_and_layer_decay(image_module):
 
 
 def test_fine_tune_with_regularizer_and_arrays(image_module):
-    model = TransferModel.from_hub(image_module, num_classes=2, regularizer=L2SP(0.01, 0.01))
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, regularizer=L2SP(0.01, 0.01))
     x, y = random_images(16, seed=7), np.array([0, 1] * 8)
     history = model.fine_tune(x, y, head_epochs=1, epochs=1, batch_size=8, verbose=0)
     assert set(history.history) >= {"loss", "task_loss", "regularization_loss", "accuracy"}
@@ -78,6 +78,6 @@ def test_fine_tune_with_regularizer_and_arrays(image_module):
     ({"warmup_fraction": 1.0}, r"warmup_fraction must be in \[0, 1\)"),
 ])
 def test_bad_options(image_module, options, message):
-    model = TransferModel.from_hub(image_module, num_classes=2)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     with pytest.raises(ValueError, match=message):
         model.fine_tune(_dataset(), **options)

@@ -78,7 +78,7 @@ def test_text_run_on_raw_strings(dict_module, text_preprocessor_module, text_fil
 
 def test_mismatched_data_and_backbone_is_explained(image_module, dict_module, text_preprocessor_module,
                                                    image_folder, text_file, tmp_path):
-    with pytest.raises(ValueError, match="are texts but .* takes no raw strings"):
+    with pytest.raises(ValueError, match="are texts but .* takes images"):
         train_run(_config(tmp_path, backbone=image_module, data=str(text_file)), verbose=0)
     with pytest.raises(ValueError, match="are images but a text preprocessor was given"):
         train_run(_config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,

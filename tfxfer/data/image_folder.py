@@ -7,8 +7,8 @@ import pathlib
 import tensorflow as tf
 
 from tfxfer.data.data_report import DataError, DataReport
-from tfxfer.data.splitting import stratified_split
 from tfxfer.data.image_pipeline import image_datasets, image_preprocessor_for
+from tfxfer.data.splitting import stratified_split
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 TRAIN_FOLDERS = ("train",)
@@ -222,6 +222,6 @@ def _drop_empty_classes(class_names, train_files, validation_files, report, fold
             f"{folder}: only {keep} has usable images; a classifier needs at least two classes."
         )
     remap = {class_names.index(name): index for index, name in enumerate(keep)}
-    train_files = [(p, remap[l]) for p, l in train_files if l in remap]
-    validation_files = [(p, remap[l]) for p, l in validation_files if l in remap]
+    train_files = [(path, remap[label]) for path, label in train_files if label in remap]
+    validation_files = [(path, remap[label]) for path, label in validation_files if label in remap]
     return keep, train_files, validation_files

@@ -93,7 +93,7 @@ def from_text_file(
     validation = [(text, labels[where]) for where, text, _ in validation_rows if where in labels]
     if len({label for _, label in examples}) < 2:
         raise DataError(
-            f"{path}: the training examples hold {len({l for _, l in examples})} class(es); "
+            f"{path}: the training examples hold {len({label for _, label in examples})} class(es); "
             "a classifier needs at least two."
         )
     if validation_split and not validation_path:

@@ -9,6 +9,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
@@ -21,8 +22,6 @@ from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 
 logger = logging.getLogger("tfxfer")
-
-from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")

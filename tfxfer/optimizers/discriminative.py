@@ -49,10 +49,10 @@ def discriminative_optimizer(
             f"group_learning_rates names unknown layer groups {unknown}; the "
             f"backbone's groups are {[group.name for group in groups]}."
         )
-    optimizer_class = optimizer_class(optimizer)
+    chosen_class = optimizer_class(optimizer)
 
     def make(rate):
-        return optimizer_class(learning_rate=rate, **optimizer_options)
+        return chosen_class(learning_rate=rate, **optimizer_options)
 
     mapping = keras.optimizers.OptimizerMap(make(learning_rate))
     for depth, group in enumerate(reversed(groups), start=1):

@@ -1,6 +1,5 @@
 """What every recipe does when it compiles: keep the model's loss and metrics, change the optimizer."""
 
-from tfxfer.optimizers.discriminative import optimizer_class
 
 
 def compile_keeping_loss(model, optimizer, compile_options=None):

@@ -4,10 +4,10 @@ import math
 
 import tensorflow as tf
 
-from tfxfer.optimizers.discriminative import discriminative_optimizer
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE
+from tfxfer.optimizers.discriminative import discriminative_optimizer, optimizer_class
 from tfxfer.optimizers.schedules import warmup_cosine
-from tfxfer.recipes.compiling import compile_keeping_loss, optimizer_class
+from tfxfer.recipes.compiling import compile_keeping_loss
 from tfxfer.recipes.linear_probe import _check_epochs
 
 WARMUP_FRACTION = 0.1

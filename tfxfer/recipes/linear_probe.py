@@ -1,7 +1,8 @@
 """The `linear_probe` recipe: train only the new head on a frozen backbone."""
 
 from tfxfer.choices import HEAD_LEARNING_RATE
-from tfxfer.recipes.compiling import compile_keeping_loss, optimizer_class
+from tfxfer.optimizers.discriminative import optimizer_class
+from tfxfer.recipes.compiling import compile_keeping_loss
 
 
 def linear_probe(

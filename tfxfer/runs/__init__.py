@@ -1,7 +1,23 @@
-"""Whole training runs: configuration, training, evaluation, export, report."""
+"""Whole training runs: configuration, training, evaluation, export, report.
 
-from tfxfer.runs.train_config import TrainConfig, load_config
-from tfxfer.runs.run_evaluation import evaluate_run
-from tfxfer.runs.training_run import train_run
+Names load on first use, so the CLI can read `TrainConfig`'s options for
+`--help` without importing TensorFlow.
+"""
 
-__all__ = ["TrainConfig", "evaluate_run", "load_config", "train_run"]
+import importlib
+
+_PUBLIC_NAMES = {
+    "TrainConfig": "tfxfer.runs.train_config",
+    "load_config": "tfxfer.runs.train_config",
+    "evaluate_run": "tfxfer.runs.run_evaluation",
+    "train_run": "tfxfer.runs.training_run",
+}
+
+__all__ = sorted(_PUBLIC_NAMES)
+
+
+def __getattr__(name):
+    module_name = _PUBLIC_NAMES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'tfxfer.runs' has no attribute '{name}'")
+    return getattr(importlib.import_module(module_name), name)

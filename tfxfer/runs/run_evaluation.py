@@ -42,8 +42,7 @@ def evaluate_model(model, dataset, class_names):
     mapping = label_mapping(class_names, model_names)
     labels, probabilities, predictions = [], [], []
     for x, y in dataset:
-        inputs = model.preprocessor(x) if model.preprocessor is not None else x
-        outputs = model.predict_on_batch(inputs)
+        outputs = model.predict_on_batch(x)  # runs the model's preprocessor, as predict does
         labels.append(mapping[np.asarray(y).reshape(-1).astype(np.int64)])
         probabilities.append(np.asarray(model.head.probabilities(outputs), dtype=np.float64))
         predictions.append(np.asarray(model.head.decode(outputs)["class_ids"]))

@@ -1,0 +1,57 @@
+"""The docstring examples that need nothing from ../shared run as doctests.
+
+Examples that load real models or data (`../shared`), or that continue a
+longer story (`model.fit(train_ds)`), are documentation only; everything
+listed here must run exactly as written.
+"""
+
+import doctest
+import importlib
+
+import pytest
+
+DOCTESTED = [
+    "tfxfer.preprocessing.image_preprocessor.ImagePreprocessor",
+    "tfxfer.preprocessing.modality.preprocessor_modality",
+    "tfxfer.models.classification_head.ClassificationHead.decode",
+    "tfxfer.reports.classification_metrics.classification_metrics",
+    "tfxfer.data.splitting.stratified_split",
+    "tfxfer.data.image_pipeline.augmentation_layers",
+    "tfxfer.optimizers.schedules.warmup_cosine",
+    "tfxfer.recipes.fine_tune.fine_tuning_rate",
+    "tfxfer.recipes",
+    "tfxfer.regularizers.by_name.regularizer_from_name",
+    "tfxfer.runs.class_matching.label_mapping",
+]
+
+
+def resolve(dotted):
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            value = getattr(value, name)
+        return value
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("dotted", DOCTESTED)
+def test_docstring_example_runs(dotted):
+    import numpy as np
+
+    import tfxfer
+
+    target = resolve(dotted)
+    finder = doctest.DocTestFinder(recurse=False)
+    tests = finder.find(target, dotted, globs={"np": np, "tfxfer": tfxfer, **vars(importlib.import_module(
+        target.__module__ if hasattr(target, "__module__") and not isinstance(target, type(doctest)) else target.__name__
+    ))})
+    examples = [test for test in tests if test.examples]
+    assert examples, f"{dotted} has no docstring example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in examples:
+        runner.run(test)
+    assert runner.failures == 0, f"{dotted}: {runner.failures} failing example(s) (see the output above)"
