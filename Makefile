@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo lint format test test-fast clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
@@ -22,12 +22,22 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/tfxfer demo
 
-# The whole suite: fast unit tests plus the real models in ../shared.
-test: install
+# ruff: lint rules and formatting (pyproject.toml), checked before the tests.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# The whole suite: lint, fast unit tests, docstring examples, and the real
+# models in ../shared.
+test: install lint
 	$(PYTHON) -m pytest
 
 # Unit tests only (tiny models the tests build themselves).
-test-fast: install
+test-fast: install lint
 	$(PYTHON) -m pytest -m "not real and not slow"
 
 clean:

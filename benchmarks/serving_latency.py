@@ -57,7 +57,8 @@ def efficientnet_case(shared):
     encoded = [f.read_bytes() for f in files]
     model = tfxfer.TransferModel.from_hub(
         str(shared / "models/tfhub/efficientnet_lite0_feature_vector"),
-        num_classes=2, input_shape=(224, 224, 3),
+        num_classes=2,
+        input_shape=(224, 224, 3),
     )
 
     def preprocess(raw):
@@ -72,8 +73,10 @@ def minilm_case(shared):
     with open(shared / "data/text/sst2/stsa.binary.dev", encoding="utf-8") as lines:
         sentences = [line.rstrip("\n").split(" ", 1)[1] for line in lines]
     model = tfxfer.TransferModel.from_hub(
-        str(shared / "models/tfhub/minilm_l6_encoder"), num_classes=2,
-        preprocessor=str(shared / "models/tfhub/minilm_l6_preprocess"), pooling="masked_avg",
+        str(shared / "models/tfhub/minilm_l6_encoder"),
+        num_classes=2,
+        preprocessor=str(shared / "models/tfhub/minilm_l6_preprocess"),
+        pooling="masked_avg",
     )
 
     def preprocess(raw):
@@ -124,19 +127,19 @@ def measure(name, model, raw, preprocess, args, work):
         times = {key: [] for key in calls}
         order = list(calls)
         for round_index in range(args.rounds):
-            rotated = order[round_index % 3:] + order[:round_index % 3]
+            rotated = order[round_index % 3 :] + order[: round_index % 3]
             for key in rotated:
                 times[key].append(_timed(calls[key]))
         row = {"name": name, "batch": batch_size}
         for key in calls:
             row[key] = statistics.median(times[key]) * 1000
         for key in ("serving_default", "predict_preprocessed"):
-            row[key + "_ratio"] = statistics.median(
-                [t / k for t, k in zip(times[key], times["keras"])]
-            )
-        print(f"  {name}, batch {batch_size}: keras {row['keras']:.1f} ms, serving_default "
-              f"{row['serving_default']:.1f} ms, predict_preprocessed {row['predict_preprocessed']:.1f} ms",
-              flush=True)
+            row[key + "_ratio"] = statistics.median([t / k for t, k in zip(times[key], times["keras"])])
+        print(
+            f"  {name}, batch {batch_size}: keras {row['keras']:.1f} ms, serving_default "
+            f"{row['serving_default']:.1f} ms, predict_preprocessed {row['predict_preprocessed']:.1f} ms",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -151,8 +154,10 @@ def main(argv=None):
     for case in chosen:
         for part in needed[case]:
             if not (args.shared / part).exists():
-                print(f"error: {args.shared / part} not found (see ../shared/DATA.md); pass --shared PATH.",
-                      file=sys.stderr)
+                print(
+                    f"error: {args.shared / part} not found (see ../shared/DATA.md); pass --shared PATH.",
+                    file=sys.stderr,
+                )
                 return 2
     builders = {"efficientnet": efficientnet_case, "minilm": minilm_case}
     rows = []
@@ -160,12 +165,13 @@ def main(argv=None):
         for case in chosen:
             rows += measure(*builders[case](args.shared), args, os.path.join(work, case))
     print(f"\nLatency per batch, median of {args.rounds} rounds; ratios are medians of per-round ratios to keras:")
-    print(f"{'model':34} {'batch':>5} {'keras ms':>9} {'serving ms':>11} {'ratio':>6} "
-          f"{'preproc. ms':>12} {'ratio':>6}")
+    print(f"{'model':34} {'batch':>5} {'keras ms':>9} {'serving ms':>11} {'ratio':>6} {'preproc. ms':>12} {'ratio':>6}")
     for r in rows:
-        print(f"{r['name']:34} {r['batch']:5d} {r['keras']:9.1f} {r['serving_default']:11.1f} "
-              f"{r['serving_default_ratio']:6.2f} {r['predict_preprocessed']:12.1f} "
-              f"{r['predict_preprocessed_ratio']:6.2f}")
+        print(
+            f"{r['name']:34} {r['batch']:5d} {r['keras']:9.1f} {r['serving_default']:11.1f} "
+            f"{r['serving_default_ratio']:6.2f} {r['predict_preprocessed']:12.1f} "
+            f"{r['predict_preprocessed_ratio']:6.2f}"
+        )
     worst = max(r["serving_default_ratio"] for r in rows if r["batch"] == 32) if 32 in args.batch_sizes else None
     if worst is not None:
         print(f"\nserving_default / keras at batch 32: worst {worst:.2f} (target <= 1.2)")

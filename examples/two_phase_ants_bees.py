@@ -60,9 +60,7 @@ def main(argv=None):
     started = time.time()
     train = image_dataset(images / "train", shuffle=True)
     validation = image_dataset(images / "val", shuffle=False)
-    model = tfxfer.TransferModel.from_hub(
-        str(module), num_classes=2, input_shape=(224, 224, 3), dropout=0.2
-    )
+    model = tfxfer.TransferModel.from_hub(str(module), num_classes=2, input_shape=(224, 224, 3), dropout=0.2)
     history = model.fine_tune(
         train,
         validation_data=validation,

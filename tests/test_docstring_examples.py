@@ -46,9 +46,21 @@ def test_docstring_example_runs(dotted):
 
     target = resolve(dotted)
     finder = doctest.DocTestFinder(recurse=False)
-    tests = finder.find(target, dotted, globs={"np": np, "tfxfer": tfxfer, **vars(importlib.import_module(
-        target.__module__ if hasattr(target, "__module__") and not isinstance(target, type(doctest)) else target.__name__
-    ))})
+    tests = finder.find(
+        target,
+        dotted,
+        globs={
+            "np": np,
+            "tfxfer": tfxfer,
+            **vars(
+                importlib.import_module(
+                    target.__module__
+                    if hasattr(target, "__module__") and not isinstance(target, type(doctest))
+                    else target.__name__
+                )
+            ),
+        },
+    )
     examples = [test for test in tests if test.examples]
     assert examples, f"{dotted} has no docstring example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

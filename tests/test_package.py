@@ -6,13 +6,8 @@ import tfxfer
 
 def test_import_is_light():
     # Importing tfxfer must not pull in TensorFlow, Keras or keras_hub.
-    code = (
-        "import sys, tfxfer; "
-        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_hub') if m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    code = "import sys, tfxfer; print(sorted(m for m in ('tensorflow', 'keras', 'keras_hub') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
 

@@ -13,7 +13,10 @@ LOAD = "import keras; model = keras.models.load_model({path!r}); print(type(mode
 @pytest.fixture(scope="module")
 def saved_model_file(image_module, tmp_path_factory):
     model = tfxfer.TransferModel.from_hub(
-        image_module, num_classes=2, input_shape=(8, 8, 3), class_names=["dark", "light"],
+        image_module,
+        num_classes=2,
+        input_shape=(8, 8, 3),
+        class_names=["dark", "light"],
         regularizer=tfxfer.regularizers.L2SP(alpha=0.01),
     )
     path = tmp_path_factory.mktemp("saved") / "model.keras"
@@ -22,14 +25,17 @@ def saved_model_file(image_module, tmp_path_factory):
 
 
 def run_python(code):
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize(
     "prelude",
-    ["import tfxfer", "import keras; import tfxfer", "import tfxfer; import tensorflow", "import tensorflow; import tfxfer"],
+    [
+        "import tfxfer",
+        "import keras; import tfxfer",
+        "import tfxfer; import tensorflow",
+        "import tensorflow; import tfxfer",
+    ],
 )
 def test_plain_keras_load_model_works_after_import_tfxfer(prelude, saved_model_file):
     result = run_python(f"{prelude}; " + LOAD.format(path=saved_model_file))

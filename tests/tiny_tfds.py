@@ -11,10 +11,12 @@ class TfxferTinyShapes(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(16, 16, 3)),
-                "label": tfds.features.ClassLabel(names=["dark", "light"]),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(16, 16, 3)),
+                    "label": tfds.features.ClassLabel(names=["dark", "light"]),
+                }
+            ),
             supervised_keys=("image", "label"),
         )
 

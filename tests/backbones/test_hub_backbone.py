@@ -12,11 +12,7 @@ def _weight_values(layer):
 
 
 def _changed(layer, before):
-    return [
-        name
-        for (name, weight), old in zip(layer.module_weights, before)
-        if not np.allclose(weight.numpy(), old)
-    ]
+    return [name for (name, weight), old in zip(layer.module_weights, before) if not np.allclose(weight.numpy(), old)]
 
 
 def _sgd_step(model, x, y, learning_rate=0.5):
@@ -37,9 +33,7 @@ def test_module_variables_are_keras_weights_without_copies(image_module):
     assert {id(weight.value) for weight in backbone.weights} == module_variables
     # Conv kernel + bias and BN gamma + beta are trainable, moving stats not.
     assert len(backbone.trainable_weights) == 12
-    assert all(
-        "moving" in weight.name for weight in backbone.non_trainable_weights
-    )
+    assert all("moving" in weight.name for weight in backbone.non_trainable_weights)
 
 
 def test_frozen_layer_exposes_no_trainable_weights(image_module):
@@ -87,11 +81,7 @@ def test_frozen_module_does_not_change(image_module):
 
 
 def _moving_statistics(backbone):
-    return {
-        name: weight.numpy().copy()
-        for name, weight in backbone.module_weights
-        if "moving" in name
-    }
+    return {name: weight.numpy().copy() for name, weight in backbone.module_weights if "moving" in name}
 
 
 @pytest.mark.parametrize(
@@ -106,9 +96,7 @@ def _moving_statistics(backbone):
 def test_batchnorm_statistics_update_only_when_trainable_and_training(
     image_module, trainable, train_batchnorm, training, expect_update
 ):
-    backbone = HubBackbone(
-        image_module, trainable=trainable, train_batchnorm=train_batchnorm
-    )
+    backbone = HubBackbone(image_module, trainable=trainable, train_batchnorm=train_batchnorm)
     before = _moving_statistics(backbone)
     backbone(random_images(4) * 5.0, training=training)
     after = _moving_statistics(backbone)
@@ -172,9 +160,7 @@ def test_dict_inputs_and_output_key(dict_module):
 
 def test_dict_outputs_without_output_key(dict_module):
     backbone = HubBackbone(dict_module)
-    outputs = backbone(
-        {"input_word_ids": tf.constant([[2, 3]]), "input_mask": tf.constant([[1, 1]])}
-    )
+    outputs = backbone({"input_word_ids": tf.constant([[2, 3]]), "input_mask": tf.constant([[1, 1]])})
     assert set(outputs) == {"pooled_output", "sequence_output"}
 
 
@@ -183,9 +169,7 @@ def test_text_preprocessor_module_as_first_stage(text_preprocessor_module, dict_
     encoder = HubBackbone(dict_module, output_key="pooled_output")
     assert preprocessor.weights == []
     encoder_inputs = preprocessor(tf.constant(["Good film", "awful plot twist"]))
-    np.testing.assert_array_equal(
-        encoder_inputs["input_word_ids"], [[2, 4, 0, 0, 0, 0], [6, 7, 1, 0, 0, 0]]
-    )
+    np.testing.assert_array_equal(encoder_inputs["input_word_ids"], [[2, 4, 0, 0, 0, 0], [6, 7, 1, 0, 0, 0]])
     assert encoder(encoder_inputs).shape == (2, 8)
 
     texts = keras.Input((), dtype="string")
@@ -223,7 +207,9 @@ def test_output_key_on_single_output_module(image_module):
 
 def test_wrong_rank_is_explained(image_module):
     backbone = HubBackbone(image_module)
-    with pytest.raises(ValueError, match=r"shape \(10, 10, 3\).*expects \(None, None, None, 3\).*batch dimension is missing"):
+    with pytest.raises(
+        ValueError, match=r"shape \(10, 10, 3\).*expects \(None, None, None, 3\).*batch dimension is missing"
+    ):
         backbone(random_images(1)[0])
 
 
@@ -287,10 +273,7 @@ def test_tf_train_checkpoint_round_trip(image_module, tmp_path):
         np.testing.assert_array_equal(weight.numpy(), value)
     # Each module variable is stored once (not also through the module).
     backbone_path = tf.train.Checkpoint(backbone=backbone).write(str(tmp_path / "bb"))
-    values = [
-        name for name, _ in tf.train.list_variables(backbone_path)
-        if name.endswith("VARIABLE_VALUE")
-    ]
+    values = [name for name, _ in tf.train.list_variables(backbone_path) if name.endswith("VARIABLE_VALUE")]
     assert len(values) == len(backbone.weights) == 18
 
 
@@ -307,9 +290,7 @@ def test_keras_file_round_trip_re_resolves_the_handle(image_module, tmp_path):
 
 
 def test_get_config_round_trip(dict_module):
-    backbone = HubBackbone(
-        dict_module, trainable=True, output_key="pooled_output", name="encoder"
-    )
+    backbone = HubBackbone(dict_module, trainable=True, output_key="pooled_output", name="encoder")
     config = backbone.get_config()
     clone = HubBackbone.from_config(config)
     assert clone.get_config() == config

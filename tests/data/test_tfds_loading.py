@@ -10,8 +10,7 @@ def prepared_dir(tfds_dir):
 
 
 def test_loads_a_prepared_dataset_offline(prepared_dir):
-    data = from_tfds("tfxfer_tiny_shapes", data_dir=prepared_dir, download=False,
-                     image_size=(8, 8), batch_size=4)
+    data = from_tfds("tfxfer_tiny_shapes", data_dir=prepared_dir, download=False, image_size=(8, 8), batch_size=4)
     assert data.class_names == ["dark", "light"]
     assert (data.train_size, data.validation_size) == (12, 6)
     images, labels = next(iter(data.validation))
@@ -21,8 +20,15 @@ def test_loads_a_prepared_dataset_offline(prepared_dir):
 
 
 def test_split_slicing_and_augmentation(prepared_dir):
-    data = from_tfds("tfxfer_tiny_shapes", split="train[:50%]", validation_split="train[50%:]",
-                     data_dir=prepared_dir, download=False, image_size=(8, 8), augment="default")
+    data = from_tfds(
+        "tfxfer_tiny_shapes",
+        split="train[:50%]",
+        validation_split="train[50%:]",
+        data_dir=prepared_dir,
+        download=False,
+        image_size=(8, 8),
+        augment="default",
+    )
     assert (data.train_size, data.validation_size) == (6, 6)
     images, _ = next(iter(data.train))
     assert images.shape[1:] == (8, 8, 3)

@@ -27,7 +27,10 @@ def main(handle, directory):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = tfxfer.TransferModel.from_hub(
-            handle, num_classes=2, input_shape=(10, 10, 3), trainable_backbone=True,
+            handle,
+            num_classes=2,
+            input_shape=(10, 10, 3),
+            trainable_backbone=True,
             regularizer=tfxfer.regularizers.L2SP(alpha=0.1, beta=0.01),
         )
         model.compile(optimizer=keras.optimizers.Adam(0.05))

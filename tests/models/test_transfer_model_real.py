@@ -46,9 +46,7 @@ SENTENCES = [
 
 def test_minilm_hub_modules_reproduce_sentence_similarity():
     preprocessor = HubBackbone(shared_path("models", "tfhub", "minilm_l6_preprocess"))
-    encoder = HubBackbone(
-        shared_path("models", "tfhub", "minilm_l6_encoder"), output_key="sequence_output"
-    )
+    encoder = HubBackbone(shared_path("models", "tfhub", "minilm_l6_encoder"), output_key="sequence_output")
     inputs = preprocessor(tf.constant(SENTENCES))
     tokens = encoder(inputs)
     mask = tf.cast(inputs["input_mask"], tf.float32)[..., None]
@@ -64,9 +62,7 @@ def test_preset_route_and_hub_route_compute_the_same_network():
         num_classes=2,
         preprocessor=shared_path("models", "tfhub", "minilm_l6_preprocess"),
     )
-    preset_model = TransferModel.from_preset(
-        _minilm_gt_path(), num_classes=2, sequence_length=128
-    )
+    preset_model = TransferModel.from_preset(_minilm_gt_path(), num_classes=2, sequence_length=128)
     hub_inputs = hub_model.preprocessor(tf.constant(SENTENCES))
     preset_inputs = preset_model.preprocessor(tf.constant(SENTENCES))
     np.testing.assert_array_equal(preset_inputs["token_ids"], hub_inputs["input_word_ids"])
@@ -78,9 +74,7 @@ def test_preset_route_and_hub_route_compute_the_same_network():
         hub_outputs["sequence_output"].numpy() * mask,
         atol=1e-4,
     )
-    np.testing.assert_allclose(
-        preset_outputs["pooled_output"], hub_outputs["pooled_output"], atol=1e-4
-    )
+    np.testing.assert_allclose(preset_outputs["pooled_output"], hub_outputs["pooled_output"], atol=1e-4)
 
 
 def _hymenoptera(split, shuffle):

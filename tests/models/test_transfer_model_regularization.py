@@ -47,8 +47,7 @@ def test_train_step_adds_exactly_the_l2sp_gradient(image_module):
     regularized = _model(image_module, L2SP(ALPHA, BETA))
     plain = _model(image_module, None)
     kernels = {
-        weight.path: weight.numpy() for name, weight in regularized.backbone.module_weights
-        if name.endswith("kernel")
+        weight.path: weight.numpy() for name, weight in regularized.backbone.module_weights if name.endswith("kernel")
     }
     head_kernel = regularized.head.dense.kernel.numpy()
     _one_sgd_step(regularized)
@@ -138,9 +137,7 @@ def test_mixed_precision_penalty_is_float32_and_exact(image_module, mixed_precis
             return keras.optimizers.SGD(LEARNING_RATE)
         # A small initial scale so the very first step is not skipped as an
         # overflow; the penalty is scaled and unscaled with the task loss.
-        return keras.optimizers.LossScaleOptimizer(
-            keras.optimizers.SGD(LEARNING_RATE), initial_scale=16.0
-        )
+        return keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(LEARNING_RATE), initial_scale=16.0)
 
     history = _one_sgd_step(regularized, optimizer=optimizer())
     _one_sgd_step(plain, optimizer=optimizer())
@@ -148,16 +145,16 @@ def test_mixed_precision_penalty_is_float32_and_exact(image_module, mixed_precis
     kernel = next(w for name, w in regularized.backbone.module_weights if name == "b1_conv/kernel")
     plain_kernel = next(w for name, w in plain.backbone.module_weights if name == "b1_conv/kernel")
     # Same task gradients in both; the penalty's step is exact in float32.
-    np.testing.assert_allclose(
-        kernel.numpy() - plain_kernel.numpy(), -LEARNING_RATE * ALPHA * DELTA, atol=1e-5
-    )
+    np.testing.assert_allclose(kernel.numpy() - plain_kernel.numpy(), -LEARNING_RATE * ALPHA * DELTA, atol=1e-5)
 
 
 def test_mirrored_strategy_counts_the_penalty_once(image_module):
     script = pathlib.Path(__file__).with_name("distributed_step.py")
     result = subprocess.run(
         [sys.executable, str(script), image_module],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
         cwd=pathlib.Path(__file__).resolve().parents[2],
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -225,8 +222,14 @@ def test_model_checkpoint_weights_carry_the_source_weights(image_module, tmp_pat
     pretrained = [w.numpy().copy() for w in model.source_weights.weights]
     model.compile(optimizer=keras.optimizers.SGD(0.5))
     path = tmp_path / "best.weights.h5"
-    model.fit(x, y, epochs=2, batch_size=4, verbose=0,
-              callbacks=[keras.callbacks.ModelCheckpoint(str(path), save_weights_only=True)])
+    model.fit(
+        x,
+        y,
+        epochs=2,
+        batch_size=4,
+        verbose=0,
+        callbacks=[keras.callbacks.ModelCheckpoint(str(path), save_weights_only=True)],
+    )
     resumed = _model(image_module, L2SP(ALPHA, BETA), perturb=True)  # deliberately different w
     resumed.load_weights(path)
     for copy, value in zip(resumed.source_weights.weights, pretrained):
@@ -241,8 +244,12 @@ def test_regularizer_of_the_wrong_type(image_module):
 
 def test_text_model_with_regularizer_and_bss(dict_module, text_preprocessor_module):
     model = TransferModel.from_hub(
-        dict_module, num_classes=2, preprocessor=text_preprocessor_module, pooling="masked_avg",
-        trainable_backbone=True, regularizer=L2SP(0.01, 0.01) + BSS(k=1),
+        dict_module,
+        num_classes=2,
+        preprocessor=text_preprocessor_module,
+        pooling="masked_avg",
+        trainable_backbone=True,
+        regularizer=L2SP(0.01, 0.01) + BSS(k=1),
     )
     history = model.fit(["good film", "bad plot"] * 4, np.array([1, 0] * 4), epochs=1, batch_size=4, verbose=0)
     assert history.history["regularization_loss"][0] > 0
@@ -255,11 +262,17 @@ def test_export_leaves_out_the_source_weights(image_module, tmp_path):
     x = random_images(3, seed=9)
     model.export(str(tmp_path / "export"), verbose=False)
     reloaded = tf.saved_model.load(str(tmp_path / "export"))
-    np.testing.assert_allclose(reloaded.serve(x).numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # model.export() serves the network on preprocessed inputs, as Keras does.
+    np.testing.assert_allclose(
+        reloaded.serve(model.preprocessor(x)).numpy(), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     serving = len(model.backbone.weights) + len(model.head.weights)
     assert len(reloaded.variables) == serving
-    stored = [name for name, _ in tf.train.list_variables(str(tmp_path / "export" / "variables" / "variables"))
-              if name.endswith("VARIABLE_VALUE")]
+    stored = [
+        name
+        for name, _ in tf.train.list_variables(str(tmp_path / "export" / "variables" / "variables"))
+        if name.endswith("VARIABLE_VALUE")
+    ]
     # Keras' ExportArchive lists each variable under two keys; per list, only
     # the serving weights: no w0 copies, no optimizer slots.
     for prefix in ("variables/", "_all_variables/"):

@@ -34,9 +34,14 @@ def test_phase_one_trains_only_the_head_then_phase_two_the_backbone(image_module
             after_phase_one["backbone"], after_phase_one["head"] = snapshots.take()
 
     import keras
+
     history = model.fine_tune(
-        _dataset(), validation_data=_dataset(), head_epochs=2, epochs=2,
-        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=record)], verbose=0,
+        _dataset(),
+        validation_data=_dataset(),
+        head_epochs=2,
+        epochs=2,
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=record)],
+        verbose=0,
     )
     for before, after in zip(start_backbone, after_phase_one["backbone"]):
         np.testing.assert_array_equal(before, after)  # backbone frozen in phase one
@@ -51,9 +56,18 @@ def test_phase_one_trains_only_the_head_then_phase_two_the_backbone(image_module
 
 def test_phase_two_uses_warmup_cosine_and_layer_decay(image_module):
     model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
-    model.fine_tune(_dataset(), head_epochs=1, epochs=2, learning_rate=1e-3, layer_decay=0.5,
-                    warmup_fraction=0.5, unfreeze_top=2, verbose=0)
+    model.fine_tune(
+        _dataset(),
+        head_epochs=1,
+        epochs=2,
+        learning_rate=1e-3,
+        layer_decay=0.5,
+        warmup_fraction=0.5,
+        unfreeze_top=2,
+        verbose=0,
+    )
     import keras
+
     assert isinstance(model.optimizer, keras.optimizers.MultiOptimizer)
     head_optimizer = model.optimizer.optimizers[-1]  # the map's default
     schedule = head_optimizer._learning_rate
@@ -72,11 +86,14 @@ def test_fine_tune_with_regularizer_and_arrays(image_module):
     assert len(history.history["loss"]) == 2
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"epochs": 0}, "epochs must be a positive integer"),
-    ({"head_epochs": -1}, "head_epochs must be an integer >= 0"),
-    ({"warmup_fraction": 1.0}, r"warmup_fraction must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"epochs": 0}, "epochs must be a positive integer"),
+        ({"head_epochs": -1}, "head_epochs must be an integer >= 0"),
+        ({"warmup_fraction": 1.0}, r"warmup_fraction must be in \[0, 1\)"),
+    ],
+)
 def test_bad_options(image_module, options, message):
     model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     with pytest.raises(ValueError, match=message):

@@ -67,9 +67,7 @@ def test_l2sp_gradient_is_alpha_times_distance_and_beta_times_head():
     assert grads[1] is None and grads[2] is None  # kernels only by default
     np.testing.assert_allclose(grads[3], beta * head[0][0].numpy(), rtol=1e-6)
     assert grads[4] is None
-    expected = alpha / 2 * np.sum((kernel.numpy() - kernel0.numpy()) ** 2) + beta / 2 * np.sum(
-        head[0][0].numpy() ** 2
-    )
+    expected = alpha / 2 * np.sum((kernel.numpy() - kernel0.numpy()) ** 2) + beta / 2 * np.sum(head[0][0].numpy() ** 2)
     assert float(penalty) == pytest.approx(expected, rel=1e-6)
     assert penalty.dtype == tf.float32
 
@@ -112,9 +110,7 @@ def test_cosine_sp_penalises_direction_not_scale():
 def test_orthogonal_sp_is_the_frobenius_norm_of_the_overlap():
     w, w0 = _variable((3, 3, 2, 4)), _variable((3, 3, 2, 4))
     bias = _variable((4,))
-    penalty = OrthogonalSP(alpha=0.1)(
-        [(w, tf.constant(w0), "kernel"), (bias, tf.constant(bias), "bias")], []
-    )
+    penalty = OrthogonalSP(alpha=0.1)([(w, tf.constant(w0), "kernel"), (bias, tf.constant(bias), "bias")], [])
     matrix, matrix0 = w.numpy().reshape(-1, 4), w0.numpy().reshape(-1, 4)
     assert float(penalty) == pytest.approx(0.1 * np.sum((matrix.T @ matrix0) ** 2), rel=1e-5)
 

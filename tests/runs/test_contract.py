@@ -64,7 +64,7 @@ def test_labels_are_matched_by_name_a_renamed_folder_is_refused(value_range_run,
     for target in (RunFolder(value_range_run["run_folder"]).best_checkpoint, value_range_run["export"]["path"]):
         with pytest.raises(DataError, match=r"'Light' vs 'light'.*|.*\['dark', 'light'\]") as error:
             evaluate_run(target, data=str(renamed), verbose=0)
-        assert "['dark', 'Light']" in str(error.value) and "['dark', 'light']" in str(error.value)
+        assert "['Light', 'dark']" in str(error.value) and "['dark', 'light']" in str(error.value)
 
 
 def test_labels_follow_the_models_names_not_positions(value_range_run, image_folder):
@@ -188,3 +188,21 @@ def test_tfds_run_is_export_checked(tmp_path, image_module, tfds_dir, monkeypatc
     metrics = image_run(tmp_path, image_module, "tfds:tfxfer_tiny_shapes")
     assert metrics["export"]["verified_examples"] == 6
     assert metrics["export"]["max_abs_difference"] <= 1e-5
+
+
+def test_predict_on_a_keras_file_answers_as_its_export(value_range_run, image_folder, capsys):
+    files = [str(f) for f in sorted((image_folder / "val").rglob("*.png"))[:4]]
+    best = RunFolder(value_range_run["run_folder"]).best_checkpoint
+    assert main(["predict", str(best), *files, "--json"]) == 0
+    from_keras = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["predict", value_range_run["export"]["path"], *files, "--json"]) == 0
+    from_export = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["decision"] for r in from_keras] == [r["decision"] for r in from_export]
+    for a, b in zip(from_keras, from_export):
+        assert a["predictions"][0]["probability"] == pytest.approx(b["predictions"][0]["probability"], abs=1e-5)
+
+
+def test_predict_refuses_image_files_for_a_text_export(text_module_export, image_folder, capsys):
+    files = [str(f) for f in sorted((image_folder / "val").rglob("*.png"))[:2]]
+    assert main(["predict", text_module_export, *files]) == 2
+    assert "is a text model but the inputs are image file names" in capsys.readouterr().err

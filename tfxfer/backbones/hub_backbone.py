@@ -92,9 +92,7 @@ class HubBackbone(keras.layers.Layer):
             for variable in self._collect_variables():
                 self._wrap_variable(variable)
         self.has_batchnorm = any(
-            statistic in module_name
-            for module_name, _ in self._module_weights
-            for statistic in _BATCHNORM_STATISTICS
+            statistic in module_name for module_name, _ in self._module_weights for statistic in _BATCHNORM_STATISTICS
         )
         self.built = True
 
@@ -112,17 +110,16 @@ class HubBackbone(keras.layers.Layer):
                     f"{self._describe()} has no signature "
                     f"'{self.signature}'. Available signatures: "
                     f"{signatures or 'none'}"
-                    + ("; or leave signature=None to use __call__."
-                       if callable(module) else ".")
+                    + ("; or leave signature=None to use __call__." if callable(module) else ".")
                 )
             return module.signatures[self.signature]
         if not callable(module):
             raise ValueError(
                 f"{self._describe()} has no __call__ (it is not a TF2 "
                 "reusable SavedModel). Pass signature= one of "
-                f"{signatures}." if signatures else
-                f"{self._describe()} is neither callable nor has "
-                "signatures: there is nothing to call."
+                f"{signatures}."
+                if signatures
+                else f"{self._describe()} is neither callable nor has signatures: there is nothing to call."
             )
         return module.__call__
 
@@ -165,8 +162,7 @@ class HubBackbone(keras.layers.Layer):
             )
         if self.output_key not in outputs:
             raise ValueError(
-                f"{self._describe()} has no output '{self.output_key}'. Its "
-                f"outputs are {sorted(outputs)}."
+                f"{self._describe()} has no output '{self.output_key}'. Its outputs are {sorted(outputs)}."
             )
 
     def _collect_variables(self):
@@ -204,9 +200,7 @@ class HubBackbone(keras.layers.Layer):
     def input_structure(self):
         """The module's inputs as a `tf.TensorSpec` or a dict of them."""
         if not self._input_structures:
-            raise ValueError(
-                f"{self._describe()} declares no input signature."
-            )
+            raise ValueError(f"{self._describe()} declares no input signature.")
         return self._input_structures[0]
 
     @property
@@ -218,11 +212,7 @@ class HubBackbone(keras.layers.Layer):
     def takes_images(self):
         """Whether the module takes one float `[batch, height, width, 3]` tensor."""
         structure = self.input_structure
-        return (
-            not isinstance(structure, dict)
-            and structure.shape.rank == 4
-            and structure.dtype.is_floating
-        )
+        return not isinstance(structure, dict) and structure.shape.rank == 4 and structure.dtype.is_floating
 
     def model_inputs(self, input_shape=None):
         """`keras.Input`s for a Functional model around this module.
@@ -245,9 +235,7 @@ class HubBackbone(keras.layers.Layer):
             }
         if structure.shape.rank is None:
             if input_shape is None:
-                raise ValueError(
-                    f"Module '{self.handle}' does not declare its input rank; pass input_shape=..."
-                )
+                raise ValueError(f"Module '{self.handle}' does not declare its input rank; pass input_shape=...")
             shape = tuple(input_shape)
         else:
             shape = tuple(structure.shape[1:].as_list())
@@ -257,8 +245,7 @@ class HubBackbone(keras.layers.Layer):
 
     def _checked_input_shape(self, requested, module_shape):
         fits = len(requested) == len(module_shape) and all(
-            expected is None or got == expected
-            for got, expected in zip(requested, module_shape)
+            expected is None or got == expected for got, expected in zip(requested, module_shape)
         )
         if not fits:
             missing_channels = len(requested) == len(module_shape) - 1
@@ -327,10 +314,7 @@ class HubBackbone(keras.layers.Layer):
         return names
 
     def _describe_accepted(self):
-        return " or ".join(
-            _describe_value(structure)
-            for structure in self._input_structures
-        ) or "unknown inputs"
+        return " or ".join(_describe_value(structure) for structure in self._input_structures) or "unknown inputs"
 
     def _conform_inputs(self, inputs):
         """Checks keys, ranks and shapes; casts dtypes to the module's."""
@@ -352,10 +336,7 @@ class HubBackbone(keras.layers.Layer):
                     f"{self._describe()} is missing inputs {missing}: it "
                     f"expects keys {sorted(expected)}, got {sorted(inputs)}."
                 )
-            return {
-                key: self._conform_tensor(inputs[key], expected[key], key)
-                for key in expected
-            }
+            return {key: self._conform_tensor(inputs[key], expected[key], key) for key in expected}
         if isinstance(inputs, dict):
             raise ValueError(
                 f"{self._describe()} expects a single tensor "
@@ -382,8 +363,7 @@ class HubBackbone(keras.layers.Layer):
             raise ValueError(
                 f"{self._describe()}: {where} has shape "
                 f"{_shape(value.shape)}, but the module expects "
-                f"{_shape(spec.shape)} (None = any size)."
-                + _shape_hint(value.shape, spec.shape)
+                f"{_shape(spec.shape)} (None = any size)." + _shape_hint(value.shape, spec.shape)
             )
         return value
 
@@ -435,9 +415,7 @@ class HubBackbone(keras.layers.Layer):
 
 
 def _castable(source, target):
-    return (source.is_floating and target.is_floating) or (
-        source.is_integer and target.is_integer
-    )
+    return (source.is_floating and target.is_floating) or (source.is_integer and target.is_integer)
 
 
 def _shape(shape):
@@ -450,21 +428,15 @@ def _shape_hint(received, expected):
     if received.rank == expected.rank - 1:
         return " It looks like the batch dimension is missing."
     if received.rank != expected.rank:
-        return (
-            f" The ranks differ ({received.rank} vs {expected.rank})."
-        )
+        return f" The ranks differ ({received.rank} vs {expected.rank})."
     return ""
 
 
 def _describe_value(value):
     if isinstance(value, dict):
-        inner = ", ".join(
-            f"{key}: {_describe_value(item)}" for key, item in sorted(value.items())
-        )
+        inner = ", ".join(f"{key}: {_describe_value(item)}" for key, item in sorted(value.items()))
         return "{" + inner + "}"
-    if isinstance(value, tf.TensorSpec) or tf.is_tensor(value) or hasattr(
-        value, "dtype"
-    ):
+    if isinstance(value, tf.TensorSpec) or tf.is_tensor(value) or hasattr(value, "dtype"):
         dtype = tf.as_dtype(value.dtype).name
         return f"{dtype}{_shape(tf.TensorShape(value.shape))}"
     return type(value).__name__

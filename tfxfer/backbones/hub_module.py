@@ -84,10 +84,7 @@ def _check_saved_model_dir(handle, path):
             "the TF2 SavedModel version of this model (on tfhub.dev/Kaggle: "
             "the 'TF2' format variation)."
         )
-    if not any(
-        tf.io.gfile.exists(os.path.join(path, name))
-        for name in _SAVED_MODEL_FILES
-    ):
+    if not any(tf.io.gfile.exists(os.path.join(path, name)) for name in _SAVED_MODEL_FILES):
         listing = sorted(tf.io.gfile.listdir(path))[:8]
         raise ValueError(
             f"'{handle}' is not a SavedModel directory: it has no "

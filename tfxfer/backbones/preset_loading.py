@@ -31,9 +31,7 @@ def load_preset(preset, *, sequence_length=None, load_weights=True):
 
     _check_preset(preset, keras_hub)
     try:
-        backbone = keras_hub.models.Backbone.from_preset(
-            preset, load_weights=load_weights
-        )
+        backbone = keras_hub.models.Backbone.from_preset(preset, load_weights=load_weights)
     except Exception as error:
         raise _preset_error(preset, "backbone", error) from error
     preprocessor = _load_preprocessor(preset, sequence_length, keras_hub)
@@ -51,12 +49,7 @@ def _image_preprocessor(converter, backbone):
 
 
 def _is_local(preset):
-    return (
-        os.path.isabs(preset)
-        or preset.startswith((".", "~"))
-        or os.sep in preset
-        or os.path.exists(preset)
-    )
+    return os.path.isabs(preset) or preset.startswith((".", "~")) or os.sep in preset or os.path.exists(preset)
 
 
 def _check_preset(preset, keras_hub):
@@ -71,10 +64,7 @@ def _check_preset(preset, keras_hub):
     if _is_local(preset):
         path = os.path.expanduser(preset)
         if not os.path.isdir(path):
-            raise FileNotFoundError(
-                f"Preset directory not found: '{preset}' "
-                f"(looked in {os.path.abspath(path)})."
-            )
+            raise FileNotFoundError(f"Preset directory not found: '{preset}' (looked in {os.path.abspath(path)}).")
         if not os.path.exists(os.path.join(path, _PRESET_CONFIG)):
             raise ValueError(
                 f"'{preset}' is not a KerasHub preset or Hugging Face model "
@@ -113,7 +103,9 @@ def _load_preprocessor(preset, sequence_length, keras_hub):
 
 def _preset_error(preset, what, error):
     text = f"{type(error).__name__}: {error}"
-    if any(word in text.lower() for word in ("connection", "resolve", "network", "url", "http", "kaggle", "403", "404")):
+    if any(
+        word in text.lower() for word in ("connection", "resolve", "network", "url", "http", "kaggle", "403", "404")
+    ):
         return OSError(
             f"Could not download the {what} of preset '{preset}' ({text}). "
             "Without network access pass a local preset directory (written "

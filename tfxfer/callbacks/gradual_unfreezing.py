@@ -45,9 +45,7 @@ class GradualUnfreezing(keras.callbacks.Callback):
         if isinstance(schedule, (list, tuple)) and not schedule:
             raise ValueError("schedule must not be an empty list.")
         if not isinstance(groups_per_epoch, int) or groups_per_epoch < 1:
-            raise ValueError(
-                f"groups_per_epoch must be a positive integer, got {groups_per_epoch!r}."
-            )
+            raise ValueError(f"groups_per_epoch must be a positive integer, got {groups_per_epoch!r}.")
         self.schedule = schedule
         self.groups_per_epoch = groups_per_epoch
         self.verbose = verbose

@@ -64,8 +64,11 @@ def _describe_preset(preset):
         tokenizer = getattr(preprocessor, "tokenizer", None)
         detail = f", vocabulary {tokenizer.vocabulary_size():,}" if tokenizer is not None else ""
         length = getattr(preprocessor, "sequence_length", None)
-        lines.append(f"  preprocessor: {type(preprocessor).__name__}"
-                     + (f", sequence length {length}" if length else "") + detail)
+        lines.append(
+            f"  preprocessor: {type(preprocessor).__name__}"
+            + (f", sequence length {length}" if length else "")
+            + detail
+        )
     lines.append(f"  layer groups ({len(groups)}, input to output): {_names(groups)}")
     return "\n".join(lines)
 
@@ -85,8 +88,10 @@ def _describe_export(path):
     if metadata.get("class_names"):
         lines.append(f"  class names: {', '.join(metadata['class_names'])}")
     if metadata.get("image_size"):
-        lines.append(f"  images: any encoded image, resized to {metadata['image_size'][0]}x"
-                     f"{metadata['image_size'][1]} by the model's own preprocessor")
+        lines.append(
+            f"  images: any encoded image, resized to {metadata['image_size'][0]}x"
+            f"{metadata['image_size'][1]} by the model's own preprocessor"
+        )
     if metadata.get("decoding"):
         threshold = f" above {metadata['threshold']}" if metadata["decoding"] != "multiclass" else ""
         lines.append(f"  decisions: {metadata['decoding']}{threshold}")
@@ -105,7 +110,10 @@ def _inputs(backbone):
 def _spec(structure):
     if isinstance(structure, dict):
         return "{" + ", ".join(f"{k}: {_spec(v)}" for k, v in sorted(structure.items())) + "}"
-    shape = [d if d is not None else "?" for d in (structure.shape.as_list() if hasattr(structure.shape, "as_list") else list(structure.shape))]
+    shape = [
+        d if d is not None else "?"
+        for d in (structure.shape.as_list() if hasattr(structure.shape, "as_list") else list(structure.shape))
+    ]
     dtype = getattr(structure.dtype, "name", structure.dtype)
     return f"{dtype}[{', '.join(map(str, shape))}]"
 

@@ -14,8 +14,7 @@ def run_train(args):
     from tfxfer.runs import load_config, train_run
 
     overrides = {
-        key: value for key, value in vars(args).items()
-        if key not in ("command", "config", "quiet", "verbose")
+        key: value for key, value in vars(args).items() if key not in ("command", "config", "quiet", "verbose")
     }
     config = load_config(args.config, **overrides)
     train_run(config, verbose=_verbosity(args))
@@ -39,7 +38,9 @@ def _hub_handles(args):
     for pair in getattr(args, "hub_handle", None) or []:
         old, separator, new = pair.partition("=")
         if not separator or not old or not new:
-            raise ValueError(f"--hub-handle takes OLD=NEW (the handle saved in the model = where it is now), got {pair!r}.")
+            raise ValueError(
+                f"--hub-handle takes OLD=NEW (the handle saved in the model = where it is now), got {pair!r}."
+            )
         handles[old] = new
     return handles
 
@@ -64,8 +65,12 @@ def run_export(args):
     model = load_model_file(model_file, hub_handles=_hub_handles(args))
     # The model carries its preprocessing and class names: nothing else is needed.
     path = export_for_serving(
-        model, pathlib.Path(export_dir) / name, version=args.version, overwrite=args.overwrite,
-        class_names=args.class_names, threshold=args.threshold,
+        model,
+        pathlib.Path(export_dir) / name,
+        version=args.version,
+        overwrite=args.overwrite,
+        class_names=args.class_names,
+        threshold=args.threshold,
     )
     message = f"Exported {model_file} to {path}"
     if folder is not None:
@@ -83,16 +88,29 @@ def run_export(args):
 
 
 def run_predict(args):
+    from tfxfer.data.image_folder import IMAGE_EXTENSIONS
     from tfxfer.export import predict_from_export, read_export_metadata
     from tfxfer.export.serving_export import export_version_path
 
     target = pathlib.Path(args.export).expanduser()
-    path = export_version_path(target) if target.is_dir() else None
-    if path is None:
-        raise FileNotFoundError(
-            f"No export at {target}: pass saved_models/<name> or one of its version folders."
-        )
-    metadata = read_export_metadata(path)
+    model = None
+    if target.suffix == ".keras" and target.is_file():
+        from tfxfer.runs.run_model import load_model_file
+
+        model = load_model_file(target, hub_handles=_hub_handles(args))
+        path, modality, class_names = str(target), model.modality, model.class_names
+        if modality is None:
+            raise ValueError(f"The model {target} has no preprocessor, so it takes no raw images or texts.")
+    else:
+        path = export_version_path(target) if target.is_dir() else None
+        if path is None:
+            raise FileNotFoundError(
+                f"No export at {target}: pass saved_models/<name>, one of its version folders, or a .keras file."
+            )
+        metadata = read_export_metadata(path)
+        modality, class_names = metadata.get("modality"), metadata.get("class_names")
+        if metadata.get("input_name") not in ("image_bytes", "text"):
+            raise ValueError(f"The export {path} takes no raw inputs (no image_bytes or text signature).")
     inputs = list(args.inputs)
     if args.file:
         file = pathlib.Path(args.file).expanduser()
@@ -101,19 +119,20 @@ def run_predict(args):
         inputs += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not inputs:
         raise ValueError("Nothing to predict: pass image files or texts, or --file.")
-    takes_images = metadata.get("input_name") == "image_bytes"
-    if not takes_images and metadata.get("input_name") != "text":
-        raise ValueError(f"The export {path} takes no raw inputs (no image_bytes or text signature).")
+    takes_images = modality == "image"
+    if not takes_images and all(pathlib.Path(v).suffix.lower() in IMAGE_EXTENSIONS for v in inputs):
+        raise ValueError(f"{path} is a text model but the inputs are image file names; pass texts.")
     raw = []
     for value in inputs:
         if takes_images:
             file = pathlib.Path(value).expanduser()
             if not file.is_file():
-                raise FileNotFoundError(f"Image file not found: {file} (this export takes images).")
+                raise FileNotFoundError(f"Image file not found: {file} ({path} takes images).")
             raw.append(file.read_bytes())
         else:
             raw.append(value)
-    outputs = predict_from_export(path, raw)
+    outputs = predict_from_export(path, raw) if model is None else _predict_with_model(model, raw)
+    metadata = {"class_names": class_names}
     for index, value in enumerate(inputs):
         result = _decision(outputs, index, metadata.get("class_names"), args.top)
         if args.json:
@@ -122,6 +141,20 @@ def run_predict(args):
             shown = ", ".join(f"{r['class_name']} {r['probability']:.3f}" for r in result["predictions"])
             print(f"{value}\t{result['decision']}\t{shown}")
     return 0
+
+
+def _predict_with_model(model, raw):
+    """What an export would answer, from the Keras model: its preprocessor and its head."""
+    import numpy as np
+
+    if model.modality == "image":
+        raw = np.stack([model.preprocessor.decode(value).numpy() for value in raw])
+    outputs = model.predict(raw, verbose=0)
+    decisions = model.head.decode(outputs)
+    return {
+        "probabilities": np.asarray(model.head.probabilities(outputs)),
+        **{key: np.asarray(value) for key, value in decisions.items()},
+    }
 
 
 def _decision(outputs, index, names, top):

@@ -12,6 +12,7 @@ IMAGES_URL = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
 def find_shared(shared=None):
     """The folder of local models and data: the argument, `$TFXFER_SHARED`,
     `../shared` from here, or `../shared` beside the tfxfer checkout."""
+
     def holds_both(folder):
         return (pathlib.Path(folder) / MODULE).is_dir() and (pathlib.Path(folder) / IMAGES).is_dir()
 
@@ -19,8 +20,11 @@ def find_shared(shared=None):
         if not holds_both(shared):
             raise FileNotFoundError(f"{shared} does not hold {MODULE} and {IMAGES} (see ../shared/DATA.md).")
         return pathlib.Path(shared).resolve()
-    candidates = [os.environ.get("TFXFER_SHARED"), pathlib.Path.cwd().parent / "shared",
-                  pathlib.Path(__file__).resolve().parents[2].parent / "shared"]
+    candidates = [
+        os.environ.get("TFXFER_SHARED"),
+        pathlib.Path.cwd().parent / "shared",
+        pathlib.Path(__file__).resolve().parents[2].parent / "shared",
+    ]
     for candidate in candidates:
         if candidate and holds_both(candidate):
             return pathlib.Path(candidate).resolve()

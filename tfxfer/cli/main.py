@@ -19,13 +19,15 @@ def build_parser():
     from tfxfer.version import __version__
 
     parser = argparse.ArgumentParser(
-        prog="tfxfer", description="Transfer learning on TensorFlow: fine-tune, evaluate, export, serve.",
+        prog="tfxfer",
+        description="Transfer learning on TensorFlow: fine-tune, evaluate, export, serve.",
     )
     parser.add_argument("--version", action="version", version=f"tfxfer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = commands.add_parser(
-        "train", help="fine-tune a backbone on your data and export it",
+        "train",
+        help="fine-tune a backbone on your data and export it",
         description="Flags override the config file; the run folder records what was used.",
     )
     train.add_argument("--config", help="YAML or JSON file with the same options as the flags")
@@ -33,18 +35,30 @@ def build_parser():
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
         if field.type in (bool, "bool"):
-            train.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=argparse.SUPPRESS, help=meta["help"])
+            train.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=meta["help"],
+            )
             continue
-        train.add_argument(flag, dest=field.name, type=meta["type"], choices=meta["choices"],
-                           nargs=meta["nargs"], default=argparse.SUPPRESS,
-                           help=f"{meta['help']} (default: {_shown_default(field)})")
+        train.add_argument(
+            flag,
+            dest=field.name,
+            type=meta["type"],
+            choices=meta["choices"],
+            nargs=meta["nargs"],
+            default=argparse.SUPPRESS,
+            help=f"{meta['help']} (default: {_shown_default(field)})",
+        )
     _output_flags(train)
 
     demo = commands.add_parser(
-        "demo", help="the embedded default: EfficientNet-Lite0 fine-tuned on ants/bees, exported",
+        "demo",
+        help="the embedded default: EfficientNet-Lite0 fine-tuned on ants/bees, exported",
         description="Uses ../shared (or $TFXFER_SHARED) when present, otherwise downloads the "
-                    "module from tfhub.dev and the images from download.pytorch.org.",
+        "module from tfhub.dev and the images from download.pytorch.org.",
     )
     demo.add_argument("--shared", help="folder holding models/ and data/ (see ../shared/DATA.md)")
     demo.add_argument("--epochs", type=int, help="fine-tuning epochs (default 2)")
@@ -53,7 +67,8 @@ def build_parser():
     _output_flags(demo)
 
     evaluate = commands.add_parser(
-        "evaluate", help="accuracy, per-class metrics and a confusion matrix",
+        "evaluate",
+        help="accuracy, per-class metrics and a confusion matrix",
         description="TARGET is a run folder, a .keras file, or an export (run through serving_default).",
     )
     evaluate.add_argument("target")
@@ -67,18 +82,22 @@ def build_parser():
     export.add_argument("--name", help="model name under the export folder (default: the run's name)")
     export.add_argument("--version", type=int, help="version number (default: the next one)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    export.add_argument("--class-names", nargs="+",
-                        help="class names for a model saved without them (default: the model's own)")
-    export.add_argument("--threshold", type=float,
-                        help="probability above which sigmoid outputs decide 1 (default: the model's, 0.5)")
+    export.add_argument(
+        "--class-names", nargs="+", help="class names for a model saved without them (default: the model's own)"
+    )
+    export.add_argument(
+        "--threshold", type=float, help="probability above which sigmoid outputs decide 1 (default: the model's, 0.5)"
+    )
     _hub_handle_flag(export)
     _output_flags(export)
 
     predict = commands.add_parser(
-        "predict", help="classify images or texts with an export, no server needed",
-        description="EXPORT is saved_models/<name> (newest version) or a version folder.",
+        "predict",
+        help="classify images or texts with an export, no server needed",
+        description="EXPORT is saved_models/<name> (newest version), a version folder, or a .keras file.",
     )
     predict.add_argument("export")
+    _hub_handle_flag(predict)
     predict.add_argument("inputs", nargs="*", help="image files, or texts for a text model")
     predict.add_argument("--file", help="a text file with one input per line")
     predict.add_argument("--top", type=int, default=1, help="classes shown per input")
@@ -90,14 +109,19 @@ def build_parser():
 
 
 def _hub_handle_flag(parser):
-    parser.add_argument("--hub-handle", action="append", metavar="OLD=NEW",
-                        help="a TF Hub module the model names has moved: where it is now (repeatable)")
+    parser.add_argument(
+        "--hub-handle",
+        action="append",
+        metavar="OLD=NEW",
+        help="a TF Hub module the model names has moved: where it is now (repeatable)",
+    )
 
 
 def _output_flags(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or messages")
-    parser.add_argument("--verbose", type=int, choices=(1, 2), default=1,
-                        help="1: progress bars, 2: one line per epoch (logs)")
+    parser.add_argument(
+        "--verbose", type=int, choices=(1, 2), default=1, help="1: progress bars, 2: one line per epoch (logs)"
+    )
 
 
 def _shown_default(field):

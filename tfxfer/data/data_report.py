@@ -24,9 +24,7 @@ class DataReport:
 
     def __post_init__(self):
         if self.on_bad_data not in ON_BAD_DATA:
-            raise ValueError(
-                f"on_bad_data must be one of {ON_BAD_DATA}, got {self.on_bad_data!r}."
-            )
+            raise ValueError(f"on_bad_data must be one of {ON_BAD_DATA}, got {self.on_bad_data!r}.")
 
     def problem(self, where, why):
         """Raises, or records a skip, for the example at `where`."""

@@ -86,9 +86,7 @@ def from_image_folder(
     if validation_root is not None:
         _check_validation_classes(validation_root, train_root, class_names)
     train_files = _list_images(train_root, class_names, report)
-    validation_files = (
-        _list_images(validation_root, class_names, report) if validation_root else []
-    )
+    validation_files = _list_images(validation_root, class_names, report) if validation_root else []
     if verify:
         train_files = _verified(train_files, report)
         validation_files = _verified(validation_files, report)
@@ -133,10 +131,7 @@ def _split_folders(root):
 
 
 def _class_names(folder):
-    names = sorted(
-        child.name for child in folder.iterdir()
-        if child.is_dir() and not child.name.startswith(".")
-    )
+    names = sorted(child.name for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
     if len(names) < 2:
         raise DataError(
             f"{folder}: found {len(names)} class folder(s) {names}; a classifier "
@@ -148,8 +143,7 @@ def _class_names(folder):
 
 def _check_validation_classes(validation_root, train_root, class_names):
     names = sorted(
-        child.name for child in validation_root.iterdir()
-        if child.is_dir() and not child.name.startswith(".")
+        child.name for child in validation_root.iterdir() if child.is_dir() and not child.name.startswith(".")
     )
     unknown = [name for name in names if name not in class_names]
     if unknown:
@@ -182,9 +176,7 @@ def _decode_error(path):
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
-        image = tf.io.decode_image(
-            tf.io.read_file(path), channels=3, expand_animations=False
-        )
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         if image.shape[0] == 0 or image.shape[1] == 0:
             return "image has no pixels"
     except (tf.errors.OpError, OSError) as error:
@@ -218,9 +210,7 @@ def _drop_empty_classes(class_names, train_files, validation_files, report, fold
         report.problem(folder / name, "class folder has no usable images")
     keep = [name for name in class_names if name not in empty]
     if len(keep) < 2:
-        raise DataError(
-            f"{folder}: only {keep} has usable images; a classifier needs at least two classes."
-        )
+        raise DataError(f"{folder}: only {keep} has usable images; a classifier needs at least two classes.")
     remap = {class_names.index(name): index for index, name in enumerate(keep)}
     train_files = [(path, remap[label]) for path, label in train_files if label in remap]
     validation_files = [(path, remap[label]) for path, label in validation_files if label in remap]

@@ -32,13 +32,8 @@ def augmentation_layers(augment, seed=0):
             name="augmentation",
         )
     if augment == "randaugment":
-        return keras.Sequential(
-            [keras.layers.RandAugment(value_range=(0, 255), seed=seed)], name="augmentation"
-        )
-    raise ValueError(
-        "augment must be None, 'default', 'randaugment' or Keras preprocessing "
-        f"layers; got {augment!r}."
-    )
+        return keras.Sequential([keras.layers.RandAugment(value_range=(0, 255), seed=seed)], name="augmentation")
+    raise ValueError(f"augment must be None, 'default', 'randaugment' or Keras preprocessing layers; got {augment!r}.")
 
 
 def image_preprocessor_for(image_size, preprocessor):

@@ -61,10 +61,7 @@ class LoadedData:
         examples = getattr(self, f"{split}_examples")
         if examples is not None:
             examples = examples[:limit] if limit is not None else examples
-            inputs = [
-                pathlib.Path(value).read_bytes() if self.modality == "image" else value
-                for value, _ in examples
-            ]
+            inputs = [pathlib.Path(value).read_bytes() if self.modality == "image" else value for value, _ in examples]
             return inputs, [label for _, label in examples]
         raw = getattr(self, f"raw_{split}")
         if raw is None:

@@ -83,10 +83,14 @@ def from_text_file(
     rows = _read_examples(path, format, text_column, label_column, header, encoding_errors, report)
     validation_rows = (
         _read_examples(validation_path, format, text_column, label_column, header, encoding_errors, report)
-        if validation_path else []
+        if validation_path
+        else []
     )
     class_names, labels = _label_ids(
-        rows + validation_rows, class_names, label_base, report,
+        rows + validation_rows,
+        class_names,
+        label_base,
+        report,
         training_wheres={where for where, _, _ in rows},
     )
     examples = [(text, labels[(where)]) for where, text, _ in rows if where in labels]
@@ -104,15 +108,11 @@ def from_text_file(
     def build(items, training):
         if not items:
             return None
-        dataset = tf.data.Dataset.from_tensor_slices(
-            ([text for text, _ in items], [label for _, label in items])
-        )
+        dataset = tf.data.Dataset.from_tensor_slices(([text for text, _ in items], [label for _, label in items]))
         if training:
             dataset = dataset.shuffle(len(items), seed=seed, reshuffle_each_iteration=True)
         # Only training drops its last partial batch: validation sees all.
-        return dataset.batch(batch_size, drop_remainder=drop_remainder and training).prefetch(
-            tf.data.AUTOTUNE
-        )
+        return dataset.batch(batch_size, drop_remainder=drop_remainder and training).prefetch(tf.data.AUTOTUNE)
 
     from tfxfer.data.loaded_data import LoadedData
 
@@ -240,8 +240,7 @@ def _column_index(column, columns, file):
         return column
     if columns is None:
         raise DataError(
-            f"{file}: column '{column}' was named but the file has no header row; "
-            "pass a column index or header=True."
+            f"{file}: column '{column}' was named but the file has no header row; pass a column index or header=True."
         )
     if column not in columns:
         raise DataError(f"{file}: no column '{column}'; the header has {columns}.")

@@ -54,8 +54,13 @@ def from_tfds(
     splits = [split] + ([validation_split] if validation_split else [])
     try:
         datasets, info = tfds.load(
-            name, split=splits, data_dir=data_dir, as_supervised=True,
-            with_info=True, download=download, try_gcs=False,
+            name,
+            split=splits,
+            data_dir=data_dir,
+            as_supervised=True,
+            with_info=True,
+            download=download,
+            try_gcs=False,
         )
     except Exception as error:  # DatasetNotFoundError, network errors, bad splits
         raise _load_error(name, data_dir, download, error) from error
@@ -74,9 +79,7 @@ def from_tfds(
 
     def build(dataset, training):
         if is_image:
-            dataset = dataset.map(
-                lambda x, y: (preprocessor.resized_uint8(x), y), num_parallel_calls=AUTOTUNE
-            )
+            dataset = dataset.map(lambda x, y: (preprocessor.resized_uint8(x), y), num_parallel_calls=AUTOTUNE)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)

@@ -106,8 +106,11 @@ def _tpu_choice(tf, tpu):
         ) from None
     strategy = tf.distribute.TPUStrategy(resolver)
     return StrategyChoice(
-        "tpu", strategy, strategy.num_replicas_in_sync,
-        steps_per_execution=32, mixed_precision="mixed_bfloat16",
+        "tpu",
+        strategy,
+        strategy.num_replicas_in_sync,
+        steps_per_execution=32,
+        mixed_precision="mixed_bfloat16",
     )
 
 

@@ -77,12 +77,13 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
             json.dump({"name": name, "values": [v.hex() for v in values]}, f)
         result = subprocess.run(
             [sys.executable, "-c", _FRESH_PROCESS, str(path), inputs_file, outputs_file],
-            capture_output=True, text=True, timeout=600,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if result.returncode != 0:
             raise RuntimeError(
-                f"The export at {path} failed to load or run in a fresh process:\n"
-                f"{result.stderr[-2000:]}"
+                f"The export at {path} failed to load or run in a fresh process:\n{result.stderr[-2000:]}"
             )
         served = dict(np.load(outputs_file, allow_pickle=True))
     report = {"examples": len(values)}
@@ -93,16 +94,13 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
         report["max_abs_difference"] = difference
         if difference > tolerance:
             raise AssertionError(
-                f"The export at {path} differs from the model by {difference:.2e} "
-                f"(tolerance {tolerance:.0e})."
+                f"The export at {path} differs from the model by {difference:.2e} (tolerance {tolerance:.0e})."
             )
         threshold = read_export_metadata(path).get("threshold")
         decisions = model.head.decode(expected, threshold)
         for key, value in decisions.items():
             if not np.array_equal(served[key], np.asarray(value)):
-                raise AssertionError(
-                    f"The export at {path} decides differently from the model ({key})."
-                )
+                raise AssertionError(f"The export at {path} decides differently from the model ({key}).")
     return report
 
 

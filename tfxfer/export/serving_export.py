@@ -47,7 +47,8 @@ class _ServingModule(tf.Module):
     def decode_images(self, image_bytes):
         height, width = self.preprocessor.image_size
         pixels = tf.map_fn(
-            self.preprocessor.decode, image_bytes,
+            self.preprocessor.decode,
+            image_bytes,
             fn_output_signature=tf.TensorSpec((height, width, 3), tf.uint8),
         )
         return self.preprocessor(pixels)
@@ -162,13 +163,17 @@ def export_for_serving(
     temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
     try:
         tf.saved_model.save(
-            module, str(temporary), signatures=signatures,
+            module,
+            str(temporary),
+            signatures=signatures,
             options=save_options or _default_save_options(model),
         )
         input_name = module.raw_input_name
         if input_name is not None:
             write_warmup_requests(
-                str(temporary), base.name, input_name,
+                str(temporary),
+                base.name,
+                input_name,
                 _warmup_batches(input_name, warmup_inputs, model),
             )
         _write_metadata(temporary, model, module, class_names, threshold)
@@ -193,8 +198,7 @@ def _export_class_names(model, class_names):
         )
     if len(class_names) != model.head.num_names:
         raise ValueError(
-            f"class_names has {len(class_names)} names but the model's head decodes to "
-            f"{model.head.num_names} classes."
+            f"class_names has {len(class_names)} names but the model's head decodes to {model.head.num_names} classes."
         )
     return class_names
 
@@ -248,9 +252,7 @@ def _warmup_batches(input_name, warmup_inputs, model):
 
 
 def _signatures(module, model):
-    specs = tree.map_structure(
-        lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct
-    )
+    specs = tree.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct)
     if isinstance(specs, dict):
         specs = {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}
     # A tf.function with an input_signature, not a concrete function: only
@@ -258,6 +260,7 @@ def _signatures(module, model):
     preprocessed = tf.function(module.run, input_signature=[specs])
     signatures = {"predict_preprocessed": preprocessed}
     if model.modality == "text":
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def serve_text(text):
             return module.run(module.preprocessor(text))
@@ -265,6 +268,7 @@ def _signatures(module, model):
         signatures["serving_default"] = serve_text
         module.raw_input_name = "text"
     elif model.modality == "image":
+
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_images(image_bytes):
             return module.run(module.decode_images(image_bytes))

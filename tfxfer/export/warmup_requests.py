@@ -26,9 +26,7 @@ def write_warmup_requests(export_dir, model_name, input_name, batches):
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name="serving_default")
             )
             request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch, dtype=tf.string))
-            log = prediction_log_pb2.PredictionLog(
-                predict_log=prediction_log_pb2.PredictLog(request=request)
-            )
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
 
 

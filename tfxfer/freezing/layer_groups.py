@@ -13,9 +13,7 @@ import re
 # -> "block6a", "transformer_layer_0/..." -> "transformer_layer_0".
 _NUMBERED_BLOCK = re.compile(r"^(\D*?\d+[a-z]?)(?=[_/]|$)")
 # ...but "conv2d_3" is a layer named after its dimensionality, not block 2.
-_DIMENSIONAL_LAYER = re.compile(
-    r"(conv|pooling|sampling|padding|cropping|dropout)\d+d$"
-)
+_DIMENSIONAL_LAYER = re.compile(r"(conv|pooling|sampling|padding|cropping|dropout)\d+d$")
 
 
 @dataclasses.dataclass
@@ -89,11 +87,7 @@ def named_backbone_weights(backbone):
     module_weights = getattr(backbone, "module_weights", None)
     if module_weights is not None:
         capable = {id(weight) for weight in backbone._trainable_variables}
-        return [
-            (name, weight)
-            for name, weight in module_weights
-            if id(weight) in capable
-        ]
+        return [(name, weight) for name, weight in module_weights if id(weight) in capable]
     capable = set()
     for layer in backbone._flatten_layers(include_self=True):
         capable.update(id(weight) for weight in layer._trainable_variables)
@@ -103,5 +97,5 @@ def named_backbone_weights(backbone):
         if id(weight) not in capable:
             continue
         path = weight.path
-        named.append((path[len(prefix):] if path.startswith(prefix) else path, weight))
+        named.append((path[len(prefix) :] if path.startswith(prefix) else path, weight))
     return named

@@ -41,11 +41,7 @@ def set_backbone_trainable(backbone, state, train_batchnorm=False):
     groups = None
     if state is not True and state is not False:
         groups = layer_groups(backbone)
-        if (
-            not isinstance(state, int)
-            or isinstance(state, bool)
-            or not 1 <= state <= len(groups)
-        ):
+        if not isinstance(state, int) or isinstance(state, bool) or not 1 <= state <= len(groups):
             raise ValueError(
                 f"top must be an integer from 1 to {len(groups)} (the "
                 f"backbone has {len(groups)} layer groups, last ones: "
@@ -67,9 +63,7 @@ def set_backbone_trainable(backbone, state, train_batchnorm=False):
 def _apply_batchnorm_policy(backbone, train_batchnorm):
     for layer in backbone._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.BatchNormalization):
-            own_weights_train = all(
-                weight.trainable for weight in layer._trainable_variables
-            )
+            own_weights_train = all(weight.trainable for weight in layer._trainable_variables)
             set_layer_trainable(layer, train_batchnorm and own_weights_train)
 
 
@@ -78,6 +72,5 @@ def has_batchnorm(backbone):
     if isinstance(backbone, HubBackbone):
         return backbone.has_batchnorm
     return any(
-        isinstance(layer, keras.layers.BatchNormalization)
-        for layer in backbone._flatten_layers(include_self=False)
+        isinstance(layer, keras.layers.BatchNormalization) for layer in backbone._flatten_layers(include_self=False)
     )

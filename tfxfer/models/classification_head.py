@@ -9,11 +9,7 @@ ACTIVATIONS = ("softmax", "sigmoid", None)
 
 def check_num_classes(num_classes):
     """Raises a clear error unless `num_classes` is a positive integer."""
-    if (
-        not isinstance(num_classes, int)
-        or isinstance(num_classes, bool)
-        or num_classes < 1
-    ):
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(
             f"num_classes must be a positive integer, got {num_classes!r}. "
             "Use num_classes=1 for a single sigmoid output (binary), or the "
@@ -70,9 +66,7 @@ class ClassificationHead(keras.layers.Layer):
         super().__init__(**kwargs)
         check_num_classes(num_classes)
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {ACTIVATIONS}, got {activation!r}."
-            )
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}.")
         if activation == "softmax" and num_classes == 1:
             raise ValueError(
                 "A softmax over num_classes=1 is always 1.0. Use "
@@ -82,9 +76,7 @@ class ClassificationHead(keras.layers.Layer):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
         if pooling not in POOLINGS:
-            raise ValueError(
-                f"pooling must be one of {POOLINGS}, got {pooling!r}."
-            )
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}.")
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
         if multi_label and activation == "softmax":
@@ -99,20 +91,14 @@ class ClassificationHead(keras.layers.Layer):
         self.dropout = dropout
         self.pooling = pooling
         self.feature_key = feature_key
-        self.dropout_layer = keras.layers.Dropout(
-            dropout, dtype=self.dtype_policy, name="dropout"
-        )
-        self.dense = keras.layers.Dense(
-            num_classes, dtype=self.dtype_policy, name="logits"
-        )
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
+        self.dense = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="logits")
 
     def _features(self, inputs):
         if not isinstance(inputs, dict):
             return inputs
         key = self.feature_key
-        default = (
-            "sequence_output" if self.pooling == "masked_avg" else "pooled_output"
-        )
+        default = "sequence_output" if self.pooling == "masked_avg" else "pooled_output"
         if key is None and default in inputs:
             key = default
         if key is None or key not in inputs:

@@ -158,9 +158,7 @@ class TransferModel(keras_hub.models.Task):
             )
         if regularizer is not None:
             self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
-            self.regularization_loss_tracker = keras.metrics.Mean(
-                name="regularization_loss"
-            )
+            self.regularization_loss_tracker = keras.metrics.Mean(name="regularization_loss")
 
         # === Functional Model ===
         inputs = _model_inputs(backbone, input_shape)
@@ -179,9 +177,7 @@ class TransferModel(keras_hub.models.Task):
         # === Config ===
         self.num_classes = num_classes
         self.class_names = class_names
-        self.input_shape_override = (
-            None if input_shape is None else tuple(input_shape)
-        )
+        self.input_shape_override = None if input_shape is None else tuple(input_shape)
         self.dropout = dropout
         self.activation = activation
         self.multi_label = bool(multi_label)
@@ -268,19 +264,14 @@ class TransferModel(keras_hub.models.Task):
             train_batchnorm=train_batchnorm,
             name="backbone",
         )
-        if preprocessor is not None and not isinstance(
-            preprocessor, keras.layers.Layer
-        ):
-            preprocessor = HubBackbone(
-                preprocessor, trainable=False, name="preprocessor"
-            )
+        if preprocessor is not None and not isinstance(preprocessor, keras.layers.Layer):
+            preprocessor = HubBackbone(preprocessor, trainable=False, name="preprocessor")
         if isinstance(preprocessor, HubBackbone):
             _check_preprocessor_fits(preprocessor, backbone)
         if image_size is not None or value_range is not None:
             if not backbone.takes_images:
                 raise ValueError(
-                    f"image_size and value_range apply to image modules; '{handle}' "
-                    f"takes {backbone.input_structure}."
+                    f"image_size and value_range apply to image modules; '{handle}' takes {backbone.input_structure}."
                 )
             if preprocessor is not None:
                 raise ValueError("Give image_size/value_range or an ImagePreprocessor, not both.")
@@ -288,8 +279,7 @@ class TransferModel(keras_hub.models.Task):
             preprocessor = ImagePreprocessor(size, value_range, name="preprocessor")
             if input_shape is not None and tuple(input_shape)[:2] != preprocessor.image_size:
                 raise ValueError(
-                    f"input_shape={tuple(input_shape)} and image_size={tuple(image_size)} disagree; "
-                    "give one of them."
+                    f"input_shape={tuple(input_shape)} and image_size={tuple(image_size)} disagree; give one of them."
                 )
         return cls(
             backbone,
@@ -341,9 +331,7 @@ class TransferModel(keras_hub.models.Task):
         from tfxfer.backbones.preset_loading import load_preset
 
         check_num_classes(num_classes)
-        backbone, preprocessor = load_preset(
-            preset, sequence_length=sequence_length, load_weights=load_weights
-        )
+        backbone, preprocessor = load_preset(preset, sequence_length=sequence_length, load_weights=load_weights)
         return cls(backbone, num_classes, preprocessor=preprocessor, **kwargs)
 
     # --- Freezing ----------------------------------------------------------
@@ -381,9 +369,7 @@ class TransferModel(keras_hub.models.Task):
                 change the set inside a running `fit` (gradual unfreezing)
                 pass False and retrace the train step themselves.
         """
-        state = set_backbone_trainable(
-            self.backbone, state, train_batchnorm=self.train_batchnorm
-        )
+        state = set_backbone_trainable(self.backbone, state, train_batchnorm=self.train_batchnorm)
         if (
             recompile
             and state != self._trainable_backbone
@@ -408,15 +394,11 @@ class TransferModel(keras_hub.models.Task):
         ones). `tfxfer.callbacks.GradualUnfreezing` calls this.
         """
         self._recompile_if_trainability_changed()
-        variables = list(self.head.trainable_weights) + [
-            weight for _, weight in named_backbone_weights(self.backbone)
-        ]
+        variables = list(self.head.trainable_weights) + [weight for _, weight in named_backbone_weights(self.backbone)]
         if self.optimizer.built:
             # Its slots cover a smaller set: start it again, same config.
             self.compile(
-                **{**self._compile_arguments, "optimizer": clone_optimizer(
-                    self._compile_arguments["optimizer"]
-                )}
+                **{**self._compile_arguments, "optimizer": clone_optimizer(self._compile_arguments["optimizer"])}
             )
         self.optimizer.build(variables)
         self._optimizer_variables = variables
@@ -452,9 +434,7 @@ class TransferModel(keras_hub.models.Task):
         heads (from logits when `activation=None`); `metrics="auto"` is
         accuracy.
         """
-        self._compile_arguments = dict(
-            optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
-        )
+        self._compile_arguments = dict(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         self._needs_recompile = False
         self._optimizer_variables = None
         super().compile(
@@ -472,8 +452,7 @@ class TransferModel(keras_hub.models.Task):
         if isinstance(optimizer, keras.optimizers.Optimizer):
             arguments["optimizer"] = clone_optimizer(optimizer)
         logger.info(
-            "The backbone's trainable weights changed since compile(): "
-            "recompiling with a fresh %s.",
+            "The backbone's trainable weights changed since compile(): recompiling with a fresh %s.",
             type(arguments["optimizer"]).__name__,
         )
         self.compile(**arguments)
@@ -498,24 +477,32 @@ class TransferModel(keras_hub.models.Task):
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
             return keras.Model.fit(
-                self, x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
-                validation_data=validation_data, validation_split=validation_split,
-                shuffle=shuffle and is_array_like(x), **kwargs,
+                self,
+                x=x,
+                y=y,
+                batch_size=batch_size,
+                sample_weight=sample_weight,
+                validation_data=validation_data,
+                validation_split=validation_split,
+                shuffle=shuffle and is_array_like(x),
+                **kwargs,
             )
         if shuffle and is_array_like(x):
             # KerasHub batches arrays unshuffled; shuffle them each epoch as
             # Keras does, before the preprocessor is mapped over the batches.
             if validation_split and validation_data is None:
-                (x, y, sample_weight), validation = split_last(
-                    validation_split, x, y, sample_weight
-                )
+                (x, y, sample_weight), validation = split_last(validation_split, x, y, sample_weight)
                 validation_data = tuple(v for v in validation if v is not None)
                 validation_split = None
             x = shuffled_batches(x, y, sample_weight, batch_size or 32)
             y = sample_weight = batch_size = None
         return super().fit(
-            x=x, y=y, batch_size=batch_size, sample_weight=sample_weight,
-            validation_data=validation_data, validation_split=validation_split,
+            x=x,
+            y=y,
+            batch_size=batch_size,
+            sample_weight=sample_weight,
+            validation_data=validation_data,
+            validation_split=validation_split,
             shuffle=False,  # Arrays were shuffled above; datasets keep order.
             **kwargs,
         )
@@ -581,10 +568,7 @@ class TransferModel(keras_hub.models.Task):
             for path, weight in named_backbone_weights(self.backbone)
             if weight.trainable
         ]
-        head = [
-            (weight, weight_kind(weight.path))
-            for weight in self.head.trainable_weights
-        ]
+        head = [(weight, weight_kind(weight.path)) for weight in self.head.trainable_weights]
         return self.regularizer(pretrained, head, features)
 
     def _forward_for_training(self, x):
@@ -602,27 +586,21 @@ class TransferModel(keras_hub.models.Task):
             y_pred, features = self._forward_for_training(x)
             # Keras already divides each replica's loss by the replica count
             # before the replicas' gradients are summed.
-            task_loss = self._compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-            )
+            task_loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             loss = task_loss
             if self.regularizer is not None:
                 penalty = self.regularization_penalty(features)
                 # The penalty needs the same division, or under tf.distribute
                 # it would count once per replica.
                 loss = task_loss + _per_replica(penalty)
-                self.task_loss_tracker.update_state(
-                    _global(task_loss), sample_weight=batch_size
-                )
+                self.task_loss_tracker.update_state(_global(task_loss), sample_weight=batch_size)
                 self.regularization_loss_tracker.update_state(penalty)
             self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
         if trainable_weights:
             gradients = tape.gradient(loss, trainable_weights)
-            apply_gradients(
-                self.optimizer, gradients, trainable_weights, self._optimizer_variables
-            )
+            apply_gradients(self.optimizer, gradients, trainable_weights, self._optimizer_variables)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
@@ -633,26 +611,18 @@ class TransferModel(keras_hub.models.Task):
         y_pred = self(x, training=False)
         # Evaluation has no penalty: its task loss is its loss, and its
         # regularization_loss stays 0.
-        loss = self._compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False
-        )
+        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _is_binary(self):
-        return self.multi_label or self.num_classes == 1 or (
-            self.activation == "sigmoid"
-        )
+        return self.multi_label or self.num_classes == 1 or (self.activation == "sigmoid")
 
     def _resolve_optimizer(self, optimizer):
         if optimizer != "auto":
             return optimizer
-        rate = (
-            HEAD_LEARNING_RATE
-            if self._trainable_backbone is False
-            else FINE_TUNING_LEARNING_RATE
-        )
+        rate = HEAD_LEARNING_RATE if self._trainable_backbone is False else FINE_TUNING_LEARNING_RATE
         return keras.optimizers.Adam(rate)
 
     def _resolve_loss(self, loss):
@@ -661,9 +631,7 @@ class TransferModel(keras_hub.models.Task):
         from_logits = self.activation is None
         if self._is_binary():
             return keras.losses.BinaryCrossentropy(from_logits=from_logits)
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=from_logits
-        )
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
 
     def _resolve_metrics(self, metrics):
         if metrics != "auto":
@@ -683,8 +651,11 @@ class TransferModel(keras_hub.models.Task):
         """
         if format != "tf_saved_model":
             return super().export(
-                filepath, format=format, verbose=verbose,
-                input_signature=input_signature, **kwargs,
+                filepath,
+                format=format,
+                verbose=verbose,
+                input_signature=input_signature,
+                **kwargs,
             )
         archive = keras.export.ExportArchive()
         archive.track(self.backbone)
@@ -712,9 +683,7 @@ class TransferModel(keras_hub.models.Task):
 
     def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
         """Keras' summary with a Trainable column and the backbone's state."""
-        super().summary(
-            *args, show_trainable=show_trainable, print_fn=print_fn, **kwargs
-        )
+        super().summary(*args, show_trainable=show_trainable, print_fn=print_fn, **kwargs)
         (print_fn or print)(self.trainability_report())
 
     def trainability_report(self):
@@ -726,10 +695,7 @@ class TransferModel(keras_hub.models.Task):
         elif len(trainable) == len(groups):
             state = "fully trainable"
         else:
-            state = (
-                f"top {len(trainable)} trainable "
-                f"({trainable[0]} ... {trainable[-1]})"
-            )
+            state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
         if not has_batchnorm(self.backbone):
             batchnorm = "no BatchNorm"
         elif self.train_batchnorm:
@@ -754,9 +720,7 @@ class TransferModel(keras_hub.models.Task):
                 "trainable_backbone": self._trainable_backbone,
                 "train_batchnorm": self.train_batchnorm,
                 "regularizer": (
-                    None
-                    if self.regularizer is None
-                    else keras.saving.serialize_keras_object(self.regularizer)
+                    None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),
             }
         )
@@ -838,8 +802,7 @@ def _checked_class_names(names, head):
     if len(names) != head.num_names:
         hint = " (one sigmoid output: the negative class, then the positive one)" if head.kind == "binary" else ""
         raise ValueError(
-            f"class_names has {len(names)} names {names} but the head decodes to "
-            f"{head.num_names} classes{hint}."
+            f"class_names has {len(names)} names {names} but the head decodes to {head.num_names} classes{hint}."
         )
     if len(set(names)) != len(names):
         raise ValueError(f"class_names must be distinct, got {names}.")

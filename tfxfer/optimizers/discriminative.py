@@ -71,7 +71,4 @@ def optimizer_class(optimizer):
         return type(keras.optimizers.get(optimizer))
     if isinstance(optimizer, type) and issubclass(optimizer, keras.optimizers.Optimizer):
         return optimizer
-    raise TypeError(
-        "optimizer must be a Keras optimizer class or name (e.g. 'adam'), "
-        f"got {optimizer!r}."
-    )
+    raise TypeError(f"optimizer must be a Keras optimizer class or name (e.g. 'adam'), got {optimizer!r}.")

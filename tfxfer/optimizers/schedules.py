@@ -18,17 +18,13 @@ def warmup_cosine(learning_rate, total_steps, warmup_steps=0, final_fraction=0.0
     Example:
 
     >>> schedule = warmup_cosine(1e-4, total_steps=1000, warmup_steps=100)
-    >>> float(schedule(100))
+    >>> round(float(schedule(100)), 8)
     0.0001
     """
     if total_steps <= warmup_steps:
-        raise ValueError(
-            f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps})."
-        )
+        raise ValueError(f"total_steps ({total_steps}) must exceed warmup_steps ({warmup_steps}).")
     if warmup_steps == 0:
-        return keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=total_steps, alpha=final_fraction
-        )
+        return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total_steps, alpha=final_fraction)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0,
         decay_steps=total_steps - warmup_steps,

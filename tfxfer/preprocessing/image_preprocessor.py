@@ -158,9 +158,7 @@ def _checked_image_size(image_size):
     except (TypeError, ValueError):
         valid = False
     if not valid:
-        raise ValueError(
-            f"image_size must be (height, width) with two positive integers, got {image_size!r}."
-        )
+        raise ValueError(f"image_size must be (height, width) with two positive integers, got {image_size!r}.")
     return (height, width)
 
 

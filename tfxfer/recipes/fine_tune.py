@@ -14,9 +14,22 @@ WARMUP_FRACTION = 0.1
 
 
 def fine_tune(
-    model, x, y=None, *, epochs=3, initial_epoch=0, learning_rate=FINE_TUNING_LEARNING_RATE,
-    warmup_fraction=WARMUP_FRACTION, layer_decay=None, unfreeze_top=None, optimizer="adam",
-    gradual=False, compile_options=None, batch_size=None, steps_per_epoch=None, callbacks=None,
+    model,
+    x,
+    y=None,
+    *,
+    epochs=3,
+    initial_epoch=0,
+    learning_rate=FINE_TUNING_LEARNING_RATE,
+    warmup_fraction=WARMUP_FRACTION,
+    layer_decay=None,
+    unfreeze_top=None,
+    optimizer="adam",
+    gradual=False,
+    compile_options=None,
+    batch_size=None,
+    steps_per_epoch=None,
+    callbacks=None,
     **fit_options,
 ):
     """Unfreezes the backbone (or its top groups) and trains with warmup + cosine decay.
@@ -65,8 +78,14 @@ def fine_tune(
         )
     compile_keeping_loss(model, phase_optimizer, compile_options)
     return model.fit(
-        x, y, initial_epoch=initial_epoch, epochs=initial_epoch + epochs, batch_size=batch_size,
-        steps_per_epoch=steps_per_epoch, callbacks=callbacks, **fit_options,
+        x,
+        y,
+        initial_epoch=initial_epoch,
+        epochs=initial_epoch + epochs,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        **fit_options,
     )
 
 
@@ -75,7 +94,7 @@ def fine_tuning_rate(learning_rate, steps_per_epoch, epochs, warmup_fraction=WAR
 
     Example:
 
-    >>> float(fine_tuning_rate(1e-4, 10, 2)(2))
+    >>> round(float(fine_tuning_rate(1e-4, 10, 2)(2)), 8)
     0.0001
     """
     if not steps_per_epoch:

@@ -6,8 +6,15 @@ from tfxfer.recipes.compiling import compile_keeping_loss
 
 
 def linear_probe(
-    model, x, y=None, *, epochs=1, learning_rate=HEAD_LEARNING_RATE, optimizer="adam",
-    compile_options=None, **fit_options,
+    model,
+    x,
+    y=None,
+    *,
+    epochs=1,
+    learning_rate=HEAD_LEARNING_RATE,
+    optimizer="adam",
+    compile_options=None,
+    **fit_options,
 ):
     """Freezes the backbone and trains the head at `learning_rate`.
 

@@ -21,8 +21,20 @@ RECIPES = {
 assert tuple(RECIPES) == RECIPE_NAMES
 
 
-def run_recipe(name, model, x, y=None, *, epochs, head_epochs=1, learning_rate=None,
-               head_learning_rate=None, layer_decay=None, unfreeze_top=None, **fit_options):
+def run_recipe(
+    name,
+    model,
+    x,
+    y=None,
+    *,
+    epochs,
+    head_epochs=1,
+    learning_rate=None,
+    head_learning_rate=None,
+    layer_decay=None,
+    unfreeze_top=None,
+    **fit_options,
+):
     """Runs the recipe called `name` with the options it takes.
 
     Returns `(history, phase_boundaries)`: the epochs after which a new

@@ -80,14 +80,21 @@ def two_phase(
     histories = []
     if head_epochs:
         histories.append(
-            linear_probe(model, x, y, epochs=head_epochs, learning_rate=head_learning_rate,
-                         optimizer=optimizer, **fit)
+            linear_probe(model, x, y, epochs=head_epochs, learning_rate=head_learning_rate, optimizer=optimizer, **fit)
         )
     histories.append(
         fine_tune(
-            model, x, y, epochs=epochs, initial_epoch=head_epochs, learning_rate=learning_rate,
-            warmup_fraction=warmup_fraction, layer_decay=layer_decay, unfreeze_top=unfreeze_top,
-            optimizer=optimizer, **fit,
+            model,
+            x,
+            y,
+            epochs=epochs,
+            initial_epoch=head_epochs,
+            learning_rate=learning_rate,
+            warmup_fraction=warmup_fraction,
+            layer_decay=layer_decay,
+            unfreeze_top=unfreeze_top,
+            optimizer=optimizer,
+            **fit,
         )
     )
     return merge_histories(model, histories)

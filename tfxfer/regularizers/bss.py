@@ -50,7 +50,7 @@ class BSS(SourceRegularizer):
             )
         features = ops.cast(features, "float32")
         singular_values = tf.linalg.svd(features, compute_uv=False)  # descending
-        smallest = singular_values[-self.k:]
+        smallest = singular_values[-self.k :]
         return self.weight * ops.sum(ops.square(smallest))
 
     def get_config(self):

@@ -27,9 +27,7 @@ class CosineSP(SourceRegularizer):
             for w, w0, _ in pretrained:
                 w = ops.reshape(ops.cast(w, "float32"), (-1,))
                 w0 = ops.reshape(ops.cast(w0, "float32"), (-1,))
-                cosine = ops.sum(w * w0) / (
-                    ops.sqrt(ops.sum(w * w)) * ops.sqrt(ops.sum(w0 * w0)) + _EPSILON
-                )
+                cosine = ops.sum(w * w0) / (ops.sqrt(ops.sum(w * w)) * ops.sqrt(ops.sum(w0 * w0)) + _EPSILON)
                 terms.append(1.0 - cosine)
             total = total + self.alpha * sum(terms)
         return total

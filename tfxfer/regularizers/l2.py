@@ -23,8 +23,6 @@ class L2(SourceRegularizer):
     def penalty(self, pretrained, head, features):
         total = self.head_penalty(head)
         if self.alpha and pretrained:
-            norm = tf.add_n(
-                [tf.nn.l2_loss(tf.cast(w, tf.float32)) for w, _, _ in pretrained]
-            )
+            norm = tf.add_n([tf.nn.l2_loss(tf.cast(w, tf.float32)) for w, _, _ in pretrained])
             total = total + self.alpha * norm
         return total

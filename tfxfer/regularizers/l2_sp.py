@@ -30,10 +30,7 @@ class L2SP(SourceRegularizer):
         if self.alpha and pretrained:
             # l2_loss is one fused op, sum(x²)/2, whose gradient is x itself.
             distance = tf.add_n(
-                [
-                    tf.nn.l2_loss(tf.cast(w, tf.float32) - tf.cast(w0, tf.float32))
-                    for w, w0, _ in pretrained
-                ]
+                [tf.nn.l2_loss(tf.cast(w, tf.float32) - tf.cast(w0, tf.float32)) for w, w0, _ in pretrained]
             )
             total = total + self.alpha * distance
         return total

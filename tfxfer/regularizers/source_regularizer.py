@@ -58,10 +58,7 @@ class SourceRegularizer:
     def __init__(self, alpha=0.0, beta=0.0, include_bias=False, include_batchnorm=False):
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(
-                    f"{type(self).__name__}: {name} must be a number >= 0, "
-                    f"got {value!r}."
-                )
+                raise ValueError(f"{type(self).__name__}: {name} must be a number >= 0, got {value!r}.")
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.include_bias = bool(include_bias)
@@ -70,17 +67,11 @@ class SourceRegularizer:
     def selects(self, kind):
         """Whether weights of this kind are penalised."""
         return (
-            kind == KERNEL
-            or (kind == BIAS and self.include_bias)
-            or (kind == NORMALIZATION and self.include_batchnorm)
+            kind == KERNEL or (kind == BIAS and self.include_bias) or (kind == NORMALIZATION and self.include_batchnorm)
         )
 
     def __call__(self, pretrained, head, features=None):
-        pretrained = [
-            (weight, source, kind)
-            for weight, source, kind in pretrained
-            if self.selects(kind)
-        ]
+        pretrained = [(weight, source, kind) for weight, source, kind in pretrained if self.selects(kind)]
         head = [(weight, kind) for weight, kind in head if self.selects(kind)]
         return ops.cast(self.penalty(pretrained, head, features), "float32")
 
@@ -146,16 +137,10 @@ class CompositeRegularizer(SourceRegularizer):
         return any(c.selects(kind) for c in self.components)
 
     def __call__(self, pretrained, head, features=None):
-        return sum(
-            component(pretrained, head, features) for component in self.components
-        )
+        return sum(component(pretrained, head, features) for component in self.components)
 
     def get_config(self):
-        return {
-            "components": [
-                keras.saving.serialize_keras_object(c) for c in self.components
-            ]
-        }
+        return {"components": [keras.saving.serialize_keras_object(c) for c in self.components]}
 
     def __repr__(self):
         return " + ".join(repr(c) for c in self.components)

@@ -25,7 +25,10 @@ def classification_metrics(labels, predictions, class_names):
         recall = true_positive / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         per_class[str(name)] = {
-            "precision": precision, "recall": recall, "f1": f1, "support": actual,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": actual,
         }
     return {
         "accuracy": float(np.trace(matrix)) / total,

@@ -18,9 +18,7 @@ def confusion_matrix(labels, predictions, num_classes):
         raise ValueError(f"{labels.size} labels but {predictions.size} predictions.")
     for name, values in (("label", labels), ("prediction", predictions)):
         if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(
-                f"A {name} is outside 0..{num_classes - 1}: got {values.min()}..{values.max()}."
-            )
+            raise ValueError(f"A {name} is outside 0..{num_classes - 1}: got {values.min()}..{values.max()}.")
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
@@ -52,8 +50,14 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
     axis.set_ylabel("true")
     for row in range(size):
         for column in range(size):
-            axis.text(column, row, str(matrix[row, column]), ha="center", va="center",
-                      color="white" if normalised[row, column] > 0.5 else "black")
+            axis.text(
+                column,
+                row,
+                str(matrix[row, column]),
+                ha="center",
+                va="center",
+                color="white" if normalised[row, column] > 0.5 else "black",
+            )
     axis.set_title(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -52,7 +52,8 @@ def write_run_report(folder, config, metrics):
         check = (
             f"reloaded in a fresh process with plain TensorFlow: max |Δ| "
             f"{export['max_abs_difference']:.1e} on {export['verified_examples']} examples"
-            if export.get("max_abs_difference") is not None else "not checked (no raw examples)"
+            if export.get("max_abs_difference") is not None
+            else "not checked (no raw examples)"
         )
         lines += [
             f"`{export['path']}` ({check}). Serve it with",

@@ -31,8 +31,7 @@ def plot_training_curves(history, path, title=None, phase_boundaries=()):
         epochs = range(1, len(logs[name]) + 1)
         axis.plot(epochs, logs[name], marker="o", label="training")
         if f"val_{name}" in logs:
-            axis.plot(range(1, len(logs[f"val_{name}"]) + 1), logs[f"val_{name}"], marker="o",
-                      label="validation")
+            axis.plot(range(1, len(logs[f"val_{name}"]) + 1), logs[f"val_{name}"], marker="o", label="validation")
         for boundary in phase_boundaries:
             axis.axvline(boundary + 0.5, color="gray", linestyle="--", linewidth=1)
         axis.set_title(name.replace("_", " "))

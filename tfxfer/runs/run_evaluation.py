@@ -14,7 +14,7 @@ from tfxfer.runs.train_config import TrainConfig
 EXPORT_BATCH = 64
 
 
-def evaluate_model(model, dataset, class_names):
+def evaluate_model(model, dataset, class_names, data_source="the data"):
     """Cross-entropy and classification metrics of `model` on a batched `(x, y)` dataset.
 
     `class_names` names the dataset's labels; they are matched to the
@@ -39,7 +39,7 @@ def evaluate_model(model, dataset, class_names):
                 "build the model with class_names=[...] so labels are matched by name."
             )
         model_names = list(class_names)
-    mapping = label_mapping(class_names, model_names)
+    mapping = label_mapping(class_names, model_names, data_source)
     labels, probabilities, predictions = [], [], []
     for x, y in dataset:
         outputs = model.predict_on_batch(x)  # runs the model's preprocessor, as predict does
@@ -107,7 +107,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
         if not raw:
             raise ValueError(f"No examples to evaluate in {data}.")
         say(f"Evaluating the export {export_path} through serving_default on {len(raw)} examples ...")
-        evaluation = _evaluate_export(export_path, raw, labels, dataset.class_names, class_names)
+        evaluation = _evaluate_export(export_path, raw, labels, dataset.class_names, class_names, f"--data {data}")
         where = pathlib.Path(export_path).parent
         name_prefix = f"evaluation-{pathlib.Path(export_path).name}"
     else:
@@ -129,7 +129,8 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
             _check_modality(model.modality, str(data), f"The model {model_file}", dataset.modality)
         split = "validation" if dataset.validation is not None else "train"
         say(f"Evaluating {model_file} ...")
-        evaluation = evaluate_model(model, getattr(dataset, split), dataset.class_names)
+        source = f"--data {data}" if data is not None else f"the run's data {config.data}"
+        evaluation = evaluate_model(model, getattr(dataset, split), dataset.class_names, source)
         class_names = model.class_names or dataset.class_names
         where = folder.path if folder is not None else target.parent
         name_prefix = "evaluation" if folder is not None else f"evaluation-{target.stem}"
@@ -144,7 +145,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
     return evaluation
 
 
-def _evaluate_export(export_path, raw, labels, data_names, export_names):
+def _evaluate_export(export_path, raw, labels, data_names, export_names, data_source):
     from tfxfer.export import predict_from_export
     from tfxfer.reports import classification_metrics
 
@@ -153,7 +154,7 @@ def _evaluate_export(export_path, raw, labels, data_names, export_names):
             f"The export {export_path} records no class names, so its outputs cannot be "
             "matched to the data's labels by name. Export a model that has class_names."
         )
-    mapping = label_mapping(data_names, export_names)
+    mapping = label_mapping(data_names, export_names, data_source)
     outputs = [predict_from_export(export_path, raw[i:i + EXPORT_BATCH]) for i in range(0, len(raw), EXPORT_BATCH)]
     if "class_ids" not in outputs[0]:
         raise ValueError(f"The export {export_path} is multi-label; evaluation here is for single-label models.")

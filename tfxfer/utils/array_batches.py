@@ -43,15 +43,11 @@ def split_last(fraction, *structures):
     cut = int(count * (1.0 - fraction))
     if cut <= 0 or cut >= count:
         raise ValueError(
-            f"validation_split={fraction} leaves an empty training or "
-            f"validation set for {count} examples."
+            f"validation_split={fraction} leaves an empty training or validation set for {count} examples."
         )
 
     def part(start, stop):
-        return tuple(
-            None if s is None else tree.map_structure(lambda a: a[start:stop], s)
-            for s in structures
-        )
+        return tuple(None if s is None else tree.map_structure(lambda a: a[start:stop], s) for s in structures)
 
     return part(0, cut), part(cut, count)
 
@@ -59,15 +55,9 @@ def split_last(fraction, *structures):
 def shuffled_batches(x, y=None, sample_weight=None, batch_size=32, seed=None):
     """A `tf.data.Dataset` of `(x, y, sample_weight)` batches, reshuffled
     every epoch, like Keras' own handling of arrays with `shuffle=True`."""
-    elements = tuple(
-        _normalize(part) for part in (x, y, sample_weight) if part is not None
-    )
+    elements = tuple(_normalize(part) for part in (x, y, sample_weight) if part is not None)
     count = _length(elements[0])
     if count == 0:
         raise ValueError("fit() received no training examples (empty x).")
-    dataset = tf.data.Dataset.from_tensor_slices(
-        elements if len(elements) > 1 else elements[0]
-    )
-    return dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(
-        batch_size
-    )
+    dataset = tf.data.Dataset.from_tensor_slices(elements if len(elements) > 1 else elements[0])
+    return dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
