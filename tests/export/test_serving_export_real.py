@@ -31,18 +31,13 @@ def test_fine_tuned_efficientnet_export_is_lean_and_serves_the_same_answers(tmp_
     model = TransferModel.from_hub(
         shared_path("models", "tfhub", "efficientnet_lite0_feature_vector"),
         num_classes=data.num_classes,
+        class_names=data.class_names,
         input_shape=(224, 224, 3),
         regularizer=L2SP(0.01, 0.001),
     )
     model.unfreeze(top=3)
     model.fit(data.train.take(4), epochs=1, verbose=0)
-    path = export_for_serving(
-        model,
-        tmp_path / "ants_bees",
-        class_names=data.class_names,
-        image_size=data.image_size,
-        value_range=data.value_range,
-    )
+    path = export_for_serving(model, tmp_path / "ants_bees")
     # No w0 copy (the penalised kernels) and no Adam slots: the variables are
     # the serving weights themselves, plus a small object graph.
     weights = _weight_bytes(model.backbone.weights + model.head.weights)

@@ -196,7 +196,7 @@ class TransferModel(keras_hub.models.Task):
     @property
     def class_names(self):
         """Class names in output order, or None when the model was built without them."""
-        return self._class_names
+        return None if self._class_names is None else list(self._class_names)
 
     @class_names.setter
     def class_names(self, names):
