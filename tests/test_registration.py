@@ -35,6 +35,7 @@ def run_python(code):
         "import keras; import tfxfer",
         "import tfxfer; import tensorflow",
         "import tensorflow; import tfxfer",
+        "import tfxfer; import keras_hub",
     ],
 )
 def test_plain_keras_load_model_works_after_import_tfxfer(prelude, saved_model_file):

@@ -7,7 +7,8 @@ for importing TensorFlow and Keras (about 4 s). So when Keras is already
 imported the classes are registered at once; otherwise they are
 registered right after TensorFlow and Keras finish importing, whichever
 the program imports first (TensorFlow imports Keras half-way through its
-own import, so registration waits until neither is still executing).
+own import, and KerasHub imports both, so registration waits until none of
+them is still executing).
 """
 
 import importlib
@@ -16,7 +17,8 @@ import importlib.machinery
 import sys
 import warnings
 
-_WATCHED = ("keras", "tensorflow")
+# keras_hub too: registering imports it, so it must not be half-imported then.
+_WATCHED = ("keras", "tensorflow", "keras_hub")
 _REGISTERING_MODULES = (
     "tfxfer.models.transfer_model",
     "tfxfer.preprocessing.image_preprocessor",
@@ -32,9 +34,9 @@ def register_keras_objects():
     global _registered
     if _registered:
         return
-    _registered = True
     for name in _REGISTERING_MODULES:
         importlib.import_module(name)
+    _registered = True
 
 
 def register_when_keras_is_imported():
@@ -73,9 +75,9 @@ class _RegisteringLoader(importlib.abc.Loader):
             _executing.discard(self._name)
         if _executing or "keras" not in sys.modules or "tensorflow" not in sys.modules:
             return
-        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
         try:
             register_keras_objects()
+            sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
         except Exception as error:  # Never break the user's own import.
             warnings.warn(
                 f"tfxfer could not register its Keras classes ({error}); "

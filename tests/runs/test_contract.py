@@ -44,7 +44,7 @@ def test_export_of_best_keras_needs_no_flags_and_agrees_with_the_run(value_range
     files = sorted((image_folder / "val").rglob("*.png"))
     raw = [f.read_bytes() for f in files]
     ours = predict_from_export(value_range_run["export"]["path"], raw)
-    again = predict_from_export(str(tmp_path / "again" / "best" / "1"), raw)
+    again = predict_from_export(str(tmp_path / "again" / "shapes" / "1"), raw)  # named after its run
     np.testing.assert_allclose(again["probabilities"], ours["probabilities"], atol=1e-6)
     assert list(again["class_names"]) == list(ours["class_names"])
     assert set(n.decode() for n in again["class_names"]) <= {"dark", "light"}
@@ -206,3 +206,42 @@ def test_predict_refuses_image_files_for_a_text_export(text_module_export, image
     files = [str(f) for f in sorted((image_folder / "val").rglob("*.png"))[:2]]
     assert main(["predict", text_module_export, *files]) == 2
     assert "is a text model but the inputs are image file names" in capsys.readouterr().err
+
+
+def test_evaluation_on_a_one_class_subset_is_fine(value_range_run, image_folder, tmp_path):
+    subset = tmp_path / "subset"
+    shutil.copytree(image_folder / "val" / "light", subset / "light")
+    for target in (RunFolder(value_range_run["run_folder"]).best_checkpoint, value_range_run["export"]["path"]):
+        evaluation = evaluate_run(target, data=str(subset), verbose=0)
+        assert evaluation["examples"] == 6
+        assert evaluation["per_class"]["dark"]["support"] == 0
+
+
+def test_relative_hub_paths_are_saved_absolute(image_module, tmp_path, monkeypatch):
+    shutil.copytree(image_module, tmp_path / "module")
+    monkeypatch.chdir(tmp_path)
+    model = tfxfer.TransferModel.from_hub("module", num_classes=2, input_shape=(8, 8, 3))
+    model.save("model.keras")
+    monkeypatch.chdir(tmp_path.parent)
+    assert tfxfer.load_model(tmp_path / "model.keras").backbone.handle == str(tmp_path / "module")
+
+
+def test_predict_takes_flags_before_inputs_and_names_an_undecodable_file(value_range_run, image_folder, tmp_path, capsys):
+    image = str(sorted((image_folder / "val").rglob("*.png"))[0])
+    assert main(["predict", value_range_run["export"]["path"], "--top", "2", image]) == 0
+    assert image in capsys.readouterr().out
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    assert main(["predict", value_range_run["export"]["path"], str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "junk.jpg: unreadable" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("image_size", "64", "--image-size 224 224"), ("epochs", "abc", r"epochs \(--epochs\) must be a whole number"),
+     ("validation_split", "abc", r"--validation-split\) must be a number")],
+)
+def test_config_values_of_the_wrong_kind_name_the_option(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(backbone="x", data="y", **{option: value})

@@ -1,9 +1,11 @@
 """`HubBackbone`: a Keras 3 layer over a TF Hub module (TF2 SavedModel)."""
 
+import os
+
 import keras
 import tensorflow as tf
 
-from tfxfer.backbones.hub_module import load_hub_module, relocated_handle
+from tfxfer.backbones.hub_module import is_remote_handle, load_hub_module, relocated_handle
 
 _BATCHNORM_STATISTICS = ("moving_mean", "moving_variance")
 
@@ -75,7 +77,7 @@ class HubBackbone(keras.layers.Layer):
             autocast=False,
             **kwargs,
         )
-        self.handle = handle
+        self.handle = _absolute_if_local(handle)
         self.output_key = output_key
         self.signature = signature
         self.arguments = dict(arguments or {})
@@ -412,6 +414,15 @@ class HubBackbone(keras.layers.Layer):
             # same variables would store every value a second time.
             children.pop("_module_weights", None)
         return children
+
+
+def _absolute_if_local(handle):
+    # A saved model must find a local module again from any working folder.
+    if isinstance(handle, (str, os.PathLike)) and not is_remote_handle(handle):
+        path = os.path.expanduser(os.fspath(handle))
+        if os.path.exists(path):
+            return os.path.abspath(path)
+    return handle
 
 
 def _castable(source, target):

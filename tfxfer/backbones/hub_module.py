@@ -167,7 +167,11 @@ class relocated_hub_modules:
     """
 
     def __init__(self, handles):
-        self.handles = {str(old): str(new) for old, new in dict(handles or {}).items()}
+        if handles is not None and not isinstance(handles, dict):
+            raise TypeError(
+                f"hub_handles must be a dict {{handle saved in the model: where the module is now}}, got {handles!r}."
+            )
+        self.handles = {str(old): str(new) for old, new in (handles or {}).items()}
         self._previous = None
 
     def __enter__(self):
@@ -182,9 +186,15 @@ class relocated_hub_modules:
 
 def relocated_handle(handle, layer_name=None):
     """The handle to load for a saved `handle`, with a clear error if it is gone."""
-    handle = _RELOCATED.get(str(handle), handle)
+    saved = str(handle)
+    handle = _RELOCATED.get(saved, handle)
     if is_remote_handle(handle) or os.path.isdir(os.path.expanduser(str(handle))):
         return handle
+    if saved in _RELOCATED:
+        raise FileNotFoundError(
+            f"The TF Hub module '{saved}' of layer '{layer_name}' was mapped to '{handle}', "
+            "which is not a directory. Give the folder that now holds its saved_model.pb."
+        )
     raise FileNotFoundError(
         f"The TF Hub module of layer '{layer_name}' is not at '{handle}' any more "
         "(it was moved or deleted since the model was saved). Put it back, or say "

@@ -29,8 +29,12 @@ def run_demo(args):
 
 def run_evaluate(args):
     from tfxfer.runs import evaluate_run
+    from tfxfer.runs.train_config import EVALUATION_DATA_OPTIONS
 
-    evaluate_run(args.target, data=args.data, verbose=_verbosity(args), hub_handles=_hub_handles(args))
+    data_options = {key: getattr(args, key) for key in EVALUATION_DATA_OPTIONS if getattr(args, key) is not None}
+    evaluate_run(
+        args.target, data=args.data, verbose=_verbosity(args), hub_handles=_hub_handles(args), data_options=data_options
+    )
 
 
 def _hub_handles(args):
@@ -58,7 +62,9 @@ def run_export(args):
         model_file, name = folder.best_checkpoint, args.name or config.run_name
         export_dir = args.export_dir or config.export_dir
     elif target.suffix == ".keras" and target.is_file():
-        model_file, name = target, args.name or target.stem
+        owner = target.parent.parent  # runs/<run>/checkpoints/best.keras: named after its run
+        run_name = RunFolder(owner).read_config().run_name if (owner / "config.yaml").exists() else None
+        model_file, name = target, args.name or run_name or target.stem
         export_dir = args.export_dir or "saved_models"
     else:
         raise FileNotFoundError(f"{target} is neither a run folder (with config.yaml) nor a .keras file.")
@@ -88,7 +94,7 @@ def run_export(args):
 
 
 def run_predict(args):
-    from tfxfer.data.image_folder import IMAGE_EXTENSIONS
+    from tfxfer.data.image_folder import IMAGE_EXTENSIONS, image_file_problem
     from tfxfer.export import predict_from_export, read_export_metadata
     from tfxfer.export.serving_export import export_version_path
 
@@ -128,6 +134,9 @@ def run_predict(args):
             file = pathlib.Path(value).expanduser()
             if not file.is_file():
                 raise FileNotFoundError(f"Image file not found: {file} ({path} takes images).")
+            problem = image_file_problem(str(file))
+            if problem is not None:
+                raise ValueError(f"{file}: {problem}; {path} takes images (JPEG, PNG, GIF, BMP).")
             raw.append(file.read_bytes())
         else:
             raw.append(value)

@@ -15,7 +15,7 @@ EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
 
 
 def build_parser():
-    from tfxfer.runs.train_config import option_fields
+    from tfxfer.runs.train_config import EVALUATION_DATA_OPTIONS, option_fields
     from tfxfer.version import __version__
 
     parser = argparse.ArgumentParser(
@@ -25,6 +25,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"tfxfer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    fields = {field.name: field for field in option_fields()}
     train = commands.add_parser(
         "train",
         help="fine-tune a backbone on your data and export it",
@@ -73,6 +74,16 @@ def build_parser():
     )
     evaluate.add_argument("target")
     evaluate.add_argument("--data", help="labelled data (default: the run's own validation split)")
+    for option in EVALUATION_DATA_OPTIONS:
+        field = fields[option]
+        evaluate.add_argument(
+            "--" + option.replace("_", "-"),
+            dest=option,
+            type=field.metadata["type"],
+            choices=field.metadata["choices"],
+            default=None,
+            help=f"{field.metadata['help']} (default: the run's, else {_shown_default(field)})",
+        )
     _hub_handle_flag(evaluate)
     _output_flags(evaluate)
 
@@ -131,7 +142,13 @@ def _shown_default(field):
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if args.command == "predict" and not any(extra.startswith("-") for extra in extras):
+            # Inputs after a flag (`predict EXPORT --top 2 a.jpg b.jpg`) are inputs too.
+            args.inputs = list(args.inputs) + extras
+        else:
+            parser.parse_args(argv)  # exits with argparse's own message
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfxfer.cli import commands
 

@@ -28,6 +28,7 @@ def from_image_folder(
     verify=True,
     cache=True,
     drop_remainder=False,
+    min_classes=2,
 ):
     """Loads labelled images from class folders.
 
@@ -64,6 +65,8 @@ def from_image_folder(
         cache: keep decoded, resized images in memory (uint8).
         drop_remainder: fixed training batch shapes (TPU); the validation
             split keeps its last partial batch so every example is measured.
+        min_classes: classes needed (1 for evaluating on a subset of a
+            model's classes).
 
     Returns:
         A `LoadedData`.
@@ -82,7 +85,7 @@ def from_image_folder(
     preprocessor = image_preprocessor_for(image_size, preprocessor)
     report = DataReport(on_bad_data)
     train_root, validation_root = _split_folders(root)
-    class_names = _class_names(train_root)
+    class_names = _class_names(train_root, min_classes)
     if validation_root is not None:
         _check_validation_classes(validation_root, train_root, class_names)
     train_files = _list_images(train_root, class_names, report)
@@ -91,7 +94,7 @@ def from_image_folder(
         train_files = _verified(train_files, report)
         validation_files = _verified(validation_files, report)
     class_names, train_files, validation_files = _drop_empty_classes(
-        class_names, train_files, validation_files, report, train_root
+        class_names, train_files, validation_files, report, train_root, min_classes
     )
     if validation_root is None and validation_split:
         train_files, validation_files = stratified_split(train_files, validation_split, seed)
@@ -130,9 +133,9 @@ def _split_folders(root):
     return train, validation
 
 
-def _class_names(folder):
+def _class_names(folder, min_classes=2):
     names = sorted(child.name for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
-    if len(names) < 2:
+    if len(names) < max(1, min_classes):
         raise DataError(
             f"{folder}: found {len(names)} class folder(s) {names}; a classifier "
             "needs at least two (layout: root/<class>/*.jpg, or root/train/<class>/ "
@@ -172,7 +175,8 @@ def _list_images(folder, class_names, report):
     return files
 
 
-def _decode_error(path):
+def image_file_problem(path):
+    """Why an image file cannot be used (empty, unreadable, no pixels), or None."""
     try:
         if os.path.getsize(path) == 0:
             return "empty file"
@@ -189,7 +193,7 @@ def _verified(files, report):
     if not files:
         return files
     with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        errors = list(pool.map(lambda item: _decode_error(item[0]), files))
+        errors = list(pool.map(lambda item: image_file_problem(item[0]), files))
     kept = []
     for (path, label), error in zip(files, errors):
         if error is None:
@@ -199,7 +203,7 @@ def _verified(files, report):
     return kept
 
 
-def _drop_empty_classes(class_names, train_files, validation_files, report, folder):
+def _drop_empty_classes(class_names, train_files, validation_files, report, folder, min_classes=2):
     counts = [0] * len(class_names)
     for _, label in train_files:
         counts[label] += 1
@@ -209,7 +213,7 @@ def _drop_empty_classes(class_names, train_files, validation_files, report, fold
     for name in empty:
         report.problem(folder / name, "class folder has no usable images")
     keep = [name for name in class_names if name not in empty]
-    if len(keep) < 2:
+    if len(keep) < max(1, min_classes):
         raise DataError(f"{folder}: only {keep} has usable images; a classifier needs at least two classes.")
     remap = {class_names.index(name): index for index, name in enumerate(keep)}
     train_files = [(path, remap[label]) for path, label in train_files if label in remap]

@@ -24,7 +24,8 @@ def stratified_split(items, fraction, seed):
     for label in sorted(by_label):
         group = by_label[label][:]
         rng.shuffle(group)
-        cut = max(1, round(len(group) * fraction)) if len(group) > 1 else 0
+        # Every class keeps at least one training example.
+        cut = min(len(group) - 1, max(1, round(len(group) * fraction))) if len(group) > 1 else 0
         validation.extend(group[:cut])
         train.extend(group[cut:])
     return train, validation

@@ -28,6 +28,7 @@ def from_text_file(
     on_bad_data="error",
     encoding_errors="strict",
     drop_remainder=False,
+    min_classes=2,
 ):
     """Loads labelled texts as raw strings.
 
@@ -64,6 +65,8 @@ def from_text_file(
         seed, batch_size, drop_remainder: pipeline options.
         on_bad_data: `"error"` or `"skip"`.
         encoding_errors: `"strict"` (bad bytes are bad data) or `"replace"`.
+        min_classes: classes the examples must hold (1 for evaluating on a
+            subset of a model's declared classes).
 
     Returns:
         A `LoadedData` of `(text, label)` batches.
@@ -95,7 +98,7 @@ def from_text_file(
     )
     examples = [(text, labels[(where)]) for where, text, _ in rows if where in labels]
     validation = [(text, labels[where]) for where, text, _ in validation_rows if where in labels]
-    if len({label for _, label in examples}) < 2:
+    if len({label for _, label in examples}) < max(1, min_classes):
         raise DataError(
             f"{path}: the training examples hold {len({label for _, label in examples})} class(es); "
             "a classifier needs at least two."

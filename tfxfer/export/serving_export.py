@@ -156,6 +156,8 @@ def export_for_serving(
     class_names = _export_class_names(model, class_names)
     if threshold is not None and not 0.0 < float(threshold) < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
+    if threshold is not None and model.head.kind == "multiclass":
+        raise ValueError("threshold applies to sigmoid heads; this softmax head decides by the most probable class.")
     threshold = model.head.threshold if threshold is None else float(threshold)
     module = _ServingModule(model, class_names, threshold)
     signatures = _signatures(module, model)

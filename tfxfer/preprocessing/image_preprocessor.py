@@ -153,6 +153,8 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
 
 def _checked_image_size(image_size):
     try:
+        if isinstance(image_size, (str, bytes)):
+            raise TypeError(image_size)  # "64" would otherwise read as 6 and 4
         height, width = (int(v) for v in image_size)
         valid = height >= 1 and width >= 1
     except (TypeError, ValueError):

@@ -51,7 +51,7 @@ def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocesso
             batch_size=config.batch_size,
             validation_split=config.validation_split if config.validation_split is not None else default_split,
             seed=config.seed, augment=augment, on_bad_data=config.on_bad_data,
-            drop_remainder=drop_remainder,
+            drop_remainder=drop_remainder, min_classes=1 if evaluation else 2,
         )
     validation_split = config.validation_split
     if validation_split is None and not config.validation_data:
@@ -63,6 +63,7 @@ def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocesso
         validation_split=validation_split, validation_path=config.validation_data,
         seed=config.seed, batch_size=config.batch_size, on_bad_data=config.on_bad_data,
         encoding_errors=config.encoding_errors, drop_remainder=drop_remainder,
+        min_classes=1 if evaluation and (class_names or config.class_names) else 2,
     )
 
 

@@ -59,7 +59,7 @@ def evaluate_model(model, dataset, class_names, data_source="the data"):
     return metrics
 
 
-def evaluate_run(target, data=None, verbose=1, hub_handles=None):
+def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=None):
     """Evaluates a run folder, a `.keras` file or an export on labelled data.
 
     `target` is a run folder (its best checkpoint and, by default, its own
@@ -99,7 +99,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
         metadata = read_export_metadata(export_path)
         modality, class_names = metadata.get("modality"), metadata.get("class_names")
         _check_modality(modality, str(data), f"The export {export_path}")
-        config = TrainConfig(**_evaluation_values(None, data))
+        config = TrainConfig(**_evaluation_values(None, data, data_options))
         dataset = load_run_data(config, evaluation=True, class_names=_text_classes(modality, class_names))
         _check_modality(modality, str(data), f"The export {export_path}", dataset.modality)
         split = "validation" if dataset.validation is not None else "train"
@@ -121,7 +121,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
             dataset = load_run_data(config, preprocessor=_image_preprocessor(model))
         else:
             _check_modality(model.modality, str(data), f"The model {model_file}")
-            config = TrainConfig(**_evaluation_values(folder, data))
+            config = TrainConfig(**_evaluation_values(folder, data, data_options))
             dataset = load_run_data(
                 config, evaluation=True, preprocessor=_image_preprocessor(model),
                 class_names=_text_classes(model.modality, model.class_names),
@@ -133,7 +133,10 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None):
         evaluation = evaluate_model(model, getattr(dataset, split), dataset.class_names, source)
         class_names = model.class_names or dataset.class_names
         where = folder.path if folder is not None else target.parent
-        name_prefix = "evaluation" if folder is not None else f"evaluation-{target.stem}"
+        if folder is None:
+            name_prefix = f"evaluation-{target.stem}"
+        else:  # other data does not overwrite the run's own evaluation
+            name_prefix = "evaluation" if data is None else f"evaluation-{_data_name(data)}"
     evaluation["split"] = "validation" if split == "validation" else "all"
     evaluation["data"] = config.data
     from tfxfer.runs.atomic_files import write_text_atomically
@@ -162,9 +165,14 @@ def _evaluate_export(export_path, raw, labels, data_names, export_names, data_so
     return classification_metrics(mapping[np.asarray(labels, dtype=np.int64)], predictions, export_names)
 
 
-def _evaluation_values(folder, data):
+def _data_name(data):
+    return pathlib.Path(str(data).split(":", 1)[-1].rstrip("/")).name.replace(".", "_") or "data"
+
+
+def _evaluation_values(folder, data, data_options=None):
     values = folder.read_config().to_dict() if folder is not None else {"backbone": "unused"}
     values.update({"data": str(data), "validation_data": None, "validation_split": None, "class_names": None})
+    values.update(data_options or {})  # how to read the file: columns, label_base, ...
     return values
 
 

@@ -12,6 +12,8 @@ from tfxfer.choices import (
 )
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 
+# How a data file is read: `tfxfer evaluate` takes these too.
+EVALUATION_DATA_OPTIONS = ("data_format", "text_column", "label_column", "label_base", "encoding_errors", "on_bad_data")
 PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
 
 
@@ -87,6 +89,13 @@ class TrainConfig:
         if not self.data:
             raise ValueError("No data given: pass --data (an image folder, a text file or tfds:NAME).")
         for field in dataclasses.fields(self):
+            kind, value = field.metadata.get("type"), getattr(self, field.name)
+            if kind in (int, float) and field.metadata.get("nargs") is None and value is not None:
+                setattr(self, field.name, _number(value, kind, field.name))
+        for name in ("learning_rate", "head_learning_rate", "alpha", "beta", "dropout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 or more (--{name.replace('_', '-')}), got {getattr(self, name)}.")
+        for field in dataclasses.fields(self):
             choices = field.metadata.get("choices")
             value = getattr(self, field.name)
             if choices and value not in choices:
@@ -130,8 +139,23 @@ class TrainConfig:
         return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
 
 
+def _number(value, kind, name):
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        raise ValueError(f"{name} ({flag}) must be a number, got {value!r}.")
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} ({flag}) must be {'a whole number' if kind is int else 'a number'}, got {value!r}.") from None
+    if kind is int and number != float(value):
+        raise ValueError(f"{name} ({flag}) must be a whole number, got {value!r}.")
+    return number
+
+
 def _pair(value, kind, name, example):
     try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError(value)  # "64" would otherwise read as 6 and 4
         first, second = (kind(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} takes two numbers ({example}), got {value!r}.") from None
