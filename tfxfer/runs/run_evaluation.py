@@ -7,6 +7,7 @@ import numpy as np
 
 from tfxfer.runs.class_matching import label_mapping
 from tfxfer.runs.run_data import data_modality, load_run_data
+from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import load_model_file
 from tfxfer.runs.train_config import TrainConfig
@@ -79,7 +80,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
     from tfxfer.export import export_version_path, read_export_metadata
     from tfxfer.reports import plot_confusion_matrix
 
-    say = _speaker(verbose)
+    say = speaker(verbose)
     target = pathlib.Path(target).expanduser()
     if not target.exists():
         raise FileNotFoundError(f"Nothing to evaluate at {target}: pass a run folder, a .keras file or an export.")
@@ -194,11 +195,3 @@ def _check_modality(modality, data, what, data_kind=None):
         f"{what} takes {modality}s but --data {data} holds {data_kind}s; evaluate it on "
         f"{'an image folder' if modality == 'image' else 'a labelled text file'}."
     )
-
-
-def _speaker(verbose):
-    def say(message):
-        if verbose:
-            print(message, flush=True)
-
-    return say

@@ -12,6 +12,7 @@ import numpy as np
 from tfxfer.runs.run_data import load_run_data
 from tfxfer.runs.run_evaluation import evaluate_model
 from tfxfer.runs.run_export import export_run_model
+from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import build_run_model
 from tfxfer.runs.train_config import TrainConfig
@@ -45,7 +46,7 @@ def train_run(config, verbose=1):
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train_run takes a TrainConfig, got {type(config).__name__}.")
-    say = _speaker(verbose)
+    say = speaker(verbose)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     choice = select_strategy(config.strategy)
@@ -168,11 +169,3 @@ def _mixed_precision_policy(setting, choice):
     if setting == "auto":
         return choice.mixed_precision
     return setting
-
-
-def _speaker(verbose):
-    def say(message):
-        if verbose:
-            print(message, flush=True)
-
-    return say
