@@ -3,13 +3,14 @@
 import json
 import os
 import pathlib
-import shutil
-import uuid
 
 import tensorflow as tf
 from keras import tree
 
+from tfxfer.export.version_slots import numeric_versions, place_version, reserved_version
 from tfxfer.export.warmup_requests import write_warmup_requests
+from tfxfer.faults import fault_point
+from tfxfer.option_errors import OptionValueError
 
 
 class _ServingModule(tf.Module):
@@ -76,15 +77,8 @@ def export_version_path(target):
         return str(target)
     if not target.is_dir():
         return None
-    versions = [c for c in target.iterdir() if c.name.isdigit() and (c / "saved_model.pb").exists()]
-    return str(max(versions, key=lambda c: int(c.name))) if versions else None
-
-
-def _next_version(base):
-    if not base.exists():
-        return 1
-    versions = [int(child.name) for child in base.iterdir() if child.name.isdigit()]
-    return max(versions, default=0) + 1
+    versions = numeric_versions(target)
+    return str(target / str(versions[-1])) if versions else None
 
 
 def export_for_serving(
@@ -100,9 +94,14 @@ def export_for_serving(
 ):
     """Writes `directory/<version>/`, the layout TF Serving polls.
 
-    The version folder is written under a temporary name and renamed into
-    place, so a server never sees a half-written version. An existing
-    version is refused unless `overwrite=True`.
+    A numeric folder is only ever a complete SavedModel: the version is
+    written under a temporary name, synced, and renamed into place. Several
+    exporters may share `directory`: each reserves its version number with
+    an exclusive lock file, so they get distinct versions (or, for the same
+    explicit version, the second gets a clear error). An existing version is
+    refused unless `overwrite=True`, which renames the old one aside, the
+    new one in, then deletes the old. What killed exporters left behind is
+    cleaned by the next export (`tfxfer.export.version_slots`).
 
     The export is self-describing: raw inputs go through the model's own
     preprocessor (image size, value range, resizing, 8-bit rounding; or the
@@ -144,26 +143,20 @@ def export_for_serving(
     >>> path = export_for_serving(model, "saved_models/ants_bees")
     """
     base = pathlib.Path(directory)
-    version = _next_version(base) if version is None else int(version)
-    if version < 1:
-        raise ValueError(f"version must be a positive integer, got {version}.")
-    target = base / str(version)
-    if target.exists() and not overwrite:
-        raise FileExistsError(
-            f"{target} already exists; TF Serving may be serving it. Pass another "
-            "version, version=None for the next one, or overwrite=True."
-        )
+    if version is not None and (isinstance(version, bool) or int(version) != version or int(version) < 1):
+        raise OptionValueError(f"{{version}} must be a positive whole number, got {version!r}.", version=_VERSION)
     class_names = _export_class_names(model, class_names)
     if threshold is not None and not 0.0 < float(threshold) < 1.0:
-        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}.")
+        raise OptionValueError(f"{{threshold}} must be in (0, 1), got {threshold!r}.", threshold=_THRESHOLD)
     if threshold is not None and model.head.kind == "multiclass":
-        raise ValueError("threshold applies to sigmoid heads; this softmax head decides by the most probable class.")
+        raise OptionValueError(
+            "{threshold} applies to sigmoid heads; this softmax head decides by the most probable class.",
+            threshold=_THRESHOLD,
+        )
     threshold = model.head.threshold if threshold is None else float(threshold)
     module = _ServingModule(model, class_names, threshold)
     signatures = _signatures(module, model)
-    base.mkdir(parents=True, exist_ok=True)
-    temporary = base / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
-    try:
+    with reserved_version(base, version, overwrite) as (version, temporary):
         tf.saved_model.save(
             module,
             str(temporary),
@@ -179,13 +172,22 @@ def export_for_serving(
                 _warmup_batches(input_name, warmup_inputs, model),
             )
         _write_metadata(temporary, model, module, class_names, threshold)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary)
+        _sync_tree(temporary)
+        fault_point("export:before-placing")
+        target = place_version(base, version, temporary)
     return str(target)
+
+
+_VERSION = ("version", "--version")
+_THRESHOLD = ("threshold", "--threshold")
+
+
+def _sync_tree(folder):
+    # The rename must not become visible before the files' contents are on disk.
+    for path in sorted(pathlib.Path(folder).rglob("*"), reverse=True):
+        if path.is_file():
+            with open(path, "rb") as file:
+                os.fsync(file.fileno())
 
 
 def _export_class_names(model, class_names):

@@ -1,0 +1,197 @@
+"""Version folders that TF Serving can never see half-written, shared safely between exporters.
+
+TF Serving loads the highest numeric folder under a model's base directory,
+so a numeric folder must only ever appear complete. An exporter:
+
+1. reserves its version with a lock file created exclusively
+   (`.version-<N>.lock`, holding its host and pid): two exporters never
+   get the same number;
+2. writes the SavedModel under `.tmp-<N>-<token>/`;
+3. renames it to `<N>/` (on overwrite: the old version is renamed aside to
+   `.old-<N>-<token>/` first and deleted after);
+4. releases the lock.
+
+Whatever a killed exporter leaves behind (a lock whose process is gone, a
+`.tmp-*` folder, an old version renamed aside) is cleaned, or put back, by
+the next exporter into the same directory.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import shutil
+import socket
+import time
+import uuid
+
+from tfxfer.faults import fault_point
+from tfxfer.option_errors import OptionFileExistsError
+from tfxfer.utils.process_liveness import process_is_alive
+
+
+class VersionTakenError(OptionFileExistsError):
+    """The requested version exists, or another exporter is writing it."""
+
+
+_NEXT = ("version=None", "no --version")
+_OVERWRITE = ("overwrite=True", "--overwrite")
+
+
+def numeric_versions(base):
+    """The complete versions in `base` (folders named by a number holding `saved_model.pb`)."""
+    base = pathlib.Path(base)
+    if not base.is_dir():
+        return []
+    return sorted(
+        int(child.name) for child in base.iterdir() if child.name.isdigit() and (child / "saved_model.pb").exists()
+    )
+
+
+def clean_stale_files(base):
+    """Removes what dead exporters left in `base`; puts back a version renamed aside.
+
+    Returns the names removed or restored.
+    """
+    base = pathlib.Path(base)
+    if not base.is_dir():
+        return []
+    cleaned = []
+    live_tokens = set()
+    for lock in base.glob(".version-*.lock"):
+        owner = _read_owner(lock)
+        if owner is None or not _owner_alive(owner):
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+            cleaned.append(lock.name)
+        else:
+            live_tokens.add(owner["token"])
+    for child in base.iterdir():
+        if not child.name.startswith((".tmp-", ".old-")):
+            continue
+        version, _, token = child.name[5:].partition("-")
+        if token in live_tokens:
+            continue
+        target = base / version
+        if child.name.startswith(".old-") and version.isdigit() and not target.exists():
+            # Killed between renaming the old version aside and the new one in.
+            os.rename(child, target)
+            cleaned.append(f"{child.name} (restored as {version}/)")
+        else:
+            shutil.rmtree(child, ignore_errors=True)
+            cleaned.append(child.name)
+    return cleaned
+
+
+@contextlib.contextmanager
+def reserved_version(base, version=None, overwrite=False):
+    """Reserves a version number in `base` for the duration of the block.
+
+    Yields `(version, temporary_folder)`; write the SavedModel into the
+    temporary folder, then call `place_version`. With `version=None` the
+    next free number is taken.
+    """
+    base = pathlib.Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    clean_stale_files(base)
+    token = uuid.uuid4().hex[:12]
+    lock = None
+    if version is not None:
+        version = int(version)
+        lock = _take_lock(base, version, token)
+        if lock is None:
+            owner = _read_owner(base / f".version-{version}.lock") or {}
+            raise VersionTakenError(
+                f"{base / str(version)} is being written by another export (pid {owner.get('pid', '?')} on "
+                f"{owner.get('host', '?')}). Pick another version, or pass {{next}} for the next free one.",
+                next=_NEXT,
+            )
+        if (base / str(version)).exists() and not overwrite:
+            _release(lock)
+            raise VersionTakenError(
+                f"{base / str(version)} already exists; TF Serving may be serving it. Pick another version, "
+                "pass {next} for the next free one, or {overwrite} to replace it.",
+                next=_NEXT,
+                overwrite=_OVERWRITE,
+            )
+    else:
+        candidate = max(numeric_versions(base) + _folder_numbers(base), default=0) + 1
+        while lock is None:
+            lock = _take_lock(base, candidate, token)
+            if lock is None or (base / str(candidate)).exists():
+                _release(lock)
+                lock, candidate = None, candidate + 1
+        version = candidate
+    temporary = base / f".tmp-{version}-{token}"
+    try:
+        yield version, temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        _release(lock)
+
+
+def place_version(base, version, temporary):
+    """Moves a finished temporary folder to `base/<version>`, renaming any old one aside first."""
+    base = pathlib.Path(base)
+    target = base / str(version)
+    token = pathlib.Path(temporary).name.split("-", 2)[-1]
+    aside = None
+    if target.exists():
+        aside = base / f".old-{version}-{token}"
+        os.rename(target, aside)
+        fault_point("export:old-version-aside")
+    os.rename(temporary, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return target
+
+
+def _folder_numbers(base):
+    # Numeric folders without saved_model.pb (foreign or broken) still hold their number.
+    return [int(child.name) for child in base.iterdir() if child.name.isdigit()]
+
+
+def _take_lock(base, version, token):
+    lock = base / f".version-{version}.lock"
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": token}
+    for _ in range(2):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            existing = _read_owner(lock)
+            if existing is not None and _owner_alive(existing):
+                return None
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()  # left by a dead exporter
+            continue
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(owner, file)
+        return lock
+    return None
+
+
+def _release(lock):
+    if lock is not None:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def _read_owner(lock):
+    try:
+        owner = json.loads(pathlib.Path(lock).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        # Created but not yet written: its owner is writing it now, unless that was long ago.
+        try:
+            age = time.time() - pathlib.Path(lock).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return None if age > 60 else {"host": socket.gethostname(), "pid": os.getpid(), "token": ""}
+    return owner if isinstance(owner, dict) and "pid" in owner else None
+
+
+def _owner_alive(owner):
+    if owner.get("host") != socket.gethostname():
+        return True  # another machine's process: it cannot be checked from here
+    return process_is_alive(int(owner["pid"]))

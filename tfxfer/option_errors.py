@@ -1,0 +1,46 @@
+"""Errors that name options the way the caller spelled them: Python arguments or CLI flags.
+
+A message is a template; each option in it has a Python spelling and a CLI
+spelling. `str(error)` gives the Python one, and `tfxfer`'s CLI prints
+`error.cli_message`.
+
+Example:
+
+>>> error = OptionValueError("{rate} must be positive.", rate=("learning_rate", "--learning-rate"))
+>>> str(error), error.cli_message
+('learning_rate must be positive.', '--learning-rate must be positive.')
+"""
+
+
+class OptionMessage:
+    """Mixin for exceptions whose message names options."""
+
+    def __init__(self, template, /, **spellings):
+        self.template = template
+        self.spellings = spellings
+        super().__init__(self._render(0))
+
+    def _render(self, which):
+        return self.template.format(**{name: pair[which] for name, pair in self.spellings.items()})
+
+    @property
+    def cli_message(self):
+        return self._render(1)
+
+
+class OptionValueError(OptionMessage, ValueError):
+    """A bad option value."""
+
+
+class OptionFileExistsError(OptionMessage, FileExistsError):
+    """A destination exists and the options do not allow replacing it."""
+
+
+def flag_of(name):
+    """`learning_rate` -> `--learning-rate`."""
+    return "--" + name.replace("_", "-")
+
+
+def option(name):
+    """The (Python, CLI) spellings of an option called `name`."""
+    return (name, flag_of(name))
