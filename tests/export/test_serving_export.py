@@ -93,8 +93,13 @@ def test_bad_arguments(image_module, tmp_path):
         export_for_serving(named, tmp_path / "m", class_names=["b", "a"])
     with pytest.raises(ValueError, match="threshold must be in"):
         export_for_serving(model, tmp_path / "m", threshold=1.5)
-    with pytest.raises(ValueError, match="version must be a positive integer"):
+    with pytest.raises(ValueError, match="version must be a positive whole number") as raised:
         export_for_serving(model, tmp_path / "m", version=0)
+    assert raised.value.cli_message.startswith("--version must be")
+    export_for_serving(model, tmp_path / "m", version=3)
+    with pytest.raises(FileExistsError, match="version=None for the next free one, or overwrite=True") as raised:
+        export_for_serving(model, tmp_path / "m", version=3)
+    assert "no --version for the next free one, or --overwrite" in raised.value.cli_message
 
 
 def test_warmup_requests_parse_back(image_module, dict_module, text_preprocessor_module, tmp_path):
