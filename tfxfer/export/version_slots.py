@@ -17,17 +17,14 @@ the next exporter into the same directory.
 """
 
 import contextlib
-import json
 import os
 import pathlib
 import shutil
-import socket
-import time
 import uuid
 
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionFileExistsError
-from tfxfer.utils.process_liveness import process_is_alive
+from tfxfer.utils.owner_lock import OwnerLock, owner_alive, read_owner
 
 
 class VersionTakenError(OptionFileExistsError):
@@ -59,8 +56,8 @@ def clean_stale_files(base):
     cleaned = []
     live_tokens = set()
     for lock in base.glob(".version-*.lock"):
-        owner = _read_owner(lock)
-        if owner is None or not _owner_alive(owner):
+        owner = read_owner(lock)
+        if owner is None or not owner_alive(owner):
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
             cleaned.append(lock.name)
@@ -100,7 +97,7 @@ def reserved_version(base, version=None, overwrite=False):
         version = int(version)
         lock = _take_lock(base, version, token)
         if lock is None:
-            owner = _read_owner(base / f".version-{version}.lock") or {}
+            owner = read_owner(base / f".version-{version}.lock") or {}
             raise VersionTakenError(
                 f"{base / str(version)} is being written by another export (pid {owner.get('pid', '?')} on "
                 f"{owner.get('host', '?')}). Pick another version, or pass {{next}} for the next free one.",
@@ -152,46 +149,11 @@ def _folder_numbers(base):
 
 
 def _take_lock(base, version, token):
-    lock = base / f".version-{version}.lock"
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": token}
-    for _ in range(2):
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            existing = _read_owner(lock)
-            if existing is not None and _owner_alive(existing):
-                return None
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()  # left by a dead exporter
-            continue
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(owner, file)
-        return lock
-    return None
+    lock = OwnerLock(base / f".version-{version}.lock")
+    lock.token = token
+    return lock if lock.acquire() else None
 
 
 def _release(lock):
     if lock is not None:
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
-
-
-def _read_owner(lock):
-    try:
-        owner = json.loads(pathlib.Path(lock).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        # Created but not yet written: its owner is writing it now, unless that was long ago.
-        try:
-            age = time.time() - pathlib.Path(lock).stat().st_mtime
-        except FileNotFoundError:
-            return None
-        return None if age > 60 else {"host": socket.gethostname(), "pid": os.getpid(), "token": ""}
-    return owner if isinstance(owner, dict) and "pid" in owner else None
-
-
-def _owner_alive(owner):
-    if owner.get("host") != socket.gethostname():
-        return True  # another machine's process: it cannot be checked from here
-    return process_is_alive(int(owner["pid"]))
+        lock.release()

@@ -140,7 +140,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
             name_prefix = "evaluation" if data is None else f"evaluation-{_data_name(data)}"
     evaluation["split"] = "validation" if split == "validation" else "all"
     evaluation["data"] = config.data
-    from tfxfer.runs.atomic_files import write_text_atomically
+    from tfxfer.utils.atomic_files import write_text_atomically
 
     write_text_atomically(where / f"{name_prefix}.json", json.dumps(evaluation, indent=2))
     plot_confusion_matrix(evaluation["confusion_matrix"], class_names, where / f"{name_prefix}_confusion_matrix.png")

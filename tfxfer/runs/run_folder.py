@@ -4,7 +4,7 @@ import datetime
 import json
 import pathlib
 
-from tfxfer.runs.atomic_files import write_text_atomically
+from tfxfer.utils.atomic_files import write_text_atomically
 
 
 class RunFolder:

@@ -23,3 +23,22 @@ def write_text_atomically(path, text):
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def remove_dead_temporaries(folder, prefix):
+    """Deletes `<prefix><pid>-*` files in `folder` whose writing process is gone.
+
+    Returns the names removed.
+    """
+    from tfxfer.utils.process_liveness import process_is_alive
+
+    removed = []
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.glob(f"{prefix}*"):
+        pid = path.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not process_is_alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed

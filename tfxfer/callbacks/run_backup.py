@@ -1,0 +1,111 @@
+"""`RunBackup`: Keras' `BackupAndRestore`, made kill-safe and aware of a recipe's phases."""
+
+import json
+import os
+import pathlib
+
+import keras
+from keras.src.saving import saving_lib
+
+from tfxfer.faults import fault_point
+from tfxfer.utils.atomic_files import remove_dead_temporaries, write_text_atomically
+
+
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """Backs up the training state at every epoch end; restores it when `fit` starts again.
+
+    The state is the model's weights (w⁰ included), the optimizer's (its
+    slots and its step count, hence the learning-rate schedule's position)
+    and every epoch's logs. Differences from `BackupAndRestore`:
+    - each backup is one file named by its epoch, written under a temporary
+      name and renamed (`epoch-<N>.weights.h5`, after its logs
+      `epoch-<N>.json`), and the previous one is deleted only after that:
+      a kill at any moment leaves a complete backup;
+    - one instance serves every `fit` of a recipe whose phases count epochs
+      on one axis (`two_phase`: head epochs, then fine-tuning epochs). A
+      `fit` whose epochs are all behind the backup trains nothing; the
+      first `fit` after a phase boundary takes the model's weights but
+      starts its own optimizer, as the uninterrupted recipe did;
+    - `history` holds the logs of every epoch, before and after a resume.
+
+    Args:
+        backup_dir: a folder of its own (a run folder's `backup/`).
+
+    Example:
+
+    >>> backup = RunBackup("runs/ants-20261124-101500/backup")
+    >>> model.fit(train_ds, epochs=4, callbacks=[backup])  # killed, run again: continues
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.folder = pathlib.Path(backup_dir)
+        self.epoch_logs = {}
+        self.resumed_from = None  # the epoch count restored at the first resume
+        self._fit_end = None
+        remove_dead_temporaries(self.folder, ".tmp-")
+
+    @property
+    def history(self):
+        """`{metric: [value per epoch]}` over every epoch so far, in order."""
+        merged = {}
+        for epoch in sorted(self.epoch_logs):
+            for key, value in self.epoch_logs[epoch].items():
+                merged.setdefault(key, []).append(value)
+        return merged
+
+    def latest(self):
+        """`(epochs_completed, weights_file, state)` of the newest complete backup, or None."""
+        for weights in sorted(self.folder.glob("epoch-*.weights.h5"), key=_epoch_of, reverse=True):
+            state_file = weights.with_name(f"epoch-{_epoch_of(weights)}.json")
+            if state_file.exists():
+                return _epoch_of(weights), weights, json.loads(state_file.read_text())
+        return None
+
+    def on_train_begin(self, logs=None):
+        self._fit_end = self.params["epochs"]
+        latest = self.latest()
+        if latest is None:
+            return
+        epoch, weights, state = latest
+        self.epoch_logs = {int(key): value for key, value in state["logs"].items()}
+        if self.resumed_from is None:
+            self.resumed_from = epoch
+        if epoch >= self._fit_end:
+            # An earlier phase, finished before the kill: nothing to train.
+            self.model._initial_epoch = epoch
+            return
+        optimizer = self.model.optimizer
+        if state["fit_end"] == self._fit_end:  # the same phase: its optimizer state too
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(str(weights))
+        else:  # the first epoch of a new phase: a fresh optimizer, as without the kill
+            # Keras' public load_weights has no way to leave the optimizer out.
+            saving_lib.load_weights_only(self.model, str(weights), objects_to_skip=[optimizer])
+        self.model._initial_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_logs[epoch] = {key: float(value) for key, value in (logs or {}).items()}
+        self._save(epoch + 1)
+
+    def on_train_end(self, logs=None):
+        self.model._initial_epoch = None  # Keras keeps it; a later plain fit must not start there
+
+    def _save(self, epochs_completed):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": epochs_completed, "fit_end": self._fit_end, "logs": self.epoch_logs}
+        write_text_atomically(self.folder / f"epoch-{epochs_completed}.json", json.dumps(state))
+        temporary = self.folder / f".tmp-{os.getpid()}-epoch-{epochs_completed}.weights.h5"
+        self.model.save_weights(str(temporary), overwrite=True)
+        with open(temporary, "rb") as file:
+            os.fsync(file.fileno())
+        fault_point("backup:before-rename")
+        os.replace(temporary, self.folder / f"epoch-{epochs_completed}.weights.h5")
+        for older in self.folder.glob("epoch-*"):
+            if _epoch_of(older) < epochs_completed:
+                older.unlink(missing_ok=True)
+
+
+def _epoch_of(path):
+    return int(path.name.split(".", 1)[0].removeprefix("epoch-"))
