@@ -35,9 +35,13 @@ _PUBLIC_NAMES = {
     "export_for_serving": "tfxfer.export.serving_export",
     "predict_from_export": "tfxfer.export.export_checks",
     "verify_export": "tfxfer.export.export_checks",
+    "TrainConfig": "tfxfer.runs.train_config",
+    "train_run": "tfxfer.runs.training_run",
+    "resume_run": "tfxfer.runs.training_run",
+    "evaluate_run": "tfxfer.runs.run_evaluation",
 }
 
-_SUBMODULES = ("callbacks", "data", "optimizers", "preprocessing", "recipes", "regularizers")
+_SUBMODULES = ("callbacks", "data", "optimizers", "preprocessing", "recipes", "regularizers", "runs")
 
 __all__ = ["__version__", *_PUBLIC_NAMES, *_SUBMODULES]
 

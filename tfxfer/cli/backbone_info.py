@@ -1,4 +1,4 @@
-"""`describe`: what a TF Hub handle, a KerasHub preset or an export contains."""
+"""`describe`: what a TF Hub handle, a KerasHub preset, a model, a run or an export contains."""
 
 import pathlib
 
@@ -11,6 +11,15 @@ def describe(target):
     >>> print(describe("../shared/models/tfhub/efficientnet_lite0_feature_vector"))
     """
     path = pathlib.Path(target).expanduser()
+    if path.is_file():
+        if path.suffix == ".keras":
+            return _describe_model_file(path)
+        raise ValueError(
+            f"{path} is a file, but info describes a .keras model, a run folder, an export folder, "
+            "a TF Hub handle or SavedModel folder, or a KerasHub preset."
+        )
+    if (path / "config.yaml").is_file():
+        return _describe_run(path)
     if path.is_dir():
         from tfxfer.export.serving_export import export_version_path
 
@@ -23,6 +32,48 @@ def describe(target):
     if "://" in target and not target.startswith(("kaggle://", "hf://")):
         return _describe_hub(target)
     return _describe_preset(target)
+
+
+def _describe_model_file(path, header=None):
+    from tfxfer.runs.run_model import load_model_file
+
+    model = load_model_file(path)
+    backbone = model.backbone
+    source = getattr(backbone, "handle", None) or type(backbone).__name__
+    lines = [
+        header or f"Model: {path}",
+        f"  backbone: {source}",
+        f"  modality: {model.modality or 'preprocessed tensors'}",
+        f"  head: {model.head.kind}, {model.head.num_names} classes",
+        f"  class names: {', '.join(model.class_names) if model.class_names else 'none'}",
+        f"  parameters: {model.count_params():,}",
+    ]
+    if model.modality == "image":
+        preprocessor = model.preprocessor
+        lines.append(f"  image size: {tuple(preprocessor.image_size)}, value range: {preprocessor.value_range}")
+    return "\n".join(lines)
+
+
+def _describe_run(path):
+    from tfxfer.runs.run_folder import RunFolder
+    from tfxfer.runs.run_status import describe_status
+
+    folder = RunFolder(path)
+    lines = [f"Run: {path}", f"  status: {describe_status(folder.status())}"]
+    if folder.metrics_file.exists():
+        import json
+
+        metrics = json.loads(folder.metrics_file.read_text())
+        evaluation = metrics.get("evaluation") or {}
+        if "accuracy" in evaluation:
+            lines.append(f"  accuracy: {evaluation['accuracy']:.3f} on {evaluation.get('split', 'validation')}")
+        if metrics.get("export"):
+            lines.append(f"  export: {metrics['export']['path']}")
+    if folder.best_checkpoint.exists():
+        lines.append(
+            _describe_model_file(folder.best_checkpoint, header=f"  best checkpoint: {folder.best_checkpoint}")
+        )
+    return "\n".join(lines)
 
 
 def _describe_hub(handle):

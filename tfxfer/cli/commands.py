@@ -11,11 +11,22 @@ def _verbosity(args):
 
 
 def run_train(args):
-    from tfxfer.runs import load_config, train_run
+    from tfxfer.runs import load_config, resume_run, train_run
 
     overrides = {
-        key: value for key, value in vars(args).items() if key not in ("command", "config", "quiet", "verbose")
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command", "config", "quiet", "verbose", "resume")
     }
+    if args.resume:
+        given = ["--config"] * bool(args.config) + ["--" + key.replace("_", "-") for key in overrides]
+        if given:
+            raise ValueError(
+                f"--resume continues a run with the options it recorded (its config.yaml); drop {', '.join(given)}, "
+                "or start a new run without --resume."
+            )
+        resume_run(args.resume, verbose=_verbosity(args))
+        return
     config = load_config(args.config, **overrides)
     train_run(config, verbose=_verbosity(args))
 
@@ -57,7 +68,7 @@ def run_export(args):
     target = pathlib.Path(args.target).expanduser()
     folder = RunFolder(target) if (target / "config.yaml").exists() else None
     if folder is not None:
-        folder.check_finished_checkpoint()
+        folder.require_completed()
         config = folder.read_config()
         model_file, name = folder.best_checkpoint, args.name or config.run_name
         export_dir = args.export_dir or config.export_dir

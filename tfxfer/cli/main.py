@@ -9,6 +9,7 @@ Example:
 
 import argparse
 import os
+import signal
 import sys
 
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
@@ -32,6 +33,11 @@ def build_parser():
         description="Flags override the config file; the run folder records what was used.",
     )
     train.add_argument("--config", help="YAML or JSON file with the same options as the flags")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_FOLDER",
+        help="continue a killed or interrupted run from its last completed epoch, with its recorded options",
+    )
     for field in option_fields():
         flag = "--" + field.name.replace("_", "-")
         meta = field.metadata
@@ -149,7 +155,11 @@ def main(argv=None):
             args.inputs = list(args.inputs) + extras
         else:
             parser.parse_args(argv)  # exits with argparse's own message
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = bool(os.environ.get("TFXFER_DEBUG")) or getattr(args, "verbose", 1) == 2
+    if not debug:
+        quiet_native_logs()
+    # A preempted machine sends SIGTERM first: stop like Ctrl-C, recording the run as interrupted.
+    signal.signal(signal.SIGTERM, _interrupt)
     from tfxfer.cli import commands
 
     try:
@@ -157,13 +167,55 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except EXPECTED_ERRORS as error:
-        if os.environ.get("TFXFER_DEBUG"):
+    except Exception as error:
+        if os.environ.get("TFXFER_DEBUG") or not _expected(error):
             raise
-        message = str(error).strip() or type(error).__name__
-        print(f"tfxfer {args.command}: error: {message}", file=sys.stderr)
+        print(f"tfxfer {args.command}: error: {cli_message(error)}", file=sys.stderr)
         print("(set TFXFER_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _expected(error):
+    if isinstance(error, EXPECTED_ERRORS):
+        return True
+    tensorflow = sys.modules.get("tensorflow")
+    return tensorflow is not None and isinstance(error, tensorflow.errors.OpError)
+
+
+def cli_message(error):
+    """One line or a few, in the CLI's words: flags, not Python arguments."""
+    message = getattr(error, "cli_message", None) or str(error).strip() or type(error).__name__
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
+        message = op_error_message(error)
+    return message
+
+
+def op_error_message(error):
+    """A TensorFlow runtime error as one line: its first line, without the graph dump."""
+    first = (error.message or str(error)).strip().splitlines()[0] if (error.message or str(error)).strip() else ""
+    first = first.split(" [Op:")[0].split("\n")[0][:300]
+    kind = type(error).__name__
+    if kind == "ResourceExhaustedError":
+        return f"out of memory ({first}). Use a smaller --batch-size or --image-size."
+    return f"TensorFlow {kind}: {first}"
+
+
+def quiet_native_logs():
+    """Hides TensorFlow's C++ start-up lines (oneDNN, cuInit, CPU features) from CLI output.
+
+    `--verbose 2` or `TFXFER_DEBUG=1` keeps them. TF_CPP_MIN_LOG_LEVEL covers
+    TensorFlow's own logging; the absl lines written before absl is
+    initialised need a filter (`tfxfer.cli.native_logs`).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfxfer.cli.native_logs import filter_native_logs
+
+    filter_native_logs()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
 from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
+from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
 from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
@@ -472,6 +473,7 @@ class TransferModel(keras_hub.models.Task):
         for callback in kwargs.get("callbacks") or []:
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
                 callback.prepare(self)
+        check_learning_rate(self)
         self._check_raw_images(x, "fit")
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.

@@ -11,6 +11,7 @@ _PUBLIC_NAMES = {
     "load_config": "tfxfer.runs.train_config",
     "evaluate_run": "tfxfer.runs.run_evaluation",
     "train_run": "tfxfer.runs.training_run",
+    "resume_run": "tfxfer.runs.training_run",
 }
 
 __all__ = sorted(_PUBLIC_NAMES)

@@ -114,7 +114,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
     else:
         model_file = folder.best_checkpoint if folder is not None else target
         if folder is not None:
-            folder.check_finished_checkpoint()
+            folder.require_completed()
         say(f"Loading {model_file} ...")
         model = load_model_file(model_file, hub_handles=hub_handles)
         if data is None:

@@ -4,6 +4,7 @@ import datetime
 import json
 import pathlib
 
+from tfxfer.option_errors import OptionValueError
 from tfxfer.utils.atomic_files import write_text_atomically
 
 
@@ -37,6 +38,16 @@ class RunFolder:
     confusion_matrix = property(lambda self: self.path / "confusion_matrix.png")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.keras")
     report = property(lambda self: self.path / "report.md")
+    status_file = property(lambda self: self.path / "status.json")
+    backup_dir = property(lambda self: self.path / "backup")
+    logs_dir = property(lambda self: self.path / "logs")
+    lock_file = property(lambda self: self.path / "run.lock")
+
+    def status(self):
+        """`{"state": running|interrupted|failed|completed, ...}` (`tfxfer.runs.run_status`)."""
+        from tfxfer.runs.run_status import read_status
+
+        return read_status(self)
 
     def write_config(self, values):
         import yaml
@@ -52,21 +63,25 @@ class RunFolder:
         write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))
 
     def read_metrics(self):
-        if not self.metrics_file.exists():
-            raise FileNotFoundError(
-                f"The run {self.path} did not finish (it has no metrics.json): it was "
-                "interrupted or failed. Train again, or use its checkpoint "
-                f"{self.best_checkpoint} directly."
-            )
+        self.require_completed()
         return json.loads(self.metrics_file.read_text())
 
-    def check_finished_checkpoint(self):
-        """Raises a clear error when the run has no best checkpoint to use."""
-        if not self.best_checkpoint.exists():
-            raise FileNotFoundError(
-                f"The run {self.path} has no checkpoints/best.keras: it stopped before "
-                "finishing an epoch. Train again."
-            )
+    def require_completed(self):
+        """Raises a clear error, naming what to do, unless the run completed."""
+        from tfxfer.runs.run_status import describe_status
+
+        status = self.status()
+        if status["state"] == "completed" and self.best_checkpoint.exists():
+            return
+        if status["state"] == "completed":
+            raise FileNotFoundError(f"The run {self.path} completed but its checkpoints/best.keras is missing.")
+        how = "Continue it with {resume}"
+        if self.best_checkpoint.exists():
+            how += f", or use its best checkpoint so far, {self.best_checkpoint}, explicitly"
+        raise OptionValueError(
+            f"The run {self.path} did not complete: {describe_status(status)}. {how}.",
+            resume=(f"tfxfer.resume_run({str(self.path)!r})", f"tfxfer train --resume {self.path}"),
+        )
 
     def write_text(self, name, text):
         write_text_atomically(self.path / name, text)

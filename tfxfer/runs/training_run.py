@@ -4,18 +4,26 @@ Each stage lives in its own module (`run_data`, `run_model`, the recipes,
 `run_evaluation`, `run_export`); this one puts them in order.
 """
 
+import pathlib
+import shutil
 import time
 import warnings
 
 import numpy as np
 
+from tfxfer.callbacks.best_checkpoint import BestCheckpoint
+from tfxfer.callbacks.run_backup import RunBackup
+from tfxfer.faults import fault_point
+from tfxfer.option_errors import OptionValueError
 from tfxfer.runs.run_data import load_run_data
 from tfxfer.runs.run_evaluation import evaluate_model
 from tfxfer.runs.run_export import export_run_model
 from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import build_run_model
+from tfxfer.runs.run_status import write_status
 from tfxfer.runs.train_config import TrainConfig
+from tfxfer.utils.owner_lock import OwnerLock
 
 
 def train_run(config, verbose=1):
@@ -46,6 +54,53 @@ def train_run(config, verbose=1):
 
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train_run takes a TrainConfig, got {type(config).__name__}.")
+    return _start(config, verbose, folder=None)
+
+
+def resume_run(run_folder, verbose=1):
+    """Continues a killed, interrupted or failed run from its last completed epoch.
+
+    The run's recorded options (`config.yaml`) are used as they are. Its
+    backup (`backup/`, written at every epoch end by `RunBackup`) brings
+    back the weights, the original w⁰, the optimizer's state and step (the
+    learning-rate schedule's position), and the recipe's phase and
+    gradual-unfreezing stage; the finished run reports every epoch, before
+    and after the interruption. A run killed before its first epoch ended
+    starts again from the beginning in the same folder.
+
+    Args:
+        run_folder: `runs/<name>-<time>/`.
+        verbose: as for `train_run`.
+
+    Returns:
+        The run's metrics dict.
+
+    Example:
+
+    >>> metrics = resume_run("runs/hymenoptera-20261124-101500")
+    """
+    folder = RunFolder(pathlib.Path(run_folder).expanduser())
+    if not folder.config_file.exists():
+        raise FileNotFoundError(f"{folder.path} is not a run folder (it has no config.yaml); nothing to resume.")
+    status = folder.status()
+    if status["state"] == "completed":
+        raise OptionValueError(
+            f"The run {folder.path} already completed; there is nothing to resume. Its results are in "
+            f"{folder.metrics_file}; start a new run with {{train}}.",
+            train=("tfxfer.train_run(...)", "tfxfer train"),
+        )
+    lock = _lock(folder)  # before anything slow: a second resume fails at once
+    try:
+        return _start(folder.read_config(), verbose, folder=folder)
+    finally:
+        lock.release()
+
+
+def _start(config, verbose, folder):
+    import keras
+
+    from tfxfer.distribute import select_strategy
+
     say = speaker(verbose)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
@@ -56,12 +111,12 @@ def train_run(config, verbose=1):
     try:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
-        return _run(config, choice, policy, started, verbose, say)
+        return _run(config, choice, policy, started, verbose, say, folder)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _run(config, choice, policy, started, verbose, say):
+def _run(config, choice, policy, started, verbose, say, folder):
     say(f"Loading data from {config.data} ...")
     drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.name == "tpu"
     data = load_run_data(config, drop_remainder=drop_remainder)
@@ -75,14 +130,51 @@ def _run(config, choice, policy, started, verbose, say):
         if model.modality == "image" and tuple(model.preprocessor.image_size) != tuple(data.image_size):
             # A KerasHub image preset brings its own image size.
             data = load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor)
-        # The folder appears once data and model are sound, so mistakes leave none behind.
+    # The folder appears once data and model are sound, so mistakes leave none behind.
+    resuming = folder is not None
+    lock = None
+    if not resuming:
         folder = RunFolder.create(config.runs_dir, config.run_name)
         folder.write_config(config.to_dict(absolute_paths=True))
-        folder.write_text("data_report.txt", "\n".join(
-            [data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped]
-        ) + "\n")
-        say(f"Run folder: {folder.path}")
+        lock = _lock(folder)
+    try:
+        return _train_and_finish(model, config, data, choice, policy, started, folder, resuming, verbose, say)
+    except KeyboardInterrupt:
+        write_status(folder, "interrupted", **_progress(folder, config))
+        say(f"Interrupted; continue with: tfxfer train --resume {folder.path}")
+        raise
+    except Exception as error:
+        write_status(folder, "failed", error=_one_line(error), **_progress(folder, config))
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _lock(folder):
+    """One process trains a run folder at a time; a killed one's lock is taken over."""
+    lock = OwnerLock(folder.lock_file)
+    if not lock.acquire():
+        raise RuntimeError(
+            f"The run {folder.path} is being trained right now by {lock.describe_owner()}; "
+            "wait for it to finish or stop it first."
+        )
+    return lock
+
+
+def _train_and_finish(model, config, data, choice, policy, started, folder, resuming, verbose, say):
+    with choice.strategy.scope():
+        if not resuming:
+            folder.write_text("data_report.txt", "\n".join(
+                [data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped]
+            ) + "\n")
+            say(f"Run folder: {folder.path}")
+        else:
+            done = _progress(folder, config)["epochs_completed"]
+            say(f"Resuming {folder.path} after epoch {done} of {_total_epochs(config)}")
+        write_status(folder, "running", **_progress(folder, config))
         recipe = _train(model, config, data, choice, folder, verbose, say)
+    fault_point("run:before-evaluation")
     if folder.best_checkpoint.exists():
         with warnings.catch_warnings():
             # The best epoch may predate a recompile; only the model's weights matter here.
@@ -121,6 +213,7 @@ def _run(config, choice, policy, started, verbose, say):
         "history": {key: [float(v) for v in values] for key, values in recipe["history"].items()},
         "phase_boundaries": recipe["phase_boundaries"],
         "best_epoch": recipe["best_epoch"],
+        "resumed_after_epoch": recipe["resumed_after_epoch"],
         "evaluation": evaluation,
         "export": export,
         "parameters": {
@@ -134,6 +227,8 @@ def _run(config, choice, policy, started, verbose, say):
     from tfxfer.reports import write_run_report
 
     write_run_report(folder, config.to_dict(), metrics)
+    write_status(folder, "completed", **_progress(folder, config, finished=True))
+    shutil.rmtree(folder.backup_dir, ignore_errors=True)
     say(f"Accuracy on {evaluation['split']}: {evaluation['accuracy']:.3f} "
         f"(macro F1 {evaluation['macro_f1']:.3f}); report: {folder.report}")
     return metrics
@@ -144,10 +239,17 @@ def _train(model, config, data, choice, folder, verbose, say):
 
     from tfxfer.recipes import run_recipe
 
-    monitor = "val_accuracy" if data.validation is not None else "accuracy"
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(folder.best_checkpoint), monitor=monitor, mode="max", save_best_only=True,
+    checkpoint = BestCheckpoint(folder.best_checkpoint)
+    backup = RunBackup(folder.backup_dir)
+    progress = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: (
+            write_status(folder, "running", epochs_completed=epoch + 1, epochs_total=_total_epochs(config)),
+            fault_point("train:epoch-end"),
+        )
     )
+    tensorboard = keras.callbacks.TensorBoard(log_dir=str(folder.logs_dir), write_graph=False, profile_batch=0)
+    # The checkpoint goes first: a backup of epoch N exists only once epoch N's best checkpoint does.
+    callbacks = [checkpoint, tensorboard, backup, progress]
     steps_per_execution = config.steps_per_execution or choice.steps_per_execution
     compile_options = {"steps_per_execution": steps_per_execution} if steps_per_execution > 1 else {}
     say(f"Training: {config.recipe}, regularizer {config.regularizer}")
@@ -156,11 +258,31 @@ def _train(model, config, data, choice, folder, verbose, say):
         learning_rate=config.learning_rate, head_learning_rate=config.head_learning_rate,
         layer_decay=config.layer_decay, unfreeze_top=config.unfreeze_top,
         compile_options=compile_options, validation_data=data.validation, verbose=verbose,
-        callbacks=[checkpoint],
+        callbacks=callbacks,
     )
-    logs = history.history
-    best_epoch = int(np.argmax(logs[monitor])) + 1 if logs.get(monitor) else None
-    return {"history": logs, "phase_boundaries": boundaries, "best_epoch": best_epoch}
+    return {
+        "history": backup.history,  # every epoch, also those before a resume
+        "phase_boundaries": boundaries,
+        "best_epoch": checkpoint.best_epoch,
+        "resumed_after_epoch": backup.resumed_from,
+    }
+
+
+def _total_epochs(config):
+    return config.epochs + (config.head_epochs if config.recipe == "two_phase" else 0)
+
+
+def _progress(folder, config, finished=False):
+    total = _total_epochs(config)
+    if finished:
+        return {"epochs_completed": total, "epochs_total": total}
+    latest = RunBackup(folder.backup_dir).latest()
+    return {"epochs_completed": latest[0] if latest else 0, "epochs_total": total}
+
+
+def _one_line(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _mixed_precision_policy(setting, choice):
