@@ -5,6 +5,9 @@ process SIGKILL itself when it reaches that point: no `finally`, no
 `atexit`, exactly what a preempted machine does. Unset (always, outside
 tests), a point costs one dictionary lookup.
 
+`TFXFER_PAUSE_AT=<point>` instead sleeps there for a minute, so a test can
+send a signal (SIGTERM, Ctrl-C) at a known moment.
+
 Points: `export:before-placing`, `export:old-version-aside`, `checkpoint:before-rename`,
 `backup:before-rename`, `train:epoch-end`, `run:before-evaluation`.
 
@@ -15,11 +18,14 @@ Example:
 
 import os
 import signal
+import time
 
 _SEEN = {}
 
 
 def fault_point(name):
+    if os.environ.get("TFXFER_PAUSE_AT") == name:
+        time.sleep(60)
     wanted = os.environ.get("TFXFER_KILL_AT")
     if not wanted:
         return

@@ -164,8 +164,11 @@ def main(argv=None):
 
     try:
         return getattr(commands, f"run_{args.command}")(args) or 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interruption:
+        print(
+            f"tfxfer {args.command}: {cli_message(interruption) if str(interruption) else 'interrupted'}",
+            file=sys.stderr,
+        )
         return 130
     except Exception as error:
         if os.environ.get("TFXFER_DEBUG") or not _expected(error):

@@ -14,7 +14,7 @@ import numpy as np
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup
 from tfxfer.faults import fault_point
-from tfxfer.option_errors import OptionValueError
+from tfxfer.option_errors import OptionMessage, OptionValueError
 from tfxfer.runs.run_data import load_run_data
 from tfxfer.runs.run_evaluation import evaluate_model
 from tfxfer.runs.run_export import export_run_model
@@ -140,15 +140,23 @@ def _run(config, choice, policy, started, verbose, say, folder):
     try:
         return _train_and_finish(model, config, data, choice, policy, started, folder, resuming, verbose, say)
     except KeyboardInterrupt:
-        write_status(folder, "interrupted", **_progress(folder, config))
-        say(f"Interrupted; continue with: tfxfer train --resume {folder.path}")
-        raise
+        progress = _progress(folder, config)
+        write_status(folder, "interrupted", **progress)
+        raise RunInterrupted(
+            f"The run {folder.path} was interrupted after {progress['epochs_completed']} of "
+            f"{progress['epochs_total']} epochs; continue it with {{resume}}.",
+            resume=(f"tfxfer.resume_run({str(folder.path)!r})", f"tfxfer train --resume {folder.path}"),
+        ) from None
     except Exception as error:
         write_status(folder, "failed", error=_one_line(error), **_progress(folder, config))
         raise
     finally:
         if lock is not None:
             lock.release()
+
+
+class RunInterrupted(OptionMessage, KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; the message says how to continue it."""
 
 
 def _lock(folder):

@@ -1,0 +1,130 @@
+"""`tfxfer train` killed with SIGKILL at many points, then `--resume`d, in real subprocesses."""
+
+import json
+import pathlib
+
+import keras
+import pytest
+import tensorflow as tf
+
+from tests.subprocesses import killed, run, tfxfer_command
+from tfxfer.runs.run_folder import RunFolder
+
+
+def _train_command(image_module, image_folder, tmp_path, export):
+    return tfxfer_command(
+        "train", "--backbone", image_module, "--data", image_folder, "--image-size", 10, 10, "--augment", "none",
+        "--head-epochs", 1, "--epochs", 2, "--batch-size", 8, "--head-learning-rate", 0.05,
+        "--learning-rate", 0.01, "--runs-dir", tmp_path / "runs", "--export-dir", tmp_path / "saved_models",
+        "--name", "shapes", "--quiet", "--export" if export else "--no-export",
+    )  # fmt: skip
+
+
+def _only_run_folder(tmp_path):
+    (folder,) = (tmp_path / "runs").iterdir()
+    return RunFolder(folder)
+
+
+_REFERENCE = {}
+
+
+def _reference(image_module, image_folder, tmp_path):
+    """An uninterrupted run's metrics (the image_folder fixture's data is the same in every test)."""
+    if _REFERENCE:
+        return _REFERENCE["metrics"]
+    result = run(_train_command(image_module, image_folder, tmp_path / "reference", export=False))
+    assert result.returncode == 0, result.stderr[-3000:]
+    _REFERENCE["metrics"] = json.loads(_only_run_folder(tmp_path / "reference").metrics_file.read_text())
+    return _REFERENCE["metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at, epochs_before, export",
+    [
+        ("train:epoch-end@1", 1, False),  # the head phase done
+        ("backup:before-rename@2", 1, False),  # epoch 2's backup half written
+        ("checkpoint:before-rename@1", 0, False),  # the very first checkpoint half written
+        ("train:epoch-end@2", 2, False),  # one fine-tuning epoch done
+        ("run:before-evaluation", 3, True),  # all epochs done, nothing reported yet
+        ("export:before-placing", 3, True),  # the export half written
+    ],
+)
+def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kill_at, epochs_before, export):
+    command = _train_command(image_module, image_folder, tmp_path, export)
+    assert killed(run(command, kill_at=kill_at))
+    folder = _only_run_folder(tmp_path)
+    status = folder.status()
+    assert status["state"] == "interrupted" and "is gone" in status["note"]
+    assert status["epochs_completed"] == epochs_before or kill_at.startswith(("run:", "export:"))
+    if folder.best_checkpoint.exists():
+        keras.models.load_model(folder.best_checkpoint)  # whatever was killed, the checkpoint is whole
+    # Using the unfinished run is refused, naming the way forward.
+    for action in (["export", folder.path], ["evaluate", folder.path]):
+        refused = run(tfxfer_command(*action))
+        assert refused.returncode == 2
+        assert "did not complete: interrupted" in refused.stderr
+        assert f"tfxfer train --resume {folder.path}" in refused.stderr and "resume_run" not in refused.stderr
+
+    resumed = run(tfxfer_command("train", "--resume", folder.path, "--quiet"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads(folder.metrics_file.read_text())
+    assert folder.status()["state"] == "completed"
+    assert len(metrics["history"]["loss"]) == 3  # every epoch, before and after the kill
+    assert metrics["resumed_after_epoch"] == (epochs_before or None)
+    assert not folder.backup_dir.exists() and not (folder.path / "run.lock").exists()
+    assert sorted(p.name for p in folder.best_checkpoint.parent.iterdir()) == ["best.json", "best.keras"]
+    assert (folder.logs_dir / "train").is_dir()  # TensorBoard
+    if export:
+        base = tmp_path / "saved_models" / "shapes"
+        assert sorted(p.name for p in base.iterdir()) == ["1"]
+        assert "serving_default" in tf.saved_model.load(str(base / "1")).signatures
+
+    reference = _reference(image_module, image_folder, tmp_path)
+    # The epochs before the kill are the uninterrupted run's, exactly; the
+    # epochs after it see the data in another shuffled order (a new
+    # process), so they agree within noise.
+    for key in ("loss", "val_loss"):
+        before = metrics["history"][key][:epochs_before]
+        assert before == pytest.approx(reference["history"][key][:epochs_before], rel=1e-5)
+    assert metrics["evaluation"]["accuracy"] == pytest.approx(reference["evaluation"]["accuracy"], abs=0.25)
+
+
+def test_resume_refusals(image_module, image_folder, tmp_path):
+    command = _train_command(image_module, image_folder, tmp_path, export=False)
+    assert run(command).returncode == 0
+    folder = _only_run_folder(tmp_path)
+    again = run(tfxfer_command("train", "--resume", folder.path))
+    assert again.returncode == 2 and "already completed; there is nothing to resume" in again.stderr
+    assert "start a new run with tfxfer train" in again.stderr
+    mixed = run(tfxfer_command("train", "--resume", folder.path, "--epochs", 5))
+    assert mixed.returncode == 2 and "drop --epochs" in mixed.stderr
+    missing = run(tfxfer_command("train", "--resume", tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "is not a run folder" in missing.stderr
+    assert "I0000" not in missing.stderr and "oneDNN" not in missing.stderr
+
+
+def test_interrupt_marks_the_run(image_module, image_folder, tmp_path):
+    import os
+    import signal
+    import time
+
+    from tests.subprocesses import started
+
+    command = _train_command(image_module, image_folder, tmp_path, export=False)
+    with started(command, TFXFER_PAUSE_AT="train:epoch-end") as process:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (tmp_path / "runs").exists():
+            time.sleep(0.2)
+        while time.time() < deadline:
+            runs = list((tmp_path / "runs").iterdir())
+            if runs and (runs[0] / "status.json").exists():
+                if json.loads((runs[0] / "status.json").read_text()).get("epochs_completed"):
+                    break
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGTERM)  # what a preempting scheduler sends first
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    status = _only_run_folder(tmp_path).status()
+    assert status["state"] == "interrupted" and "note" not in status
+    assert f"--resume {_only_run_folder(tmp_path).path}" in stderr
