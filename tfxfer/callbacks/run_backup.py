@@ -43,6 +43,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.epoch_logs = {}
         self.resumed_from = None  # the epoch count restored at the first resume
         self._fit_end = None
+        self._first_fit = True
         remove_dead_temporaries(self.folder, ".tmp-")
 
     @property
@@ -64,12 +65,13 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         self._fit_end = self.params["epochs"]
+        first_fit, self._first_fit = self._first_fit, False
         latest = self.latest()
         if latest is None:
             return
         epoch, weights, state = latest
         self.epoch_logs = {int(key): value for key, value in state["logs"].items()}
-        if self.resumed_from is None:
+        if first_fit:  # later fits of the recipe find this process's own backups
             self.resumed_from = epoch
         if epoch >= self._fit_end:
             # An earlier phase, finished before the kill: nothing to train.
