@@ -21,6 +21,8 @@ class OptionMessage:
         super().__init__(self._render(0))
 
     def _render(self, which):
+        if not self.spellings:
+            return self.template  # a plain message: its braces are text
         return self.template.format(**{name: pair[which] for name, pair in self.spellings.items()})
 
     @property

@@ -6,8 +6,12 @@ import keras
 import tensorflow as tf
 
 from tfxfer.backbones.hub_module import is_remote_handle, load_hub_module, relocated_handle
+from tfxfer.option_errors import OptionValueError
 
 _BATCHNORM_STATISTICS = ("moving_mean", "moving_variance")
+
+
+_SIGNATURE = ("signature=", "--signature")
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -108,20 +112,23 @@ class HubBackbone(keras.layers.Layer):
         signatures = sorted(getattr(module, "signatures", {}).keys())
         if self.signature is not None:
             if self.signature not in signatures:
-                raise ValueError(
+                raise OptionValueError(
                     f"{self._describe()} has no signature "
                     f"'{self.signature}'. Available signatures: "
                     f"{signatures or 'none'}"
-                    + ("; or leave signature=None to use __call__." if callable(module) else ".")
+                    + ("; or leave out {signature} to call the module itself." if callable(module) else "."),
+                    signature=_SIGNATURE,
                 )
             return module.signatures[self.signature]
         if not callable(module):
-            raise ValueError(
-                f"{self._describe()} has no __call__ (it is not a TF2 "
-                "reusable SavedModel). Pass signature= one of "
-                f"{signatures}."
-                if signatures
-                else f"{self._describe()} is neither callable nor has signatures: there is nothing to call."
+            if not signatures:
+                raise ValueError(
+                    f"{self._describe()} is neither callable nor has signatures: there is nothing to call."
+                )
+            raise OptionValueError(
+                f"{self._describe()} has no __call__ (it is not a TF2 reusable SavedModel). Pass {{signature}} "
+                f"with one of {signatures}.",
+                signature=_SIGNATURE,
             )
         return module.__call__
 
@@ -157,10 +164,10 @@ class HubBackbone(keras.layers.Layer):
         if self.output_key is None or outputs is None:
             return
         if not isinstance(outputs, dict):
-            raise ValueError(
+            raise OptionValueError(
                 f"{self._describe()} returns a single tensor, not a dict, so "
-                f"output_key='{self.output_key}' cannot be used. Leave "
-                "output_key=None."
+                f"{{output_key}} {self.output_key!r} cannot be used. Leave it out.",
+                output_key=("output_key", "--output-key"),
             )
         if self.output_key not in outputs:
             raise ValueError(

@@ -139,28 +139,50 @@ def run_predict(args):
     takes_images = modality == "image"
     if not takes_images and all(pathlib.Path(v).suffix.lower() in IMAGE_EXTENSIONS for v in inputs):
         raise ValueError(f"{path} is a text model but the inputs are image file names; pass texts.")
-    raw = []
-    for value in inputs:
-        if takes_images:
-            file = pathlib.Path(value).expanduser()
-            if not file.is_file():
-                raise FileNotFoundError(f"Image file not found: {file} ({path} takes images).")
-            problem = image_file_problem(str(file))
-            if problem is not None:
-                raise ValueError(f"{file}: {problem}; {path} takes images (JPEG, PNG, GIF, BMP).")
-            raw.append(file.read_bytes())
-        else:
-            raw.append(value)
-    outputs = predict_from_export(path, raw) if model is None else _predict_with_model(model, raw)
-    metadata = {"class_names": class_names}
-    for index, value in enumerate(inputs):
-        result = _decision(outputs, index, metadata.get("class_names"), args.top)
-        if args.json:
-            print(json.dumps({"input": value, **result}))
-        else:
-            shown = ", ".join(f"{r['class_name']} {r['probability']:.3f}" for r in result["predictions"])
-            print(f"{value}\t{result['decision']}\t{shown}")
+    for value in inputs if takes_images else []:
+        file = pathlib.Path(value).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"Image file not found: {file} ({path} takes images).")
+        problem = image_file_problem(str(file))
+        if problem is not None:
+            raise ValueError(f"{file}: {problem}; {path} takes images (JPEG, PNG, GIF, BMP).")
+    predict = (lambda raw: predict_from_export(path, raw)) if model is None else _model_predictor(model)
+    # In batches: memory stays flat however many inputs there are, and results appear as they come.
+    for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
+        chunk = inputs[start : start + PREDICT_BATCH_SIZE]
+        raw = [pathlib.Path(v).expanduser().read_bytes() for v in chunk] if takes_images else chunk
+        outputs = _predict_naming_the_input(predict, raw, chunk)
+        for index, value in enumerate(chunk):
+            result = _decision(outputs, index, class_names, args.top)
+            if args.json:
+                print(json.dumps({"input": value, **result}), flush=True)
+            else:
+                shown = ", ".join(f"{r['class_name']} {r['probability']:.3f}" for r in result["predictions"])
+                print(f"{value}\t{result['decision']}\t{shown}", flush=True)
     return 0
+
+
+PREDICT_BATCH_SIZE = 32
+
+
+def _predict_naming_the_input(predict, raw, names):
+    """Runs `predict`; when TensorFlow rejects the batch, finds and names the input it failed on."""
+    import tensorflow as tf
+
+    try:
+        return predict(raw)
+    except tf.errors.OpError as error:
+        if len(raw) > 1:
+            for value, name in zip(raw, names):
+                _predict_naming_the_input(predict, [value], [name])
+        reason = (
+            (error.message or "").strip().splitlines()[0] if (error.message or "").strip() else type(error).__name__
+        )
+        raise ValueError(f"{names[0]}: cannot be read by the model ({reason.split(' [Op:')[0]}).") from None
+
+
+def _model_predictor(model):
+    return lambda raw: _predict_with_model(model, raw)
 
 
 def _predict_with_model(model, raw):

@@ -2,10 +2,12 @@
 
 import dataclasses
 
+from tfxfer.option_errors import OptionMessage
+
 ON_BAD_DATA = ("error", "skip")
 
 
-class DataError(ValueError):
+class DataError(OptionMessage, ValueError):
     """A problem in the user's data, naming the file (and line)."""
 
 
@@ -26,14 +28,22 @@ class DataReport:
         if self.on_bad_data not in ON_BAD_DATA:
             raise ValueError(f"on_bad_data must be one of {ON_BAD_DATA}, got {self.on_bad_data!r}.")
 
-    def problem(self, where, why):
-        """Raises, or records a skip, for the example at `where`."""
+    def problem(self, where, why, **spellings):
+        """Raises, or records a skip, for the example at `where`.
+
+        `why` may name options as `{name}` with their `spellings`
+        (`tfxfer.option_errors`).
+        """
+        if not spellings:
+            why = _escaped(why)
         if self.on_bad_data == "error":
             raise DataError(
-                f"{where}: {why}. Fix or remove it, or pass on_bad_data='skip' "
-                "to skip such examples (they are counted in the report)."
+                f"{_escaped(where)}: {why}. Fix or remove it, or pass {{skip}} to skip such examples "
+                "(they are counted in the report).",
+                skip=("on_bad_data='skip'", "--on-bad-data skip"),
+                **spellings,
             )
-        self.skipped.append((str(where), why))
+        self.skipped.append((str(where), DataError(why, **spellings).args[0] if spellings else str(why)))
 
     def summary(self):
         """One line: how many examples were kept and skipped, and why."""
@@ -44,3 +54,7 @@ class DataReport:
             reasons[why] = reasons.get(why, 0) + 1
         detail = "; ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
         return f"{self.kept} examples kept, {len(self.skipped)} skipped ({detail})"
+
+
+def _escaped(text):
+    return str(text).replace("{", "{{").replace("}", "}}")

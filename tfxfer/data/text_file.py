@@ -148,7 +148,8 @@ def _read_lines(path, encoding_errors, report):
             report.problem(
                 f"{file}:{number}",
                 f"not valid UTF-8 (byte {raw[error.start]:#04x} at column {error.start + 1}; "
-                "encoding_errors='replace' reads it anyway)",
+                "{replace} reads it anyway)",
+                replace=("encoding_errors='replace'", "--encoding-errors replace"),
             )
             continue
         lines.append((number, line))

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfxfer.option_errors import OptionValueError
+
 POOLINGS = ("auto", "avg", "max", "first", "masked_avg", "none")
 ACTIVATIONS = ("softmax", "sigmoid", None)
 
@@ -102,10 +104,11 @@ class ClassificationHead(keras.layers.Layer):
         if key is None and default in inputs:
             key = default
         if key is None or key not in inputs:
-            raise ValueError(
+            raise OptionValueError(
                 "The backbone returns a dict with keys "
                 f"{sorted(inputs)}; choose the features for the head with "
-                "feature_key=... (e.g. 'pooled_output' or 'sequence_output')."
+                "{feature_key} (e.g. pooled_output or sequence_output).",
+                feature_key=("feature_key=...", "--feature-key"),
             )
         return inputs[key]
 

@@ -12,7 +12,7 @@ from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import load_model_file
 from tfxfer.runs.train_config import TrainConfig
 
-EXPORT_BATCH = 64
+EXPORT_BATCH = 32
 
 
 def evaluate_model(model, dataset, class_names, data_source="the data"):

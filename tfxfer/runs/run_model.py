@@ -13,6 +13,7 @@ def build_run_model(config, data):
     >>> model = build_run_model(config, load_run_data(config))
     """
     from tfxfer import TransferModel
+    from tfxfer.option_errors import OptionValueError, option
     from tfxfer.regularizers import regularizer_from_name
 
     is_images = data.modality == "image"
@@ -25,6 +26,14 @@ def build_run_model(config, data):
         dropout=config.dropout, pooling=config.pooling, class_names=list(data.class_names),
         regularizer=regularizer_from_name(config.regularizer, config.alpha, config.beta),
     )
+    if config.feature_key:
+        common["feature_key"] = config.feature_key
+    if config.preset and (config.signature or config.output_key):
+        raise OptionValueError(
+            "{signature} and {output_key} choose what a TF Hub module returns; a KerasHub preset has neither. "
+            "Drop them, or use {feature_key} to pick the backbone output the head reads.",
+            signature=option("signature"), output_key=option("output_key"), feature_key=option("feature_key"),
+        )
     source = config.backbone or config.preset
     if config.preset:
         model = TransferModel.from_preset(
@@ -36,7 +45,7 @@ def build_run_model(config, data):
             image_options = dict(image_size=config.image_size, value_range=config.value_range)
         model = TransferModel.from_hub(
             config.backbone, num_classes=data.num_classes, preprocessor=config.preprocessor,
-            **image_options, **common,
+            signature=config.signature, output_key=config.output_key, **image_options, **common,
         )
     if model.modality != data.modality:
         takes = {"image": "images", "text": "raw strings", None: "only preprocessed tensors"}[model.modality]

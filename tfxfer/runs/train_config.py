@@ -11,6 +11,10 @@ from tfxfer.choices import (
     STRATEGY_NAMES,
 )
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+from tfxfer.option_errors import OptionValueError, option
+
+# Larger sides are almost always a typo (8192x8192x3 floats is 800 MB per image).
+MAX_IMAGE_SIDE = 4096
 
 # How a data file is read: `tfxfer evaluate` takes these too.
 EVALUATION_DATA_OPTIONS = ("data_format", "text_column", "label_column", "label_base", "encoding_errors", "on_bad_data")
@@ -37,6 +41,9 @@ class TrainConfig:
     backbone: str = _option(None, "TF Hub handle, URL or local SavedModel directory", str)
     preset: str = _option(None, "KerasHub preset name, kaggle:// or hf:// handle, or local directory", str)
     preprocessor: str = _option(None, "TF Hub text preprocessor for a --backbone text encoder", str)
+    signature: str = _option(None, "signature of a TF Hub module to call (default: the module itself)", str)
+    output_key: str = _option(None, "the output of a TF Hub module's signature to use, when it has several", str)
+    feature_key: str = _option(None, "the backbone output the head reads (e.g. pooled_output)", str)
     data: str = _option(None, "image folder, text file (CSV/TSV/'<label> <text>'), or tfds:NAME", str)
     validation_data: str = _option(None, "separate validation file or folder", str)
     validation_split: float = _option(None, "fraction held out when there is no validation split", float)
@@ -47,7 +54,8 @@ class TrainConfig:
     label_base: int = _option(0, "the first integer label (AG News counts from 1)", int)
     encoding_errors: str = _option("strict", "bad UTF-8 in text files", str, ("strict", "replace"))
     on_bad_data: str = _option("error", "unreadable images / bad lines", str, ("error", "skip"))
-    image_size: list = _option((224, 224), "image height and width", int, nargs=2)
+    image_size: list = _option((224, 224), f"image height and width (1..{MAX_IMAGE_SIDE})", int, nargs=2)
+    allow_large_images: bool = _option(False, f"allow --image-size above {MAX_IMAGE_SIDE}", None)
     value_range: list = _option((0.0, 1.0), "pixel range the backbone expects", float, nargs=2)
     augment: str = _option("default", "image augmentation: default, randaugment or none", str)
     sequence_length: int = _option(None, "token sequence length for presets", int)
@@ -81,43 +89,59 @@ class TrainConfig:
         self.validate()
 
     def validate(self):
+        """Checks every option by type and range; messages name the option as the caller spelled it."""
         if bool(self.backbone) == bool(self.preset):
-            raise ValueError(
-                "Give exactly one of backbone (a TF Hub handle or SavedModel path) and "
-                "preset (a KerasHub preset)."
+            raise OptionValueError(
+                "Give exactly one of {backbone} (a TF Hub handle or SavedModel path) and {preset} (a KerasHub preset).",
+                backbone=option("backbone"),
+                preset=option("preset"),
             )
         if not self.data:
-            raise ValueError("No data given: pass --data (an image folder, a text file or tfds:NAME).")
+            raise OptionValueError("No data given: pass {data} (an image folder, a text file or tfds:NAME).",
+                                   data=option("data"))
         for field in dataclasses.fields(self):
             kind, value = field.metadata.get("type"), getattr(self, field.name)
             if kind in (int, float) and field.metadata.get("nargs") is None and value is not None:
                 setattr(self, field.name, _number(value, kind, field.name))
-        for name in ("learning_rate", "head_learning_rate", "alpha", "beta", "dropout"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be 0 or more (--{name.replace('_', '-')}), got {getattr(self, name)}.")
-        for field in dataclasses.fields(self):
+            if field.metadata.get("type") is None and value is not None and not isinstance(value, bool):
+                raise _bad(field.name, "must be true or false", value)
             choices = field.metadata.get("choices")
-            value = getattr(self, field.name)
             if choices and value not in choices:
-                raise ValueError(f"{field.name} must be one of {choices}, got {value!r}.")
-        for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
-        if self.recipe == "two_phase" and self.head_epochs < 0:
-            raise ValueError(f"head_epochs must be 0 or more, got {self.head_epochs}.")
+                raise _bad(field.name, f"must be one of {', '.join(map(str, choices))}", value)
+        for name in ("learning_rate", "head_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise _bad(name, "must be a positive number (e.g. 1e-4)", getattr(self, name))
+        for name in ("alpha", "beta"):
+            if getattr(self, name) < 0:
+                raise _bad(name, "must be 0 or more", getattr(self, name))
+        if not 0.0 <= self.dropout < 1.0:
+            raise _bad("dropout", "must be in [0, 1)", self.dropout)
+        for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise _bad(name, "must be at least 1", getattr(self, name))
+        if self.head_epochs < 0:
+            raise _bad("head_epochs", "must be 0 or more", self.head_epochs)
+        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
+            raise _bad("layer_decay", "must be in (0, 1] (e.g. 0.8)", self.layer_decay)
         if self.validation_split is not None and not 0.0 < self.validation_split < 1.0:
-            raise ValueError(f"validation_split must be in (0, 1), got {self.validation_split}.")
-        self.image_size = _pair(self.image_size, int, "image_size", "--image-size 224 224")
-        self.value_range = _pair(self.value_range, float, "value_range", "--value-range -1 1")
+            raise _bad("validation_split", "must be in (0, 1) (e.g. 0.2)", self.validation_split)
+        self.image_size = _pair(self.image_size, int, "image_size", "224 224", square=True)
+        self.value_range = _pair(self.value_range, float, "value_range", "-1 1")
         if min(self.image_size) < 1:
-            raise ValueError(f"image_size must be two positive integers (--image-size 224 224), got {self.image_size}.")
+            raise _bad("image_size", "must be two positive whole numbers (height width, e.g. 224 224)",
+                       list(self.image_size))
+        if max(self.image_size) > MAX_IMAGE_SIDE and not self.allow_large_images:
+            raise OptionValueError(
+                f"{{image_size}} {self.image_size[0]} {self.image_size[1]} is above {MAX_IMAGE_SIDE} pixels a side; "
+                "pretrained backbones take 224 to 600. Pass {allow} if you mean it.",
+                image_size=option("image_size"),
+                allow=("allow_large_images=True", "--allow-large-images"),
+            )
         if not self.value_range[0] < self.value_range[1]:
-            raise ValueError(f"value_range must be low < high (--value-range 0 1), got {self.value_range}.")
+            raise _bad("value_range", "must be low < high (e.g. 0 1 or -1 1)", list(self.value_range))
         if self.class_names is not None:
             if isinstance(self.class_names, str) or len(set(map(str, self.class_names))) < 2:
-                raise ValueError(
-                    f"class_names must be at least two distinct names (--class-names neg pos), got {self.class_names!r}."
-                )
+                raise _bad("class_names", "must be at least two distinct names (e.g. neg pos)", self.class_names)
             self.class_names = [str(name) for name in self.class_names]
 
     def to_dict(self, absolute_paths=False):
@@ -139,26 +163,41 @@ class TrainConfig:
         return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
 
 
+def _bad(name, problem, value):
+    return OptionValueError(f"{{name}} {problem}, got {value!r}.", name=option(name))
+
+
 def _number(value, kind, name):
-    flag = "--" + name.replace("_", "-")
     if isinstance(value, bool):
-        raise ValueError(f"{name} ({flag}) must be a number, got {value!r}.")
+        return _raise(_bad(name, "must be a number", value))
     try:
         number = kind(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} ({flag}) must be {'a whole number' if kind is int else 'a number'}, got {value!r}.") from None
+        return _raise(_bad(name, "must be a whole number" if kind is int else "must be a number", value))
     if kind is int and number != float(value):
-        raise ValueError(f"{name} ({flag}) must be a whole number, got {value!r}.")
+        return _raise(_bad(name, "must be a whole number", value))
+    if kind is float and number != number:  # NaN
+        return _raise(_bad(name, "must be a number", value))
     return number
 
 
-def _pair(value, kind, name, example):
+def _raise(error):
+    raise error
+
+
+def _pair(value, kind, name, example, square=False):
+    if square and isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)  # image_size: 64 in a config file means 64x64
     try:
         if isinstance(value, (str, bytes)):
             raise TypeError(value)  # "64" would otherwise read as 6 and 4
         first, second = (kind(v) for v in value)
+        if kind is int and (first != float(list(value)[0]) or second != float(list(value)[1])):
+            raise ValueError(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} takes two numbers ({example}), got {value!r}.") from None
+        raise OptionValueError(
+            f"{{name}} takes two numbers (e.g. {example}), got {value!r}.", name=option(name)
+        ) from None
     return (first, second)
 
 
