@@ -156,7 +156,7 @@ def main(argv=None):
         else:
             parser.parse_args(argv)  # exits with argparse's own message
     debug = bool(os.environ.get("TFXFER_DEBUG")) or getattr(args, "verbose", 1) == 2
-    if not debug:
+    if not debug and sys.stderr is sys.__stderr__:  # not when a caller (pytest) captures stderr
         quiet_native_logs()
     # A preempted machine sends SIGTERM first: stop like Ctrl-C, recording the run as interrupted.
     signal.signal(signal.SIGTERM, _interrupt)
