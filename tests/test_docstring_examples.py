@@ -22,6 +22,10 @@ DOCTESTED = [
     "tfxfer.recipes",
     "tfxfer.regularizers.by_name.regularizer_from_name",
     "tfxfer.runs.class_matching.label_mapping",
+    "tfxfer.option_errors",
+    "tfxfer.utils.process_liveness.process_is_alive",
+    "tfxfer.cli.native_logs.is_native_log_line",
+    "tfxfer.faults",
 ]
 
 
