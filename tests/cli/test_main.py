@@ -66,7 +66,7 @@ def test_info_on_a_hub_module(image_module, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--data", "x"], "exactly one of backbone"),
+        (["train", "--data", "x"], "exactly one of --backbone"),
         (["predict", "nowhere", "a.jpg"], "No export at nowhere"),
         (["evaluate", "nowhere"], "Nothing to evaluate at nowhere"),
         (["info", "/no/such/module/dir"], "not found"),
@@ -100,7 +100,7 @@ def test_boolean_flags_and_unset_flags_stay_out_of_the_overrides():
     from tfxfer.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--drop-remainder", "--no-export", "--image-size", "32", "48"])
-    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "verbose")}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "config", "quiet", "verbose", "resume")}
     assert given == {"drop_remainder": True, "export": False, "image_size": [32, 48]}
 
 

@@ -239,9 +239,11 @@ def test_predict_takes_flags_before_inputs_and_names_an_undecodable_file(value_r
 
 @pytest.mark.parametrize(
     "option, value, message",
-    [("image_size", "64", "--image-size 224 224"), ("epochs", "abc", r"epochs \(--epochs\) must be a whole number"),
-     ("validation_split", "abc", r"--validation-split\) must be a number")],
+    [("image_size", "64", "image_size takes two numbers \\(e.g. 224 224\\)"),
+     ("epochs", "abc", "epochs must be a whole number"),
+     ("validation_split", "abc", "validation_split must be a number")],
 )
 def test_config_values_of_the_wrong_kind_name_the_option(option, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as raised:
         TrainConfig(backbone="x", data="y", **{option: value})
+    assert raised.value.cli_message.startswith("--" + option.replace("_", "-"))
