@@ -2,14 +2,11 @@
 
 import json
 import math
-import os
 import pathlib
-import uuid
 
 import keras
 
-from tfxfer.faults import fault_point
-from tfxfer.utils.atomic_files import remove_dead_temporaries, write_text_atomically
+from tfxfer.utils.atomic_files import remove_dead_temporaries, replaced_atomically, write_text_atomically
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -46,7 +43,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.tie_breaker = tie_breaker
         self.best = None  # {"epoch": 1-based, "monitor": value, "tie_breaker": value}
         self._read_record()
-        remove_dead_temporaries(self.filepath.parent, f".{self.filepath.stem}.tmp-")
+        remove_dead_temporaries(self.filepath.parent)
 
     @property
     def record_file(self):
@@ -83,13 +80,5 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def _save_atomically(self):
         self.filepath.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.filepath.with_name(f".{self.filepath.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}.keras")
-        try:
+        with replaced_atomically(self.filepath, fault_name="checkpoint:before-rename") as temporary:
             self.model.save(temporary)
-            with open(temporary, "rb") as file:
-                os.fsync(file.fileno())
-            fault_point("checkpoint:before-rename")
-            os.replace(temporary, self.filepath)
-        finally:
-            if temporary.exists():
-                temporary.unlink()

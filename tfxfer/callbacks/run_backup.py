@@ -1,14 +1,12 @@
 """`RunBackup`: Keras' `BackupAndRestore`, made kill-safe and aware of a recipe's phases."""
 
 import json
-import os
 import pathlib
 
 import keras
 from keras.src.saving import saving_lib
 
-from tfxfer.faults import fault_point
-from tfxfer.utils.atomic_files import remove_dead_temporaries, write_text_atomically
+from tfxfer.utils.atomic_files import remove_dead_temporaries, replaced_atomically, write_text_atomically
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
@@ -44,7 +42,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.resumed_from = None  # the epoch count restored at the first resume
         self._fit_end = None
         self._first_fit = True
-        remove_dead_temporaries(self.folder, ".tmp-")
+        remove_dead_temporaries(self.folder)
 
     @property
     def history(self):
@@ -98,12 +96,9 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.folder.mkdir(parents=True, exist_ok=True)
         state = {"epoch": epochs_completed, "fit_end": self._fit_end, "logs": self.epoch_logs}
         write_text_atomically(self.folder / f"epoch-{epochs_completed}.json", json.dumps(state))
-        temporary = self.folder / f".tmp-{os.getpid()}-epoch-{epochs_completed}.weights.h5"
-        self.model.save_weights(str(temporary), overwrite=True)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-        fault_point("backup:before-rename")
-        os.replace(temporary, self.folder / f"epoch-{epochs_completed}.weights.h5")
+        weights = self.folder / f"epoch-{epochs_completed}.weights.h5"
+        with replaced_atomically(weights, fault_name="backup:before-rename") as temporary:
+            self.model.save_weights(str(temporary), overwrite=True)
         for older in self.folder.glob("epoch-*"):
             if _epoch_of(older) < epochs_completed:
                 older.unlink(missing_ok=True)
