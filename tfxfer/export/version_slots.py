@@ -3,17 +3,17 @@
 TF Serving loads the highest numeric folder under a model's base directory,
 so a numeric folder must only ever appear complete. An exporter:
 
-1. reserves its version with a lock file created exclusively
-   (`.version-<N>.lock`, holding its host and pid): two exporters never
-   get the same number;
+1. reserves its version with an exclusive lock (`.version-<N>.lock`, an
+   `flock` the kernel releases when the process dies; `OwnerLock`): two
+   exporters never get the same number;
 2. writes the SavedModel under `.tmp-<N>-<token>/`;
 3. renames it to `<N>/` (on overwrite: the old version is renamed aside to
    `.old-<N>-<token>/` first and deleted after);
 4. releases the lock.
 
-Whatever a killed exporter leaves behind (a lock whose process is gone, a
-`.tmp-*` folder, an old version renamed aside) is cleaned, or put back, by
-the next exporter into the same directory.
+Whatever a killed exporter leaves behind (its lock file, a `.tmp-*`
+folder, an old version renamed aside) is cleaned, or put back, by the next
+exporter into the same directory.
 """
 
 import contextlib
@@ -24,7 +24,7 @@ import uuid
 
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionFileExistsError
-from tfxfer.utils.owner_lock import OwnerLock, owner_alive, read_owner
+from tfxfer.utils.owner_lock import OwnerLock, lock_is_free
 
 
 class VersionTakenError(OptionFileExistsError):
@@ -48,35 +48,43 @@ def numeric_versions(base):
 def clean_stale_files(base):
     """Removes what dead exporters left in `base`; puts back a version renamed aside.
 
-    Returns the names removed or restored.
+    A temporary folder belongs to a live exporter exactly while that
+    exporter holds its version's lock (it takes the lock before creating the
+    folder and lets it go after renaming it), so a folder whose lock can be
+    taken is a dead exporter's. Returns the names removed or restored.
     """
     base = pathlib.Path(base)
     if not base.is_dir():
         return []
     cleaned = []
-    live_tokens = set()
-    for lock in base.glob(".version-*.lock"):
-        owner = read_owner(lock)
-        if owner is None or not owner_alive(owner):
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-            cleaned.append(lock.name)
-        else:
-            live_tokens.add(owner["token"])
-    for child in base.iterdir():
+    for child in sorted(base.iterdir()):
         if not child.name.startswith((".tmp-", ".old-")):
             continue
         version, _, token = child.name[5:].partition("-")
-        if token in live_tokens:
+        if not version.isdigit():
             continue
-        target = base / version
-        if child.name.startswith(".old-") and version.isdigit() and not target.exists():
-            # Killed between renaming the old version aside and the new one in.
-            os.rename(child, target)
-            cleaned.append(f"{child.name} (restored as {version}/)")
-        else:
-            shutil.rmtree(child, ignore_errors=True)
+        lock = OwnerLock(base / f".version-{version}.lock")
+        if not lock.acquire():
+            holder = lock.owner()
+            if holder is None or holder.get("token") == token:
+                continue  # the live exporter's own folder (or one it is still naming)
+            shutil.rmtree(child, ignore_errors=True)  # an earlier, dead exporter's
             cleaned.append(child.name)
+            continue
+        try:
+            target = base / version
+            if child.name.startswith(".old-") and not target.exists():
+                # Killed between renaming the old version aside and the new one in.
+                os.rename(child, target)
+                cleaned.append(f"{child.name} (restored as {version}/)")
+            else:
+                shutil.rmtree(child, ignore_errors=True)
+                cleaned.append(child.name)
+        finally:
+            lock.release()
+    for lock_file in base.glob(".version-*.lock"):
+        if lock_is_free(lock_file):  # taking and releasing a dead exporter's lock deletes it
+            cleaned.append(lock_file.name)
     return cleaned
 
 
@@ -92,19 +100,17 @@ def reserved_version(base, version=None, overwrite=False):
     base.mkdir(parents=True, exist_ok=True)
     clean_stale_files(base)
     token = uuid.uuid4().hex[:12]
-    lock = None
     if version is not None:
         version = int(version)
-        lock = _take_lock(base, version, token)
-        if lock is None:
-            owner = read_owner(base / f".version-{version}.lock") or {}
+        lock = OwnerLock(base / f".version-{version}.lock", token)
+        if not lock.acquire():
             raise VersionTakenError(
-                f"{base / str(version)} is being written by another export (pid {owner.get('pid', '?')} on "
-                f"{owner.get('host', '?')}). Pick another version, or pass {{next}} for the next free one.",
+                f"{base / str(version)} is being written by another export ({lock.describe_owner()}). "
+                "Pick another version, or pass {next} for the next free one.",
                 next=_NEXT,
             )
         if (base / str(version)).exists() and not overwrite:
-            _release(lock)
+            lock.release()
             raise VersionTakenError(
                 f"{base / str(version)} already exists; TF Serving may be serving it. Pick another version, "
                 "pass {next} for the next free one, or {overwrite} to replace it.",
@@ -112,19 +118,20 @@ def reserved_version(base, version=None, overwrite=False):
                 overwrite=_OVERWRITE,
             )
     else:
-        candidate = max(numeric_versions(base) + _folder_numbers(base), default=0) + 1
-        while lock is None:
-            lock = _take_lock(base, candidate, token)
-            if lock is None or (base / str(candidate)).exists():
-                _release(lock)
-                lock, candidate = None, candidate + 1
-        version = candidate
+        version = max(numeric_versions(base) + _folder_numbers(base), default=0) + 1
+        while True:
+            lock = OwnerLock(base / f".version-{version}.lock", token)
+            if lock.acquire():
+                if not (base / str(version)).exists():
+                    break
+                lock.release()
+            version += 1
     temporary = base / f".tmp-{version}-{token}"
     try:
         yield version, temporary
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
-        _release(lock)
+        lock.release()
 
 
 def place_version(base, version, temporary):
@@ -146,14 +153,3 @@ def place_version(base, version, temporary):
 def _folder_numbers(base):
     # Numeric folders without saved_model.pb (foreign or broken) still hold their number.
     return [int(child.name) for child in base.iterdir() if child.name.isdigit()]
-
-
-def _take_lock(base, version, token):
-    lock = OwnerLock(base / f".version-{version}.lock")
-    lock.token = token
-    return lock if lock.acquire() else None
-
-
-def _release(lock):
-    if lock is not None:
-        lock.release()

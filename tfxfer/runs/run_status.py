@@ -11,7 +11,8 @@ import os
 import socket
 
 from tfxfer.utils.atomic_files import write_text_atomically
-from tfxfer.utils.owner_lock import owner_alive
+from tfxfer.utils.owner_lock import lock_is_free
+from tfxfer.utils.process_liveness import process_is_alive
 
 STATES = ("running", "interrupted", "failed", "completed")
 
@@ -42,9 +43,17 @@ def read_status(folder):
         finished = folder.metrics_file.exists()
         return {"state": "completed" if finished else "interrupted", "note": "no status.json"}
     status = json.loads(folder.status_file.read_text())
-    if status["state"] == "running" and not owner_alive(status):
-        status = dict(status, state="interrupted", note=f"process {status['pid']} is gone (killed?)")
+    if status["state"] == "running" and not _still_running(folder, status):
+        status = dict(status, state="interrupted", note=f"process {status['pid']} is gone; killed?")
     return status
+
+
+def _still_running(folder, status):
+    # A training process holds run.lock for as long as it lives (the kernel lets go when it dies).
+    try:
+        return not lock_is_free(folder.lock_file)
+    except OSError:  # a read-only run folder: judge by the recorded process
+        return status.get("host") != socket.gethostname() or process_is_alive(int(status["pid"]))
 
 
 def describe_status(status):

@@ -1,67 +1,74 @@
-"""`OwnerLock`: a lock file created exclusively, naming the process that holds it.
+"""`OwnerLock`: an exclusive lock on a file, released by the kernel when its process dies.
 
-A lock whose process is gone (killed, machine rebooted) is taken over, so a
-`kill -9` never leaves a folder locked for ever. Locks held by a process
-on another machine are respected, as its liveness cannot be checked.
+The lock is an `flock` on `path`, so a process killed with `kill -9` never
+leaves it held, and there is no "stale lock" to detect or steal: taking a
+lock that a dead process held is the same atomic kernel operation as taking
+a free one. The file also names its holder (host, pid, token) for messages.
+It is deleted on release; a racer that opened the deleted file notices (its
+inode is no longer the path's) and tries again.
 
 Example:
 
->>> lock = OwnerLock("runs/ants-20261124-101500/run.lock")
+>>> lock = OwnerLock("/tmp/example.lock")
 >>> lock.acquire()
 True
+>>> OwnerLock("/tmp/example.lock").acquire()  # held: another taker is refused
+False
 >>> lock.release()
 """
 
 import contextlib
+import fcntl
 import json
 import os
 import pathlib
 import socket
-import time
 import uuid
-
-from tfxfer.utils.process_liveness import process_is_alive
-
-# A lock file created but never written (its owner died in between) is stale after this long.
-_UNWRITTEN_GRACE_SECONDS = 60
 
 
 class OwnerLock:
-    def __init__(self, path):
+    def __init__(self, path, token=None):
         self.path = pathlib.Path(path)
-        self.token = uuid.uuid4().hex[:12]
-        self.held = False
+        self.token = token or uuid.uuid4().hex[:12]
+        self._descriptor = None
+
+    @property
+    def held(self):
+        return self._descriptor is not None
 
     def acquire(self):
-        """Takes the lock; False when a live process holds it."""
-        for _ in range(3):
+        """Takes the lock without waiting; False when another live process holds it."""
+        while True:
+            descriptor = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                if self.owner_alive():
-                    return False
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()  # left by a dead process
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                return False
+            try:
+                current = os.stat(self.path).st_ino == os.fstat(descriptor).st_ino
+            except FileNotFoundError:
+                current = False
+            if not current:  # the holder released (deleted) it after we opened it: try the new file
+                os.close(descriptor)
                 continue
-            with os.fdopen(descriptor, "w") as file:
-                json.dump({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token}, file)
-            self.held = True
+            owner = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token}
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, json.dumps(owner).encode())
+            self._descriptor = descriptor
             return True
-        return False
 
     def release(self):
-        if self.held:
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
-            self.held = False
+        if self._descriptor is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # while still holding it, so no one can take the old file
+        os.close(self._descriptor)
+        self._descriptor = None
 
     def owner(self):
-        """`{"host", "pid", "token"}` of the holder, or None when there is no lock."""
+        """`{"host", "pid", "token"}` written by the holder, or None (free, or being written)."""
         return read_owner(self.path)
-
-    def owner_alive(self):
-        owner = self.owner()
-        return owner is not None and owner_alive(owner)
 
     def describe_owner(self):
         owner = self.owner() or {}
@@ -69,24 +76,17 @@ class OwnerLock:
 
 
 def read_owner(path):
-    path = pathlib.Path(path)
     try:
-        owner = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
+        owner = json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError):
-        # Created but not yet written: its owner is writing it now, unless that was long ago.
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        if age > _UNWRITTEN_GRACE_SECONDS:
-            return None
-        return {"host": socket.gethostname(), "pid": os.getpid(), "token": ""}
+        return None
     return owner if isinstance(owner, dict) and "pid" in owner else None
 
 
-def owner_alive(owner):
-    if owner.get("host") != socket.gethostname():
+def lock_is_free(path):
+    """True when no live process holds the lock at `path` (taking and releasing it to find out)."""
+    probe = OwnerLock(path)
+    if probe.acquire():
+        probe.release()
         return True
-    return process_is_alive(int(owner["pid"]))
+    return False
