@@ -26,6 +26,8 @@ DOCTESTED = [
     "tfxfer.utils.process_liveness.process_is_alive",
     "tfxfer.cli.native_logs.is_native_log_line",
     "tfxfer.faults",
+    "tfxfer.data.image_folder.tensorflow_reason",
+    "tfxfer.utils.owner_lock",
 ]
 
 

@@ -61,6 +61,11 @@ def test_large_images_need_the_flag_that_allows_them():
         ("export: maybe", "export must be true or false", "--export must be true or false"),
         ("recipe: fast", "recipe must be one of linear_probe", "--recipe must be one of"),
         ("epochs: 2.5", "epochs must be a whole number", "--epochs must be a whole number"),
+        ("learning_rate: .inf", "learning_rate must be a positive number", "--learning-rate must be a positive"),
+        ("dropout: null", r"dropout needs a value \(default 0.0\)", "--dropout needs a value"),
+        ("seed: -1", r"seed must be a whole number from 0 to 2\*\*32 - 1", "--seed must be a whole number"),
+        ("name: ../escape", "name must be a plain name", "--name must be a plain name"),
+        ("augment: bogus", "augment must be one of default, randaugment, none", "--augment must be one of"),
     ],
 )
 def test_config_file_values_are_checked_by_kind(tmp_path, capsys, line, python, cli):
@@ -71,6 +76,14 @@ def test_config_file_values_are_checked_by_kind(tmp_path, capsys, line, python, 
     code, _, err = _cli(["train", "--config", config, "--runs-dir", tmp_path / "runs"], capsys)
     assert code == 2 and cli in err, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_unparsable_config_file_is_one_line(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("backbone: m\ndata: [d\nepochs: 2\n")
+    code, _, err = _cli(["train", "--config", config], capsys)
+    assert code == 2 and "is not valid YAML:" in err and "at line" in err, err
+    assert len(err.strip().splitlines()) == 2
 
 
 def test_a_single_image_size_means_a_square(tmp_path):
@@ -126,6 +139,19 @@ def test_undecodable_image_in_predict_is_one_line_naming_the_file(trained_run, i
         code, out, err = _cli(["predict", target, good, truncated], capsys)
         assert code == 2, (target, err)
         assert str(truncated) in err and "Traceback" not in err and len(err.strip().splitlines()) == 2, err
+
+
+def test_predict_on_a_folder_or_with_bad_files_skipped(trained_run, image_folder, tmp_path, capsys):
+    folder, model_file = trained_run
+    export = json.loads((folder / "metrics.json").read_text())["export"]["path"]
+    code, _, err = _cli(["predict", export, image_folder / "val"], capsys)
+    assert code == 2 and "is a folder; pass the image files in it" in err, err
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not an image")
+    good = image_folder / "val" / "light" / "1.png"
+    code, out, err = _cli(["predict", export, junk, good, "--on-bad-data", "skip"], capsys)
+    assert code == 0 and f"skipped {junk}: unreadable" in err and "{{function_node" not in err, err
+    assert out.startswith(str(good)) and len(out.strip().splitlines()) == 1
 
 
 def test_continuing_fit_at_a_decayed_rate_is_refused(trained_run):

@@ -100,7 +100,9 @@ def test_resume_refusals(image_module, image_folder, tmp_path):
     mixed = run(tfxfer_command("train", "--resume", folder.path, "--epochs", 5))
     assert mixed.returncode == 2 and "drop --epochs" in mixed.stderr
     missing = run(tfxfer_command("train", "--resume", tmp_path / "nowhere"))
-    assert missing.returncode == 2 and "is not a run folder" in missing.stderr
+    assert missing.returncode == 2 and "Run folder not found" in missing.stderr
+    not_a_run = run(tfxfer_command("train", "--resume", tmp_path))
+    assert not_a_run.returncode == 2 and "is not a run folder" in not_a_run.stderr
     assert "I0000" not in missing.stderr and "oneDNN" not in missing.stderr
 
 

@@ -28,7 +28,16 @@ def describe(target):
             return _describe_export(export)
         if (path / "saved_model.pb").exists() or (path / "saved_model.pbtxt").exists():
             return _describe_hub(str(path))
+        if not (path / "config.json").exists():
+            raise ValueError(
+                f"{path} is a folder, but not a run (config.yaml), an export, a TF Hub SavedModel "
+                "(saved_model.pb) or a KerasHub/Hugging Face preset (config.json)."
+            )
         return _describe_preset(str(path))
+    if "/" in target and "://" not in target:
+        raise FileNotFoundError(
+            f"{path} not found (info takes a file or folder path, a TF Hub handle or a preset name)."
+        )
     if "://" in target and not target.startswith(("kaggle://", "hf://")):
         return _describe_hub(target)
     return _describe_preset(target)

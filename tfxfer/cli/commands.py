@@ -7,7 +7,12 @@ from tfxfer.cli.demo_config import demo_config
 
 
 def _verbosity(args):
-    return 0 if args.quiet else args.verbose
+    import sys
+
+    if args.quiet:
+        return 0
+    # Progress bars redraw in place; into a file or pipe, one line per epoch reads better (Keras' "auto").
+    return args.verbose if sys.stdout.isatty() else 2
 
 
 def run_train(args):
@@ -105,7 +110,7 @@ def run_export(args):
 
 
 def run_predict(args):
-    from tfxfer.data.image_folder import IMAGE_EXTENSIONS, image_file_problem
+    from tfxfer.data.image_folder import IMAGE_EXTENSIONS
     from tfxfer.export import predict_from_export, read_export_metadata
     from tfxfer.export.serving_export import export_version_path
 
@@ -139,13 +144,8 @@ def run_predict(args):
     takes_images = modality == "image"
     if not takes_images and all(pathlib.Path(v).suffix.lower() in IMAGE_EXTENSIONS for v in inputs):
         raise ValueError(f"{path} is a text model but the inputs are image file names; pass texts.")
-    for value in inputs if takes_images else []:
-        file = pathlib.Path(value).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"Image file not found: {file} ({path} takes images).")
-        problem = image_file_problem(str(file))
-        if problem is not None:
-            raise ValueError(f"{file}: {problem}; {path} takes images (JPEG, PNG, GIF, BMP).")
+    if takes_images:
+        inputs = _readable_images(inputs, path, args.on_bad_data)
     predict = (lambda raw: predict_from_export(path, raw)) if model is None else _model_predictor(model)
     # In batches: memory stays flat however many inputs there are, and results appear as they come.
     for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
@@ -163,6 +163,35 @@ def run_predict(args):
 
 
 PREDICT_BATCH_SIZE = 32
+
+
+def _readable_images(inputs, path, on_bad_data):
+    """The image files to predict on; a bad one stops everything, or with `skip` is reported and left out."""
+    import sys
+
+    from tfxfer.data.image_folder import image_file_problem
+
+    kept = []
+    for value in inputs:
+        file = pathlib.Path(value).expanduser()
+        if file.is_dir():
+            problem = f"is a folder; pass the image files in it (e.g. {file}/*.jpg)"
+        elif not file.exists():
+            problem = "not found"
+        else:
+            problem = image_file_problem(str(file))
+        if problem is None:
+            kept.append(value)
+        elif on_bad_data == "skip":
+            print(f"skipped {file}: {problem}", file=sys.stderr)
+        else:
+            raise ValueError(
+                f"{file}: {problem}. {path} takes images (JPEG, PNG, GIF, BMP); pass --on-bad-data skip "
+                "to predict on the others."
+            )
+    if not kept:
+        raise ValueError("None of the inputs is a readable image.")
+    return kept
 
 
 def _predict_naming_the_input(predict, raw, names):

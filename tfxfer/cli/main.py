@@ -119,6 +119,12 @@ def build_parser():
     predict.add_argument("--file", help="a text file with one input per line")
     predict.add_argument("--top", type=int, default=1, help="classes shown per input")
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
+    predict.add_argument(
+        "--on-bad-data",
+        choices=("error", "skip"),
+        default="error",
+        help="an unreadable image file: stop (error) or report it and go on (skip)",
+    )
 
     info = commands.add_parser("info", help="what a TF Hub handle, preset or export contains")
     info.add_argument("target", help="TF Hub handle or path, KerasHub preset, or export folder")
@@ -164,6 +170,9 @@ def main(argv=None):
 
     try:
         return getattr(commands, f"run_{args.command}")(args) or 0
+    except BrokenPipeError:  # `tfxfer info ... | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as interruption:
         print(
             f"tfxfer {args.command}: {cli_message(interruption) if str(interruption) else 'interrupted'}",

@@ -3,6 +3,7 @@
 import concurrent.futures
 import os
 import pathlib
+import re
 
 import tensorflow as tf
 
@@ -175,6 +176,22 @@ def _list_images(folder, class_names, report):
     return files
 
 
+def tensorflow_reason(error):
+    """The readable part of a TensorFlow error: no `{{function_node ...}}` prefix, no op name, one line.
+
+    Example:
+
+    >>> tensorflow_reason(ValueError("{{function_node __wrapped__DecodeImage}} jpeg::Uncompress failed. "
+    ...                              "Invalid JPEG data or crop window. [Op:DecodeImage]"))
+    'jpeg::Uncompress failed. Invalid JPEG data or crop window.'
+    """
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{[^}]*\}\}", "", text).split(" [Op:")[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def image_file_problem(path):
     """Why an image file cannot be used (empty, unreadable, no pixels), or None."""
     try:
@@ -184,8 +201,7 @@ def image_file_problem(path):
         if image.shape[0] == 0 or image.shape[1] == 0:
             return "image has no pixels"
     except (tf.errors.OpError, OSError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return f"unreadable or truncated image ({message[:120]})"
+        return f"unreadable or truncated image ({tensorflow_reason(error)})"
     return None
 
 

@@ -34,9 +34,15 @@ def check_learning_rate(model):
     if isinstance(optimizer, keras.optimizers.MultiOptimizer) and not optimizer.built:
         return  # its sub-optimizers exist once built; a fresh one starts at step 0
     rates = upcoming_learning_rates(optimizer)
-    if rates and all(rate == 0.0 for rate in rates):
-        schedule = getattr(optimizer, "_learning_rate", None)
-        kind = type(schedule).__name__ if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) else ""
+    inner = optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
+    schedules = [
+        o._learning_rate
+        for o in inner
+        if isinstance(getattr(o, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
+    ]
+    # A constant rate of 0 is the caller's explicit choice; a schedule that ran out is not.
+    if schedules and all(rate == 0.0 for rate in rates):
+        kind = type(schedules[0]).__name__
         raise ValueError(
             f"The optimizer's learning rate is 0 at its step {int(optimizer.iterations)}"
             + (f" (its {kind} schedule has run its course)" if kind else "")

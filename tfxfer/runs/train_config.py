@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import pathlib
 
 from tfxfer.choices import (
@@ -57,7 +58,7 @@ class TrainConfig:
     image_size: list = _option((224, 224), f"image height and width (1..{MAX_IMAGE_SIDE})", int, nargs=2)
     allow_large_images: bool = _option(False, f"allow --image-size above {MAX_IMAGE_SIDE}", None)
     value_range: list = _option((0.0, 1.0), "pixel range the backbone expects", float, nargs=2)
-    augment: str = _option("default", "image augmentation: default, randaugment or none", str)
+    augment: str = _option("default", "image augmentation", str, ("default", "randaugment", "none"))
     sequence_length: int = _option(None, "token sequence length for presets", int)
     # The model.
     pooling: str = _option("auto", "head pooling", str, ("auto", "avg", "max", "first", "masked_avg", "none"))
@@ -99,8 +100,12 @@ class TrainConfig:
         if not self.data:
             raise OptionValueError("No data given: pass {data} (an image folder, a text file or tfds:NAME).",
                                    data=option("data"))
+        if self.augment in (None, False):
+            self.augment = "none"
         for field in dataclasses.fields(self):
             kind, value = field.metadata.get("type"), getattr(self, field.name)
+            if value is None and field.default is not None:
+                raise _bad(field.name, f"needs a value (default {_shown(field.default)})", value)
             if kind in (int, float) and field.metadata.get("nargs") is None and value is not None:
                 setattr(self, field.name, _number(value, kind, field.name))
             if field.metadata.get("type") is None and value is not None and not isinstance(value, bool):
@@ -109,11 +114,18 @@ class TrainConfig:
             if choices and value not in choices:
                 raise _bad(field.name, f"must be one of {', '.join(map(str, choices))}", value)
         for name in ("learning_rate", "head_learning_rate"):
-            if not getattr(self, name) > 0:
+            if not 0 < getattr(self, name) < math.inf:
                 raise _bad(name, "must be a positive number (e.g. 1e-4)", getattr(self, name))
         for name in ("alpha", "beta"):
-            if getattr(self, name) < 0:
-                raise _bad(name, "must be 0 or more", getattr(self, name))
+            if not 0 <= getattr(self, name) < math.inf:
+                raise _bad(name, "must be a number, 0 or more", getattr(self, name))
+        if not 0 <= self.seed < 2**32:
+            raise _bad("seed", "must be a whole number from 0 to 2**32 - 1", self.seed)
+        if self.name is not None:
+            self.name = str(self.name)
+            if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith("."):
+                raise _bad("name", "must be a plain name (no '/', '\\' or leading '.'): it names a folder "
+                           "under the runs and export folders", self.name)
         if not 0.0 <= self.dropout < 1.0:
             raise _bad("dropout", "must be in [0, 1)", self.dropout)
         for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length"):
@@ -161,6 +173,10 @@ class TrainConfig:
             return self.name
         source = self.data.split(":", 1)[1] if self.data.startswith("tfds:") else self.data
         return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
+
+
+def _shown(value):
+    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else value
 
 
 def _bad(name, problem, value):
@@ -224,7 +240,7 @@ def read_config_file(path):
 
             values = yaml.safe_load(text)
     except (json.JSONDecodeError, Exception) as error:  # yaml.YAMLError has no common base here
-        raise ValueError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {error}") from None
+        raise ValueError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {_parse_problem(error)}") from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -237,6 +253,14 @@ def read_config_file(path):
             f"{file}: unknown option(s) {', '.join(unknown)}. Known options: {', '.join(sorted(known))}."
         )
     return values
+
+
+def _parse_problem(error):
+    """A parser's error as one line with its line number."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        return f"{getattr(error, 'problem', None) or 'cannot parse'} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(error).split())
 
 
 def load_config(path=None, **overrides):

@@ -79,7 +79,9 @@ def resume_run(run_folder, verbose=1):
 
     >>> metrics = resume_run("runs/hymenoptera-20261124-101500")
     """
-    folder = RunFolder(pathlib.Path(run_folder).expanduser())
+    folder = RunFolder(pathlib.Path(run_folder).expanduser().resolve())
+    if not folder.path.exists():
+        raise FileNotFoundError(f"Run folder not found: {folder.path}.")
     if not folder.config_file.exists():
         raise FileNotFoundError(f"{folder.path} is not a run folder (it has no config.yaml); nothing to resume.")
     status = folder.status()
