@@ -11,24 +11,27 @@ from tfxfer.utils.owner_lock import OwnerLock, lock_is_free
 TRIALS = 40
 
 
-def _take(path, start, results):
+def _take(path, start, results, both_tried):
     while time.time() < start:
         pass
     lock = OwnerLock(path)
     results.put(lock.acquire())
-    time.sleep(0.2)  # hold it while the other one tries
+    both_tried.wait(30)  # the winner holds it until the other has tried, however slow its start
     lock.release()
 
 
 def _race(target, *arguments):
     context = multiprocessing.get_context("fork")
-    results = context.Queue()
+    results, both_tried = context.Queue(), context.Event()
     start = time.time() + 0.15
-    processes = [context.Process(target=target, args=(*arguments, start, results)) for _ in range(2)]
+    extra = (both_tried,) if target is _take else ()
+    processes = [context.Process(target=target, args=(*arguments, start, results, *extra)) for _ in range(2)]
     for process in processes:
         process.start()
     try:
-        return [results.get(timeout=30) for _ in processes]
+        outcome = [results.get(timeout=30) for _ in processes]
+        both_tried.set()
+        return outcome
     finally:
         for process in processes:
             process.join(timeout=30)
