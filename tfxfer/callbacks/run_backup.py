@@ -55,11 +55,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     def latest(self):
         """`(epochs_completed, weights_file, state)` of the newest complete backup, or None."""
-        for weights in sorted(self.folder.glob("epoch-*.weights.h5"), key=_epoch_of, reverse=True):
-            state_file = weights.with_name(f"epoch-{_epoch_of(weights)}.json")
-            if state_file.exists():
-                return _epoch_of(weights), weights, json.loads(state_file.read_text())
-        return None
+        return latest_backup(self.folder)
 
     def on_train_begin(self, logs=None):
         self._fit_end = self.params["epochs"]
@@ -102,6 +98,15 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         for older in self.folder.glob("epoch-*"):
             if _epoch_of(older) < epochs_completed:
                 older.unlink(missing_ok=True)
+
+
+def latest_backup(folder):
+    """`(epochs_completed, weights_file, state)` of the newest complete backup in `folder`, or None."""
+    for weights in sorted(pathlib.Path(folder).glob("epoch-*.weights.h5"), key=_epoch_of, reverse=True):
+        state_file = weights.with_name(f"epoch-{_epoch_of(weights)}.json")
+        if state_file.exists():
+            return _epoch_of(weights), weights, json.loads(state_file.read_text())
+    return None
 
 
 def _epoch_of(path):

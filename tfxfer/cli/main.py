@@ -200,21 +200,20 @@ def _expected(error):
 
 def cli_message(error):
     """One line or a few, in the CLI's words: flags, not Python arguments."""
-    message = getattr(error, "cli_message", None) or str(error).strip() or type(error).__name__
     tensorflow = sys.modules.get("tensorflow")
     if tensorflow is not None and isinstance(error, tensorflow.errors.OpError):
-        message = op_error_message(error)
-    return message
+        return op_error_message(error)
+    return getattr(error, "cli_message", None) or str(error).strip() or type(error).__name__
 
 
 def op_error_message(error):
     """A TensorFlow runtime error as one line: its first line, without the graph dump."""
-    first = (error.message or str(error)).strip().splitlines()[0] if (error.message or str(error)).strip() else ""
-    first = first.split(" [Op:")[0].split("\n")[0][:300]
+    from tfxfer.data.image_folder import tensorflow_reason
+
     kind = type(error).__name__
     if kind == "ResourceExhaustedError":
-        return f"out of memory ({first}). Use a smaller --batch-size or --image-size."
-    return f"TensorFlow {kind}: {first}"
+        return f"out of memory ({tensorflow_reason(error)}). Use a smaller --batch-size or --image-size."
+    return f"TensorFlow {kind}: {tensorflow_reason(error)}"
 
 
 def quiet_native_logs():

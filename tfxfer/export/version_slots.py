@@ -118,7 +118,7 @@ def reserved_version(base, version=None, overwrite=False):
                 overwrite=_OVERWRITE,
             )
     else:
-        version = max(numeric_versions(base) + _folder_numbers(base), default=0) + 1
+        version = max(_folder_numbers(base), default=0) + 1
         while True:
             lock = OwnerLock(base / f".version-{version}.lock", token)
             if lock.acquire():

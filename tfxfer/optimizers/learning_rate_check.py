@@ -3,16 +3,24 @@
 import keras
 
 
+def _sub_optimizers(optimizer):
+    return optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
+
+
+def _schedule(optimizer):
+    schedule = getattr(optimizer, "_learning_rate", None)
+    return schedule if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) else None
+
+
 def upcoming_learning_rates(optimizer, steps=2):
     """The largest rate each (sub-)optimizer applies over its next `steps` steps.
 
     More than one step: a warmup starts at 0 and rises at once.
     """
-    optimizers = optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
     rates = []
-    for inner in optimizers:
-        schedule = getattr(inner, "_learning_rate", None)
-        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+    for inner in _sub_optimizers(optimizer):
+        schedule = _schedule(inner)
+        if schedule is not None:
             start = int(keras.ops.convert_to_numpy(inner.iterations))
             values = [schedule(step) for step in range(start, start + steps)]
         else:
@@ -33,20 +41,13 @@ def check_learning_rate(model):
         return
     if isinstance(optimizer, keras.optimizers.MultiOptimizer) and not optimizer.built:
         return  # its sub-optimizers exist once built; a fresh one starts at step 0
-    rates = upcoming_learning_rates(optimizer)
-    inner = optimizer.optimizers if isinstance(optimizer, keras.optimizers.MultiOptimizer) else [optimizer]
-    schedules = [
-        o._learning_rate
-        for o in inner
-        if isinstance(getattr(o, "_learning_rate", None), keras.optimizers.schedules.LearningRateSchedule)
-    ]
+    schedules = [s for s in map(_schedule, _sub_optimizers(optimizer)) if s is not None]
     # A constant rate of 0 is the caller's explicit choice; a schedule that ran out is not.
-    if schedules and all(rate == 0.0 for rate in rates):
-        kind = type(schedules[0]).__name__
+    if schedules and all(rate == 0.0 for rate in upcoming_learning_rates(optimizer)):
         raise ValueError(
             f"The optimizer's learning rate is 0 at its step {int(optimizer.iterations)}"
-            + (f" (its {kind} schedule has run its course)" if kind else "")
-            + ", so fit would change no weight. This happens when training continues from a checkpoint of a "
+            f" (its {type(schedules[0]).__name__} schedule has run its course)"
+            ", so fit would change no weight. This happens when training continues from a checkpoint of a "
             "finished run. Compile with a fresh optimizer first (model.compile(optimizer=...)), or use a recipe "
             "(tfxfer.recipes.fine_tune), which sets a new schedule; to continue an interrupted run, use "
             "tfxfer.resume_run."

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
-from tfxfer.callbacks.run_backup import RunBackup
+from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionMessage, OptionValueError
 from tfxfer.runs.run_data import load_run_data
@@ -286,7 +286,7 @@ def _progress(folder, config, finished=False):
     total = _total_epochs(config)
     if finished:
         return {"epochs_completed": total, "epochs_total": total}
-    latest = RunBackup(folder.backup_dir).latest()
+    latest = latest_backup(folder.backup_dir)
     return {"epochs_completed": latest[0] if latest else 0, "epochs_total": total}
 
 
