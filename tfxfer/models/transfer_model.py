@@ -10,6 +10,7 @@ from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+from tfxfer.distribute import multi_worker_fix
 from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
@@ -533,6 +534,12 @@ class TransferModel(keras_hub.models.Task):
                 f"(to {self.preprocessor.value_range}). Pass the images times 255, or call "
                 "the model directly on preprocessed inputs: model(images)."
             )
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not multi_worker_fix.spans_workers(self._distribute_strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        multi_worker_fix.install()
+        multi_worker_fix.symbolic_build(self, iterator=iterator, data_batch=data_batch)
 
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()
