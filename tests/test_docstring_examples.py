@@ -28,6 +28,10 @@ DOCTESTED = [
     "tfxfer.faults",
     "tfxfer.data.image_folder.tensorflow_reason",
     "tfxfer.utils.owner_lock",
+    "tfxfer.distribute.worker_role.worker_role",
+    "tfxfer.distribute.local_cluster.worker_tf_config",
+    "tfxfer.distribute.dataset_sharding.sharded_by_examples",
+    "tfxfer.distribute.multi_worker_fix",
 ]
 
 

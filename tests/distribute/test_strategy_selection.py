@@ -33,7 +33,7 @@ def test_auto_detects_tpus_and_workers(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {}}))
     assert strategy_selection._detect(tf) == "multi_worker"
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+    with pytest.raises(ValueError, match="TF_CONFIG is not a valid cluster description"):
         strategy_selection._detect(tf)
 
 

@@ -15,6 +15,10 @@ collectives span several workers:
    `strategy.reduce("MEAN", v, axis=0)`, which fails for scalar logs (a
    loss, a metric result). Scalars are reduced with `axis=None`.
 
+Beside that bug, `predict_on_batch` under the same strategy runs the local
+batch on every worker and concatenates the workers' copies (Keras'
+"concat" reduction); `first_copy` keeps one.
+
 This is the only module that touches Keras internals for multi-worker
 training. `tests/distribute/test_multi_worker_fix.py` runs plain Keras on
 two workers without it, and fails once upstream Keras no longer needs it:
@@ -65,6 +69,13 @@ def symbolic_build(model, iterator=None, data_batch=None):
             break
     with strategy.scope():
         model._symbolic_build(data_batch=data_batch)
+
+
+def first_copy(outputs, rows):
+    """`predict_on_batch` outputs of a local batch of `rows`: the first worker's copy."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda value: value[:rows], outputs)
 
 
 def install():

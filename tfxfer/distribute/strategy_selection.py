@@ -1,10 +1,10 @@
 """`select_strategy`: TPU, several GPUs, several workers, or the default."""
 
 import dataclasses
-import json
 import os
 
 from tfxfer.choices import STRATEGY_NAMES as STRATEGIES
+from tfxfer.distribute.worker_role import worker_role
 
 
 @dataclasses.dataclass
@@ -19,6 +19,8 @@ class StrategyChoice:
             each host round trip is expensive).
         mixed_precision: the dtype policy that suits the hardware
             (`"mixed_bfloat16"` on TPU), or None.
+        workers: processes training together (several under
+            `MultiWorkerMirroredStrategy`).
     """
 
     name: str
@@ -26,9 +28,11 @@ class StrategyChoice:
     replicas: int
     steps_per_execution: int = 1
     mixed_precision: str = None
+    workers: int = 1
 
     def describe(self):
-        return f"{self.name} ({self.replicas} replica{'s' if self.replicas != 1 else ''})"
+        replicas = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
+        return f"{self.name} ({self.workers} workers, {replicas})" if self.workers > 1 else f"{self.name} ({replicas})"
 
 
 def select_strategy(name="auto", tpu=None):
@@ -59,8 +63,10 @@ def select_strategy(name="auto", tpu=None):
     if name == "tpu":
         return _tpu_choice(tf, tpu)
     if name == "multi_worker":
+        workers = worker_role().workers
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    elif name == "mirrored":
+        return StrategyChoice(name, strategy, strategy.num_replicas_in_sync, workers=workers)
+    if name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
@@ -70,7 +76,7 @@ def select_strategy(name="auto", tpu=None):
 def _detect(tf):
     if tpu_attached():
         return "tpu"
-    if _workers_in_tf_config() > 1:
+    if worker_role().workers > 1:
         return "multi_worker"
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return "mirrored"
@@ -82,14 +88,6 @@ def tpu_attached():
     if os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
         return True
     return os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio/0")
-
-
-def _workers_in_tf_config():
-    try:
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({error}); fix or unset it.") from None
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
 
 def _tpu_choice(tf, tpu):

@@ -541,6 +541,13 @@ class TransferModel(keras_hub.models.Task):
         multi_worker_fix.install()
         multi_worker_fix.symbolic_build(self, iterator=iterator, data_batch=data_batch)
 
+    def predict_on_batch(self, x):
+        outputs = super().predict_on_batch(x)
+        if multi_worker_fix.spans_workers(self._distribute_strategy):
+            rows = int(tf.shape(next(t for t in tree.flatten(x) if t is not None))[0])
+            outputs = multi_worker_fix.first_copy(outputs, rows)
+        return outputs
+
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()
         return super().train_on_batch(*args, **kwargs)

@@ -32,6 +32,21 @@ class RunFolder:
         (path / "checkpoints").mkdir(parents=True)
         return cls(path)
 
+    @classmethod
+    def create_at(cls, path):
+        """A run folder at a fixed `path` (`TrainConfig.run_folder`), created if needed."""
+        path = pathlib.Path(path)
+        # A start killed before config.yaml was written leaves an empty checkpoints/ and the lock.
+        leftovers = [p for p in path.iterdir() if p.name not in ("checkpoints", "run.lock")] if path.exists() else []
+        if leftovers and not (path / "config.yaml").exists():
+            raise OptionValueError(
+                f"{{run_folder}} {path} exists and is not a run folder (it has no config.yaml); "
+                "give an empty or new folder.",
+                run_folder=("run_folder", "--run-folder"),
+            )
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
     config_file = property(lambda self: self.path / "config.yaml")
     metrics_file = property(lambda self: self.path / "metrics.json")
     training_curves = property(lambda self: self.path / "training_curves.png")
@@ -43,11 +58,11 @@ class RunFolder:
     logs_dir = property(lambda self: self.path / "logs")
     lock_file = property(lambda self: self.path / "run.lock")
 
-    def status(self):
+    def status(self, check_liveness=True):
         """`{"state": running|interrupted|failed|completed, ...}` (`tfxfer.runs.run_status`)."""
         from tfxfer.runs.run_status import read_status
 
-        return read_status(self)
+        return read_status(self, check_liveness)
 
     def write_config(self, values):
         import yaml

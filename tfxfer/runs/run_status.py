@@ -33,8 +33,12 @@ def write_status(folder, state, error=None, **details):
     return status
 
 
-def read_status(folder):
+def read_status(folder, check_liveness=True):
     """The run's status dict; a `running` status whose process is gone reads as `interrupted`.
+
+    `check_liveness=False` reads the file alone, without briefly taking
+    `run.lock` (which could make a process starting that instant find the
+    run busy).
 
     Folders written before status files existed read as `completed` when they
     have `metrics.json`, else `interrupted`.
@@ -43,7 +47,7 @@ def read_status(folder):
         finished = folder.metrics_file.exists()
         return {"state": "completed" if finished else "interrupted", "note": "no status.json"}
     status = json.loads(folder.status_file.read_text())
-    if status["state"] == "running" and not _still_running(folder, status):
+    if check_liveness and status["state"] == "running" and not _still_running(folder, status):
         status = dict(status, state="interrupted", note=f"process {status['pid']} is gone; killed?")
     return status
 

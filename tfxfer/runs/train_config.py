@@ -85,6 +85,9 @@ class TrainConfig:
     runs_dir: str = _option("runs", "folder for run folders", str)
     export_dir: str = _option("saved_models", "folder for TF Serving exports", str)
     export: bool = _option(True, "export for TF Serving after training", None)
+    run_folder: str = _option(
+        None, "a fixed run folder instead of runs_dir/<name>-<time>: started when new, resumed when "
+        "unfinished (for jobs a cluster manager restarts with the same command)", str)
 
     def __post_init__(self):
         self.validate()
@@ -161,7 +164,7 @@ class TrainConfig:
         so a saved config means the same from any folder."""
         values = {field.name: _plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
         if absolute_paths:
-            for key in PATH_OPTIONS + ("runs_dir", "export_dir"):
+            for key in PATH_OPTIONS + ("runs_dir", "export_dir", "run_folder"):
                 value = values[key]
                 if isinstance(value, str) and "://" not in value and pathlib.Path(value).expanduser().exists():
                     values[key] = str(pathlib.Path(value).expanduser().resolve())

@@ -4,8 +4,10 @@ Each stage lives in its own module (`run_data`, `run_model`, the recipes,
 `run_evaluation`, `run_export`); this one puts them in order.
 """
 
+import dataclasses
 import pathlib
 import shutil
+import tempfile
 import time
 import warnings
 
@@ -14,7 +16,7 @@ import numpy as np
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
-from tfxfer.option_errors import OptionMessage, OptionValueError
+from tfxfer.option_errors import OptionMessage, OptionValueError, option
 from tfxfer.runs.run_data import load_run_data
 from tfxfer.runs.run_evaluation import evaluate_model
 from tfxfer.runs.run_export import export_run_model
@@ -48,12 +50,13 @@ def train_run(config, verbose=1):
     ...     backbone="../shared/models/tfhub/efficientnet_lite0_feature_vector",
     ...     data="../shared/data/images/hymenoptera", epochs=1))
     """
-    import keras
-
-    from tfxfer.distribute import select_strategy
-
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train_run takes a TrainConfig, got {type(config).__name__}.")
+    if config.run_folder:
+        path = pathlib.Path(config.run_folder).expanduser().resolve()
+        config = dataclasses.replace(config, run_folder=str(path))
+        if (path / "config.yaml").exists():  # the same job, started again: continue it
+            return _resume(RunFolder(path), verbose, given=config)
     return _start(config, verbose, folder=None)
 
 
@@ -84,31 +87,55 @@ def resume_run(run_folder, verbose=1):
         raise FileNotFoundError(f"Run folder not found: {folder.path}.")
     if not folder.config_file.exists():
         raise FileNotFoundError(f"{folder.path} is not a run folder (it has no config.yaml); nothing to resume.")
-    status = folder.status()
+    return _resume(folder, verbose)
+
+
+def _resume(folder, verbose, given=None):
+    status = folder.status(check_liveness=False)  # only "completed" matters here
     if status["state"] == "completed":
         raise OptionValueError(
             f"The run {folder.path} already completed; there is nothing to resume. Its results are in "
             f"{folder.metrics_file}; start a new run with {{train}}.",
             train=("tfxfer.train_run(...)", "tfxfer train"),
         )
-    lock = _lock(folder)  # before anything slow: a second resume fails at once
-    try:
-        return _start(folder.read_config(), verbose, folder=folder)
-    finally:
-        lock.release()
+    recorded = folder.read_config()
+    if given is not None:
+        _check_same_options(folder, recorded, given)
+    return _start(recorded, verbose, folder=folder)
+
+
+def _check_same_options(folder, recorded, given):
+    """A restarted job must be the same job: its options must be those the folder recorded."""
+    before, now = recorded.to_dict(absolute_paths=True), given.to_dict(absolute_paths=True)
+    changed = [name for name in now if name != "run_folder" and before.get(name) != now[name]]
+    if changed:
+        spellings = {name: option(name) for name in changed}
+        listing = ", ".join(f"{{{name}}} {before.get(name)!r} (now {now[name]!r})" for name in changed)
+        raise OptionValueError(
+            f"The run folder {folder.path} holds a run started with other options: {listing}. "
+            "Restart it with the options it recorded (its config.yaml), or give another {run_folder}.",
+            run_folder=option("run_folder"),
+            **spellings,
+        )
 
 
 def _start(config, verbose, folder):
     import keras
 
-    from tfxfer.distribute import select_strategy
+    from tfxfer.distribute import select_strategy, worker_role
 
     say = speaker(verbose)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     choice = select_strategy(config.strategy)
+    role = worker_role() if choice.workers > 1 else None
+    if role is not None and not role.is_chief:
+        return _run_beside_the_chief(config, choice, role, started, verbose, folder)
     policy = _mixed_precision_policy(config.mixed_precision, choice)
     say(f"Strategy: {choice.describe()}; dtype policy: {policy or 'float32'}")
+    # One process trains a run folder; a killed one's lock is taken over, so
+    # a resumed run takes it before anything slow and a second resume fails at once.
+    lock = _lock(folder) if folder is not None else None
     previous_policy = keras.mixed_precision.global_policy()
     try:
         if policy:
@@ -116,12 +143,47 @@ def _start(config, verbose, folder):
         return _run(config, choice, policy, started, verbose, say, folder)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        if lock is not None:
+            lock.release()
+
+
+def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
+    """A non-chief worker: the same steps as the chief (collectives need every
+    worker), with its run folder and export in a temporary place it removes.
+    A restarted job starts from a copy of the chief's last backup and best
+    checkpoint, so every worker continues from the same weights."""
+    import keras
+
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"tfxfer-{role.task_type}{role.index}-"))
+    say = speaker(verbose)
+    say(f"{role.describe()}: the chief writes the run's results; this worker's copies go to {scratch}")
+    try:
+        local = dataclasses.replace(
+            config, runs_dir=str(scratch / "runs"), export_dir=str(scratch / "saved_models"), run_folder=None
+        )
+        folder = None
+        if chief_folder is not None:
+            folder = RunFolder.create_at(scratch / "run")
+            folder.write_config(local.to_dict())
+            for part in ("backup", "checkpoints"):
+                if (chief_folder.path / part).exists():
+                    shutil.copytree(chief_folder.path / part, folder.path / part, dirs_exist_ok=True)
+        policy = _mixed_precision_policy(config.mixed_precision, choice)
+        previous_policy = keras.mixed_precision.global_policy()
+        try:
+            if policy:
+                keras.mixed_precision.set_global_policy(policy)
+            return _run(local, choice, policy, started, verbose, say, folder)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _run(config, choice, policy, started, verbose, say, folder):
     say(f"Loading data from {config.data} ...")
     drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.name == "tpu"
-    data = load_run_data(config, drop_remainder=drop_remainder)
+    data = _sharded(load_run_data(config, drop_remainder=drop_remainder), choice)
     say(f"  {data.train_size} training and {data.validation_size} validation examples, "
         f"{data.num_classes} classes: {', '.join(map(str, data.class_names[:10]))}"
         + (" ..." if data.num_classes > 10 else ""))
@@ -131,12 +193,17 @@ def _run(config, choice, policy, started, verbose, say, folder):
         model = build_run_model(config, data)
         if model.modality == "image" and tuple(model.preprocessor.image_size) != tuple(data.image_size):
             # A KerasHub image preset brings its own image size.
-            data = load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor)
+            data = _sharded(
+                load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor), choice
+            )
     # The folder appears once data and model are sound, so mistakes leave none behind.
     resuming = folder is not None
     lock = None
     if not resuming:
-        folder = RunFolder.create(config.runs_dir, config.run_name)
+        if config.run_folder:
+            folder = RunFolder.create_at(config.run_folder)
+        else:
+            folder = RunFolder.create(config.runs_dir, config.run_name)
         folder.write_config(config.to_dict(absolute_paths=True))
         lock = _lock(folder)
     try:
@@ -214,6 +281,8 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
         "name": config.run_name,
         "run_folder": str(folder.path),
         "strategy": choice.describe(),
+        "workers": choice.workers,
+        "replicas": choice.replicas,
         "dtype_policy": policy or "float32",
         "data": {
             "source": config.data, "class_names": list(model.class_names),
@@ -276,6 +345,17 @@ def _train(model, config, data, choice, folder, verbose, say):
         "best_epoch": checkpoint.best_epoch,
         "resumed_after_epoch": backup.resumed_from,
     }
+
+
+def _sharded(data, choice):
+    """Each worker trains on its share of every epoch's examples."""
+    if choice.workers > 1:
+        from tfxfer.distribute.dataset_sharding import sharded_by_examples
+
+        data.train = sharded_by_examples(data.train)
+        if data.validation is not None:
+            data.validation = sharded_by_examples(data.validation)
+    return data
 
 
 def _total_epochs(config):
