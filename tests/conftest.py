@@ -193,6 +193,11 @@ def random_images(count, size=10, seed=0):
 @pytest.fixture
 def image_folder(tmp_path):
     """Two classes a tiny CNN can tell apart: dark and light PNGs, train/ and val/."""
+    return make_image_folder(tmp_path)
+
+
+def make_image_folder(tmp_path):
+    """The `image_folder` fixture's images (the same every time) under `tmp_path/shapes`."""
     rng = np.random.default_rng(0)
     root = tmp_path / "shapes"
     for split, count in (("train", 12), ("val", 6)):

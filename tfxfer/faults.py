@@ -8,8 +8,12 @@ tests), a point costs one dictionary lookup.
 `TFXFER_PAUSE_AT=<point>` instead sleeps there for a minute, so a test can
 send a signal (SIGTERM, Ctrl-C) at a known moment.
 
+In a multi-worker job every worker gets the same environment;
+`TFXFER_FAULT_WORKER=<index>` limits the fault to the worker whose
+`TF_CONFIG` task has that index.
+
 Points: `export:before-placing`, `export:old-version-aside`, `checkpoint:before-rename`,
-`backup:before-rename`, `train:epoch-end`, `run:before-evaluation`.
+`backup:before-rename`, `train:batch-end`, `train:epoch-end`, `run:before-evaluation`.
 
 Example:
 
@@ -23,7 +27,14 @@ import time
 _SEEN = {}
 
 
+def armed():
+    """Whether a fault is asked for (callers skip per-batch hooks otherwise)."""
+    return bool(os.environ.get("TFXFER_KILL_AT") or os.environ.get("TFXFER_PAUSE_AT"))
+
+
 def fault_point(name):
+    if "TFXFER_FAULT_WORKER" in os.environ and not _this_worker(os.environ["TFXFER_FAULT_WORKER"]):
+        return
     if os.environ.get("TFXFER_PAUSE_AT") == name:
         time.sleep(60)
     wanted = os.environ.get("TFXFER_KILL_AT")
@@ -35,3 +46,9 @@ def fault_point(name):
     _SEEN[name] = _SEEN.get(name, 0) + 1
     if _SEEN[name] >= int(count or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _this_worker(index):
+    from tfxfer.distribute.worker_role import worker_role
+
+    return worker_role().index == int(index)

@@ -36,6 +36,12 @@ def run_train(args):
     train_run(config, verbose=_verbosity(args))
 
 
+def run_launch(args):
+    from tfxfer.cli.worker_launch import launch_workers
+
+    return launch_workers(args.worker_command, args.workers, log_dir=args.log_dir)
+
+
 def run_demo(args):
     from tfxfer.runs import train_run
 

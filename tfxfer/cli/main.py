@@ -1,4 +1,4 @@
-"""The `tfxfer` command: train, demo, evaluate, export, predict, info.
+"""The `tfxfer` command: train, demo, evaluate, export, predict, launch, info.
 
 Example:
 
@@ -124,6 +124,26 @@ def build_parser():
         choices=("error", "skip"),
         default="error",
         help="an unreadable image file: stop (error) or report it and go on (skip)",
+    )
+
+    launch = commands.add_parser(
+        "launch",
+        help="run a command as N local workers of one multi-worker job",
+        description="Starts N workers of `tfxfer COMMAND ...` on free loopback ports, each with the "
+        "TF_CONFIG a cluster manager would set; worker 0 (the chief) writes the results and its output "
+        "is shown here. If one worker fails, the others are stopped. On a real cluster, run the same "
+        "`tfxfer train ...` on every machine with TF_CONFIG set.",
+        epilog="example: tfxfer launch --workers 2 -- train --data photos/ --backbone MODULE",
+    )
+    launch.add_argument("--workers", type=int, default=2, help="how many worker processes (default 2)")
+    launch.add_argument(
+        "--log-dir", help="where the other workers' output goes (default: a temporary folder, kept on failure)"
+    )
+    launch.add_argument(
+        "worker_command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND ...",
+        help="the tfxfer command every worker runs, e.g. -- train --data photos/",
     )
 
     info = commands.add_parser("info", help="what a TF Hub handle, preset or export contains")

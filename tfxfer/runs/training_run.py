@@ -5,6 +5,7 @@ Each stage lives in its own module (`run_data`, `run_model`, the recipes,
 """
 
 import dataclasses
+import os
 import pathlib
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ import numpy as np
 
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
+from tfxfer import faults
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionMessage, OptionValueError, option
 from tfxfer.runs.run_data import load_run_data
@@ -154,7 +156,8 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
     checkpoint, so every worker continues from the same weights."""
     import keras
 
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"tfxfer-{role.task_type}{role.index}-"))
+    _remove_dead_scratch_folders()
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     say = speaker(verbose)
     say(f"{role.describe()}: the chief writes the run's results; this worker's copies go to {scratch}")
     try:
@@ -178,6 +181,19 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
             keras.mixed_precision.set_global_policy(previous_policy)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+SCRATCH_PREFIX = "tfxfer-worker-"
+
+
+def _remove_dead_scratch_folders():
+    """A SIGKILLed worker cannot clean up; the next one removes what it left."""
+    from tfxfer.utils.process_liveness import process_is_alive
+
+    for path in pathlib.Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
+        pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not process_is_alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(config, choice, policy, started, verbose, say, folder):
@@ -326,6 +342,8 @@ def _train(model, config, data, choice, folder, verbose, say):
             fault_point("train:epoch-end"),
         )
     )
+    if faults.armed():  # a per-batch hook makes Keras wait on every step; only for fault tests
+        progress.on_train_batch_end = lambda batch, logs: fault_point("train:batch-end")
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(folder.logs_dir), write_graph=False, profile_batch=0)
     # The checkpoint goes first: a backup of epoch N exists only once epoch N's best checkpoint does.
     callbacks = [checkpoint, tensorboard, backup, progress]
@@ -371,6 +389,12 @@ def _progress(folder, config, finished=False):
 
 
 def _one_line(error):
+    import tensorflow as tf
+
+    if isinstance(error, tf.errors.OpError):
+        from tfxfer.data.image_folder import tensorflow_reason
+
+        return f"TensorFlow {type(error).__name__}: {tensorflow_reason(error)}"
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 500 else text[:497] + "..."
 
