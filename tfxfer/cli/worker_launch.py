@@ -56,7 +56,7 @@ def launch_workers(command, workers, log_dir=None):
 
 def _check(command, workers):
     if not isinstance(workers, int) or workers < 1:
-        raise OptionValueError("{workers} must be 1 or more, got %r." % (workers,), workers=("workers", "--workers"))
+        raise OptionValueError(f"{{workers}} must be 1 or more, got {workers!r}.", workers=("workers", "--workers"))
     if not command:
         raise ValueError(
             "Give the command every worker runs after --, e.g. "
