@@ -32,6 +32,8 @@ DOCTESTED = [
     "tfxfer.distribute.local_cluster.worker_tf_config",
     "tfxfer.distribute.dataset_sharding.sharded_by_examples",
     "tfxfer.distribute.multi_worker_fix",
+    "tfxfer.distribute.strategy_selection.tpu_settings",
+    "tfxfer.utils.xla_errors.xla_unsupported_ops",
 ]
 
 

@@ -6,7 +6,7 @@ them quickly; the registries that implement each choice check against them.
 
 RECIPE_NAMES = ("linear_probe", "fine_tune", "two_phase", "gradual")
 REGULARIZER_NAMES = ("none", "l2", "l2_sp", "cosine_sp", "orthogonal_sp", "bss", "l2_sp+bss")
-STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "tpu_rehearsal")
 MIXED_PRECISION_NAMES = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 
 # Default learning rates, used by every recipe and the CLI alike.

@@ -21,6 +21,10 @@ class StrategyChoice:
             (`"mixed_bfloat16"` on TPU), or None.
         workers: processes training together (several under
             `MultiWorkerMirroredStrategy`).
+        jit_compile: `compile(jit_compile=...)`: True where everything must
+            compile with XLA (TPU), None for Keras' own choice.
+        fixed_shapes: every training batch the same shape
+            (`drop_remainder`), as XLA on a TPU needs.
     """
 
     name: str
@@ -29,6 +33,8 @@ class StrategyChoice:
     steps_per_execution: int = 1
     mixed_precision: str = None
     workers: int = 1
+    jit_compile: bool = None
+    fixed_shapes: bool = False
 
     def describe(self):
         replicas = f"{self.replicas} replica{'s' if self.replicas != 1 else ''}"
@@ -38,13 +44,19 @@ class StrategyChoice:
 def select_strategy(name="auto", tpu=None):
     """Picks the distribution strategy.
 
+    `"tpu_rehearsal"`: the default strategy (this machine's CPU or GPU) with
+    exactly the training settings `"tpu"` uses (`tpu_settings`): a string
+    op, a dynamic shape or an op XLA cannot compile in the train step fails
+    here, in minutes, rather than on a Colab TPU.
+
     `"auto"`: `TPUStrategy` when a TPU is attached (Colab's TPU runtime, a TPU
     VM, or `TPU_NAME`/`COLAB_TPU_ADDR` set); `MultiWorkerMirroredStrategy` when
     `TF_CONFIG` names several workers; `MirroredStrategy` on several GPUs;
     otherwise the default strategy.
 
     Args:
-        name: one of `"auto"`, `"default"`, `"mirrored"`, `"multi_worker"`, `"tpu"`.
+        name: one of `"auto"`, `"default"`, `"mirrored"`, `"multi_worker"`,
+            `"tpu"`, `"tpu_rehearsal"`.
         tpu: the TPU address for `TPUClusterResolver` (default: found from
             the environment, `"local"` on a TPU VM).
 
@@ -62,6 +74,9 @@ def select_strategy(name="auto", tpu=None):
         name = _detect(tf)
     if name == "tpu":
         return _tpu_choice(tf, tpu)
+    if name == "tpu_rehearsal":
+        strategy = tf.distribute.get_strategy()
+        return StrategyChoice(name, strategy, strategy.num_replicas_in_sync, **tpu_settings())
     if name == "multi_worker":
         workers = worker_role().workers
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -103,13 +118,21 @@ def _tpu_choice(tf, tpu):
             "Runtime > Change runtime type > TPU; elsewhere pass --strategy default."
         ) from None
     strategy = tf.distribute.TPUStrategy(resolver)
-    return StrategyChoice(
-        "tpu",
-        strategy,
-        strategy.num_replicas_in_sync,
-        steps_per_execution=32,
-        mixed_precision="mixed_bfloat16",
-    )
+    return StrategyChoice("tpu", strategy, strategy.num_replicas_in_sync, **tpu_settings())
+
+
+def tpu_settings():
+    """The training settings of a TPU run, shared by `"tpu"` and `"tpu_rehearsal"`.
+
+    Many steps per compiled call (each host round trip is expensive),
+    bfloat16 compute, XLA for the whole step, and fixed batch shapes.
+
+    Example:
+
+    >>> tpu_settings()["steps_per_execution"]
+    32
+    """
+    return {"steps_per_execution": 32, "mixed_precision": "mixed_bfloat16", "jit_compile": True, "fixed_shapes": True}
 
 
 def _colab_address():

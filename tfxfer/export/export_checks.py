@@ -51,7 +51,17 @@ def predict_from_export(path, inputs):
     return {key: value.numpy() for key, value in outputs.items()}
 
 
-def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
+# How far a served probability may be from the model's, by the model's compute dtype:
+# the export runs without XLA, so a low-precision model rounds in other places.
+TOLERANCES = {"float32": 1e-5, "float16": 1e-3, "bfloat16": 1e-2}
+
+
+def export_tolerance(model):
+    """The `verify_export` tolerance for `model`'s compute dtype (1e-5 in float32, 1e-2 in bfloat16)."""
+    return TOLERANCES.get(model.dtype_policy.compute_dtype, 1e-5)
+
+
+def verify_export(path, sample_inputs, model=None, tolerance=None):
     """Reloads an export in a fresh process and compares it with the model.
 
     The fresh process imports only TensorFlow (and TF Text), loads the
@@ -61,7 +71,7 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
 
     Returns:
         `{"max_abs_difference": ..., "examples": ...}`; raises `AssertionError`
-        when the difference exceeds `tolerance`.
+        when the difference exceeds `tolerance` (default: `export_tolerance(model)`).
 
     Example:
 
@@ -92,6 +102,7 @@ def verify_export(path, sample_inputs, model=None, tolerance=1e-5):
         probabilities = np.asarray(model.head.probabilities(expected))
         difference = float(np.abs(served["probabilities"] - probabilities).max())
         report["max_abs_difference"] = difference
+        tolerance = tolerance if tolerance is not None else export_tolerance(model)
         if difference > tolerance:
             raise AssertionError(
                 f"The export at {path} differs from the model by {difference:.2e} (tolerance {tolerance:.0e})."

@@ -22,6 +22,7 @@ from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
+from tfxfer.utils.xla_errors import xla_unsupported_ops
 
 logger = logging.getLogger("tfxfer")
 
@@ -445,6 +446,14 @@ class TransferModel(keras_hub.models.Task):
             metrics=self._resolve_metrics(metrics),
             **kwargs,
         )
+        if kwargs.get("jit_compile") is True and not self.jit_compile:
+            # Keras quietly falls back to no XLA; a TPU has no such fallback.
+            unsupported = sorted({layer.name for layer in self._flatten_layers() if not layer.supports_jit})
+            raise ValueError(
+                "jit_compile=True was asked for, but these layers do not support XLA compilation: "
+                f"{', '.join(unsupported) or 'unknown (op determinism is enabled?)'}. This model "
+                "cannot train on a TPU as it is."
+            )
 
     def _recompile_if_trainability_changed(self):
         if not self._needs_recompile:
@@ -470,6 +479,22 @@ class TransferModel(keras_hub.models.Task):
         shuffle=True,
         **kwargs,
     ):
+        try:
+            return self._fit_raw_inputs(
+                x, y, batch_size, sample_weight, validation_data, validation_split, shuffle, **kwargs
+            )
+        except tf.errors.InvalidArgumentError as error:
+            unsupported = xla_unsupported_ops(error)
+            if not unsupported:
+                raise
+            raise ValueError(
+                f"The train step cannot be compiled with XLA (jit_compile=True, as on a TPU): it uses "
+                f"{', '.join(unsupported)}, which XLA does not support. Move that work into the input "
+                "pipeline (the preprocessor runs there, outside the compiled step), choose another "
+                "backbone, or train without jit_compile."
+            ) from None
+
+    def _fit_raw_inputs(self, x, y, batch_size, sample_weight, validation_data, validation_split, shuffle, **kwargs):
         self._recompile_if_trainability_changed()
         for callback in kwargs.get("callbacks") or []:
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing

@@ -198,7 +198,7 @@ def _remove_dead_scratch_folders():
 
 def _run(config, choice, policy, started, verbose, say, folder):
     say(f"Loading data from {config.data} ...")
-    drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.name == "tpu"
+    drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.fixed_shapes
     data = _sharded(load_run_data(config, drop_remainder=drop_remainder), choice)
     say(f"  {data.train_size} training and {data.validation_size} validation examples, "
         f"{data.num_classes} classes: {', '.join(map(str, data.class_names[:10]))}"
@@ -300,6 +300,11 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
         "workers": choice.workers,
         "replicas": choice.replicas,
         "dtype_policy": policy or "float32",
+        "compiled_with": {
+            "jit_compile": bool(model.jit_compile),
+            "steps_per_execution": int(model.steps_per_execution),
+            "fixed_batch_shapes": _fixed_batch_shapes(data.train),
+        },
         "data": {
             "source": config.data, "class_names": list(model.class_names),
             "train_examples": data.train_size, "validation_examples": data.validation_size,
@@ -349,6 +354,8 @@ def _train(model, config, data, choice, folder, verbose, say):
     callbacks = [checkpoint, tensorboard, backup, progress]
     steps_per_execution = config.steps_per_execution or choice.steps_per_execution
     compile_options = {"steps_per_execution": steps_per_execution} if steps_per_execution > 1 else {}
+    if choice.jit_compile is not None:
+        compile_options["jit_compile"] = choice.jit_compile
     say(f"Training: {config.recipe}, regularizer {config.regularizer}")
     history, boundaries = run_recipe(
         config.recipe, model, data.train, epochs=config.epochs, head_epochs=config.head_epochs,
@@ -363,6 +370,12 @@ def _train(model, config, data, choice, folder, verbose, say):
         "best_epoch": checkpoint.best_epoch,
         "resumed_after_epoch": backup.resumed_from,
     }
+
+
+def _fixed_batch_shapes(dataset):
+    import tensorflow as tf
+
+    return all(spec.shape.rank and spec.shape[0] is not None for spec in tf.nest.flatten(dataset.element_spec))
 
 
 def _sharded(data, choice):
