@@ -129,6 +129,9 @@ def _start(config, verbose, folder):
     say = speaker(verbose)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
+    expected_workers = worker_role().workers
+    if expected_workers > 1 and config.strategy in ("auto", "multi_worker"):
+        say(f"Waiting for the {expected_workers} workers TF_CONFIG names to start ...")
     choice = select_strategy(config.strategy)
     role = worker_role() if choice.workers > 1 else None
     if role is not None and not role.is_chief:
