@@ -108,3 +108,23 @@ def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder,
     sizes = [int(x.shape[0]) for x, _ in load_run_data(config, drop_remainder=True).train]
     assert sizes == [5] * 4  # 24 training images, the last 4 dropped
     assert sum(int(x.shape[0]) for x, _ in load_run_data(config).train) == 24
+
+
+def test_run_folder_holding_another_job_is_refused(image_module, image_folder, tmp_path):
+    from tfxfer.option_errors import OptionValueError
+
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                     run_folder=str(tmp_path / "job"))
+    folder = RunFolder.create_at(tmp_path / "job")
+    folder.write_config(config.to_dict(absolute_paths=True))
+    changed = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                      run_folder=str(tmp_path / "job"), epochs=5)
+    with pytest.raises(OptionValueError, match=r"started with other options: epochs 2 \(now 5\)") as error:
+        train_run(changed, verbose=0)
+    assert "--epochs 2 (now 5)" in error.value.cli_message and "--run-folder" in error.value.cli_message
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(OptionValueError, match="exists and is not a run folder"):
+        train_run(_config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                          run_folder=str(tmp_path / "other")), verbose=0)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
