@@ -31,6 +31,7 @@ DOCTESTED = [
     "tfxfer.distribute.worker_role.worker_role",
     "tfxfer.distribute.local_cluster.worker_tf_config",
     "tfxfer.distribute.dataset_sharding.sharded_by_examples",
+    "tfxfer.distribute.dataset_sharding.leaves_a_replica_empty",
     "tfxfer.distribute.multi_worker_fix",
     "tfxfer.distribute.strategy_selection.tpu_settings",
     "tfxfer.utils.xla_errors.xla_unsupported_ops",

@@ -51,3 +51,16 @@ def test_worker_role_without_and_with_a_chief_task():
     config["task"] = {"type": "chief", "index": 0}
     assert worker_role(json.dumps(config)).is_chief
     assert json.loads(worker_tf_config([1, 2], 0))["cluster"]["worker"] == ["127.0.0.1:1", "127.0.0.1:2"]
+
+
+def test_batches_that_leave_a_replica_empty():
+    from tfxfer.distribute.dataset_sharding import batch_size_for_replicas, leaves_a_replica_empty
+
+    # Checked against tf.distribute's own split on 2 and 3 workers (12 examples, batch 8: [4, 4] + [2, 2]
+    # on two; [3, 3, 2] + [2, 2, 0] on three).
+    assert not leaves_a_replica_empty(12, 8, 2)
+    assert leaves_a_replica_empty(12, 8, 3)
+    assert leaves_a_replica_empty(24, 4, 3)  # every batch of 4 splits 2 + 2 + 0
+    assert not leaves_a_replica_empty(24, 8, 1)
+    size = batch_size_for_replicas([24, 12], 8, 3)
+    assert not leaves_a_replica_empty(24, size, 3) and not leaves_a_replica_empty(12, size, 3)

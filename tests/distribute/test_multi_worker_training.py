@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.subprocesses import run, tfxfer_command
+from tfxfer.distribute.local_cluster import STOP_GRACE_SECONDS
 from tfxfer.runs.run_folder import RunFolder
 
 TIMEOUT = 300
@@ -88,8 +89,9 @@ def test_killed_worker_restarts_from_the_last_epoch(image_module, single_process
     arguments = _train_arguments(image_module, image_folder, tmp_path, tmp_path / "run")
     # Worker 1 dies in the middle of epoch 3 (step 8 of 9); the chief's collectives fail, the job stops.
     first = _launch(arguments, tmp_path, kill_at="train:batch-end@8", TFXFER_FAULT_WORKER="1")
-    assert first.returncode != 0
-    assert "worker 1 exited with code -9" in first.stderr, first.stderr[-3000:]
+    assert first.returncode == 137  # 128 + SIGKILL, as a shell reports it
+    assert "worker 1 was killed by SIGKILL" in first.stderr, first.stderr[-3000:]
+    assert "run the same command again" in first.stderr
     status = RunFolder(tmp_path / "run").status()
     assert status["state"] in ("failed", "interrupted") and status["epochs_completed"] == 2, status
 
@@ -103,6 +105,10 @@ def test_killed_worker_restarts_from_the_last_epoch(image_module, single_process
     print("restarted:", metrics["history"]["val_accuracy"], "uninterrupted:", reference["history"]["val_accuracy"])
     assert not (tmp_path / "run" / "backup").exists()
     assert not _scratch_folders(tmp_path)  # the killed worker's too
+    # A cluster manager restarting the finished job: nothing to do, and no failure.
+    third = _launch(arguments, tmp_path)
+    assert third.returncode == 0 and "already completed" in third.stderr + third.stdout, third.stderr[-2000:]
+    assert _metrics(tmp_path / "run") == metrics
 
     # The original w⁰ came through the kill, the restart and the checkpoint.
     restored = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
@@ -125,3 +131,30 @@ def test_launch_refusals(tmp_path):
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
     result = run(tfxfer_command("launch", "--", "train"), timeout=60, TF_CONFIG='{"cluster": {}}')
     assert result.returncode == 2 and "TF_CONFIG is already set" in result.stderr
+
+
+@pytest.mark.slow
+def test_stopping_the_launcher_stops_and_marks_the_run(image_module, image_folder, tmp_path):
+    import signal
+    import time
+
+    from tests.subprocesses import started
+
+    arguments = _train_arguments(image_module, image_folder, tmp_path, tmp_path / "run")
+    arguments[arguments.index("--epochs") + 1] = 30
+    command = tfxfer_command("launch", "--workers", 2, "--log-dir", tmp_path / "logs", "--", *arguments)
+    with started(command) as launcher:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and launcher.poll() is None:
+            status = RunFolder(tmp_path / "run").status_file
+            if status.exists() and json.loads(status.read_text()).get("epochs_completed", 0) >= 2:
+                break
+            time.sleep(0.5)
+        stopped_at = time.monotonic()
+        launcher.send_signal(signal.SIGTERM)  # what Ctrl-C or a job scheduler sends
+        launcher.wait(timeout=60)
+        assert launcher.returncode == 130
+        # Stopped by the signal, not trained on until the launcher's SIGKILL after its grace period.
+        assert time.monotonic() - stopped_at < STOP_GRACE_SECONDS - 2
+    status = RunFolder(tmp_path / "run").status(check_liveness=False)  # what the chief itself recorded
+    assert status["state"] in ("interrupted", "failed") and status["epochs_completed"] < 31, status

@@ -22,3 +22,32 @@ def sharded_by_examples(dataset):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+def leaves_a_replica_empty(examples, batch_size, replicas):
+    """Whether some global batch of `examples` gives a replica no examples.
+
+    `tf.distribute` splits a global batch of n examples into pieces of
+    `ceil(n / replicas)`, filling the first replicas; when too few are left
+    for the last replica, it gets an empty batch, which a TF Hub module with
+    BatchNorm cannot run on. Both the full batches and the short last one
+    are checked.
+
+    Example:
+
+    >>> leaves_a_replica_empty(12, 8, 3)  # the last batch of 4 splits 2 + 2 + 0
+    True
+    >>> leaves_a_replica_empty(12, 6, 3)
+    False
+    """
+    sizes = ([batch_size] if examples >= batch_size else []) + [examples % batch_size]
+    return any(size and -(-size // replicas) * (replicas - 1) >= size for size in sizes)
+
+
+def batch_size_for_replicas(example_counts, batch_size, replicas):
+    """The batch size nearest `batch_size` for which no split leaves a replica empty (None if none)."""
+    candidates = sorted(range(1, 2 * batch_size + 1), key=lambda size: (abs(size - batch_size), -size))
+    for size in candidates:
+        if not any(leaves_a_replica_empty(count, size, replicas) for count in example_counts if count):
+            return size
+    return None

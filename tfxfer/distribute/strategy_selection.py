@@ -1,7 +1,10 @@
 """`select_strategy`: TPU, several GPUs, several workers, or the default."""
 
+import contextlib
 import dataclasses
 import os
+import signal
+import threading
 
 from tfxfer.choices import STRATEGY_NAMES as STRATEGIES
 from tfxfer.distribute.worker_role import worker_role
@@ -79,7 +82,8 @@ def select_strategy(name="auto", tpu=None):
         return StrategyChoice(name, strategy, strategy.num_replicas_in_sync, **tpu_settings())
     if name == "multi_worker":
         workers = worker_role().workers
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        with _keeping_sigterm_handler():
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
         return StrategyChoice(name, strategy, strategy.num_replicas_in_sync, workers=workers)
     if name == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
@@ -96,6 +100,21 @@ def _detect(tf):
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return "mirrored"
     return "default"
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler():
+    """TensorFlow's coordination service takes SIGTERM for its preemption notifier
+    when a multi-worker strategy starts, and a preempted worker then trains on
+    until SIGKILL. The caller's handler (the CLI's: stop like Ctrl-C, record the
+    run as interrupted) is put back."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main_thread else None
+    try:
+        yield
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def tpu_attached():

@@ -36,16 +36,25 @@ class RunFolder:
     def create_at(cls, path):
         """A run folder at a fixed `path` (`TrainConfig.run_folder`), created if needed."""
         path = pathlib.Path(path)
+        cls.check_can_create_at(path)
+        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    @staticmethod
+    def check_can_create_at(path):
+        """Refuses a `run_folder` that is a file, or a folder holding something other than a run."""
+        path = pathlib.Path(path)
+        spelling = {"run_folder": ("run_folder", "--run-folder")}
+        if path.exists() and not path.is_dir():
+            raise OptionValueError(f"{{run_folder}} {path} is a file; give a folder (new or empty).", **spelling)
         # A start killed before config.yaml was written leaves an empty checkpoints/ and the lock.
         leftovers = [p for p in path.iterdir() if p.name not in ("checkpoints", "run.lock")] if path.exists() else []
         if leftovers and not (path / "config.yaml").exists():
             raise OptionValueError(
                 f"{{run_folder}} {path} exists and is not a run folder (it has no config.yaml); "
                 "give an empty or new folder.",
-                run_folder=("run_folder", "--run-folder"),
+                **spelling,
             )
-        (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-        return cls(path)
 
     config_file = property(lambda self: self.path / "config.yaml")
     metrics_file = property(lambda self: self.path / "metrics.json")

@@ -59,6 +59,7 @@ def train_run(config, verbose=1):
         config = dataclasses.replace(config, run_folder=str(path))
         if (path / "config.yaml").exists():  # the same job, started again: continue it
             return _resume(RunFolder(path), verbose, given=config)
+        RunFolder.check_can_create_at(path)  # before anything slow
     return _start(config, verbose, folder=None)
 
 
@@ -94,16 +95,19 @@ def resume_run(run_folder, verbose=1):
 
 def _resume(folder, verbose, given=None):
     status = folder.status(check_liveness=False)  # only "completed" matters here
+    if given is not None:
+        _check_same_options(folder, folder.read_config(), given)
+        if status["state"] == "completed":
+            # A cluster manager restarting a job that already finished: nothing to do, and no failure.
+            speaker(verbose)(f"The run {folder.path} already completed; its results are in {folder.metrics_file}.")
+            return folder.read_metrics()
     if status["state"] == "completed":
         raise OptionValueError(
             f"The run {folder.path} already completed; there is nothing to resume. Its results are in "
             f"{folder.metrics_file}; start a new run with {{train}}.",
             train=("tfxfer.train_run(...)", "tfxfer train"),
         )
-    recorded = folder.read_config()
-    if given is not None:
-        _check_same_options(folder, recorded, given)
-    return _start(recorded, verbose, folder=folder)
+    return _start(folder.read_config(), verbose, folder=folder)
 
 
 def _check_same_options(folder, recorded, given):
@@ -130,8 +134,16 @@ def _start(config, verbose, folder):
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     expected_workers = worker_role().workers
-    if expected_workers > 1 and config.strategy in ("auto", "multi_worker"):
-        say(f"Waiting for the {expected_workers} workers TF_CONFIG names to start ...")
+    if expected_workers > 1 and config.strategy not in ("auto", "multi_worker"):
+        raise OptionValueError(
+            f"TF_CONFIG names {expected_workers} workers, but {{strategy}} {config.strategy} trains on one "
+            "machine: every worker would train and write a model of its own. Use {strategy} multi_worker "
+            "(or auto), or unset TF_CONFIG.",
+            strategy=option("strategy"),
+        )
+    if expected_workers > 1:
+        say(f"Waiting for the {expected_workers} workers TF_CONFIG names to start (this blocks until "
+            "all have started) ...")
     choice = select_strategy(config.strategy)
     role = worker_role() if choice.workers > 1 else None
     if role is not None and not role.is_chief:
@@ -202,7 +214,7 @@ def _remove_dead_scratch_folders():
 def _run(config, choice, policy, started, verbose, say, folder):
     say(f"Loading data from {config.data} ...")
     drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.fixed_shapes
-    data = _sharded(load_run_data(config, drop_remainder=drop_remainder), choice)
+    data = _sharded(load_run_data(config, drop_remainder=drop_remainder), choice, config, drop_remainder)
     say(f"  {data.train_size} training and {data.validation_size} validation examples, "
         f"{data.num_classes} classes: {', '.join(map(str, data.class_names[:10]))}"
         + (" ..." if data.num_classes > 10 else ""))
@@ -213,7 +225,8 @@ def _run(config, choice, policy, started, verbose, say, folder):
         if model.modality == "image" and tuple(model.preprocessor.image_size) != tuple(data.image_size):
             # A KerasHub image preset brings its own image size.
             data = _sharded(
-                load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor), choice
+                load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor),
+                choice, config, drop_remainder,
             )
     # The folder appears once data and model are sound, so mistakes leave none behind.
     resuming = folder is not None
@@ -236,7 +249,10 @@ def _run(config, choice, policy, started, verbose, say, folder):
             resume=(f"tfxfer.resume_run({str(folder.path)!r})", f"tfxfer train --resume {folder.path}"),
         ) from None
     except Exception as error:
-        write_status(folder, "failed", error=_one_line(error), **_progress(folder, config))
+        lost = _lost_worker(error, choice, config)
+        write_status(folder, "failed", error=_one_line(lost or error), **_progress(folder, config))
+        if lost is not None:
+            raise lost from None
         raise
     finally:
         if lock is not None:
@@ -381,9 +397,22 @@ def _fixed_batch_shapes(dataset):
     return all(spec.shape.rank and spec.shape[0] is not None for spec in tf.nest.flatten(dataset.element_spec))
 
 
-def _sharded(data, choice):
+def _sharded(data, choice, config, drop_remainder):
     """Each worker trains on its share of every epoch's examples."""
     if choice.workers > 1:
+        from tfxfer.distribute.dataset_sharding import batch_size_for_replicas, leaves_a_replica_empty
+
+        counts = [data.validation_size] + ([] if drop_remainder else [data.train_size])
+        if any(count and leaves_a_replica_empty(count, config.batch_size, choice.replicas) for count in counts):
+            better = batch_size_for_replicas(counts, config.batch_size, choice.replicas)
+            raise OptionValueError(
+                f"With {{batch_size}} {config.batch_size} on {choice.replicas} replicas, a batch of the "
+                f"{data.train_size} training or {data.validation_size} validation examples leaves a replica "
+                "with no examples, which TensorFlow cannot run a backbone on. "
+                + (f"Use {{batch_size}} {better}" if better else "Use another {batch_size}")
+                + " (or another number of workers).",
+                batch_size=option("batch_size"),
+            )
         from tfxfer.distribute.dataset_sharding import sharded_by_examples
 
         data.train = sharded_by_examples(data.train)
@@ -402,6 +431,28 @@ def _progress(folder, config, finished=False):
         return {"epochs_completed": total, "epochs_total": total}
     latest = latest_backup(folder.backup_dir)
     return {"epochs_completed": latest[0] if latest else 0, "epochs_total": total}
+
+
+def _lost_worker(error, choice, config):
+    """A collective failed because another worker is gone: say so, and how to continue."""
+    import tensorflow as tf
+
+    if choice.workers < 2 or not isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,
+                                                    tf.errors.AbortedError, tf.errors.InternalError)):
+        return None
+    again = ("the same command (same {run_folder})" if config.run_folder
+             else "with {resume} RUN_FOLDER (or give every worker the same {run_folder})")
+    return OptionRuntimeError(
+        f"Another worker of this {choice.workers}-worker job stopped or became unreachable, so training "
+        f"cannot go on (TensorFlow {type(error).__name__}). Start every worker again with {again}: the "
+        "job continues from its last completed epoch.",
+        run_folder=option("run_folder"),
+        resume=("tfxfer.resume_run", "tfxfer train --resume"),
+    )
+
+
+class OptionRuntimeError(OptionMessage, RuntimeError):
+    """A runtime failure whose message names options."""
 
 
 def _one_line(error):
