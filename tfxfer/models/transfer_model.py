@@ -491,7 +491,7 @@ class TransferModel(keras_hub.models.Task):
                 f"The train step cannot be compiled with XLA (jit_compile=True, as on a TPU): it uses "
                 f"{', '.join(unsupported)}, which XLA does not support. Move that work into the input "
                 "pipeline (the preprocessor runs there, outside the compiled step), choose another "
-                "backbone, or train without jit_compile."
+                "backbone, or train without jit_compile (on the CLI: --strategy default)."
             ) from None
 
     def _fit_raw_inputs(self, x, y, batch_size, sample_weight, validation_data, validation_split, shuffle, **kwargs):
