@@ -57,7 +57,7 @@ def build_parser():
             choices=meta["choices"],
             nargs=meta["nargs"],
             default=argparse.SUPPRESS,
-            help=f"{meta['help']} (default: {_shown_default(field)})",
+            help=meta["help"] if "(default" in meta["help"] else f"{meta['help']} (default: {_shown_default(field)})",
         )
     _output_flags(train)
 
