@@ -569,7 +569,7 @@ class TransferModel(keras_hub.models.Task):
     def predict_on_batch(self, x):
         outputs = super().predict_on_batch(x)
         if multi_worker_fix.spans_workers(self._distribute_strategy):
-            rows = int(tf.shape(next(t for t in tree.flatten(x) if t is not None))[0])
+            rows = int(_batch_rows(x))
             outputs = multi_worker_fix.first_copy(outputs, rows)
         return outputs
 
@@ -622,7 +622,7 @@ class TransferModel(keras_hub.models.Task):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
+        batch_size = _batch_rows(x)
         with tf.GradientTape() as tape:
             y_pred, features = self._forward_for_training(x)
             # Keras already divides each replica's loss by the replica count
@@ -648,7 +648,7 @@ class TransferModel(keras_hub.models.Task):
         if self.regularizer is None:
             return super().test_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
+        batch_size = _batch_rows(x)
         y_pred = self(x, training=False)
         # Evaluation has no penalty: its task loss is its loss, and its
         # regularization_loss stays 0.
@@ -778,6 +778,11 @@ def _resolve_regularizer(regularizer):
         f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
         "For Keras weight regularizers, set them on the head's layers."
     )
+
+
+def _batch_rows(x):
+    """The number of examples in a batch of (possibly nested) inputs."""
+    return tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
 
 
 def _replicas():

@@ -4,6 +4,7 @@ Each stage lives in its own module (`run_data`, `run_model`, the recipes,
 `run_evaluation`, `run_export`); this one puts them in order.
 """
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -133,35 +134,45 @@ def _start(config, verbose, folder):
     say = speaker(verbose)
     started = time.time()
     keras.utils.set_random_seed(config.seed)
-    expected_workers = worker_role().workers
-    if expected_workers > 1 and config.strategy not in ("auto", "multi_worker"):
+    role = worker_role()
+    if role.workers > 1 and config.strategy not in ("auto", "multi_worker"):
         raise OptionValueError(
-            f"TF_CONFIG names {expected_workers} workers, but {{strategy}} {config.strategy} trains on one "
+            f"TF_CONFIG names {role.workers} workers, but {{strategy}} {config.strategy} trains on one "
             "machine: every worker would train and write a model of its own. Use {strategy} multi_worker "
             "(or auto), or unset TF_CONFIG.",
             strategy=option("strategy"),
         )
-    if expected_workers > 1:
-        say(f"Waiting for the {expected_workers} workers TF_CONFIG names to start (this blocks until "
+    if role.workers > 1:
+        say(f"Waiting for the {role.workers} workers TF_CONFIG names to start (this blocks until "
             "all have started) ...")
     choice = select_strategy(config.strategy)
-    role = worker_role() if choice.workers > 1 else None
-    if role is not None and not role.is_chief:
+    if choice.workers > 1 and not role.is_chief:
         return _run_beside_the_chief(config, choice, role, started, verbose, folder)
     policy = _mixed_precision_policy(config.mixed_precision, choice)
     say(f"Strategy: {choice.describe()}; dtype policy: {policy or 'float32'}")
     # One process trains a run folder; a killed one's lock is taken over, so
     # a resumed run takes it before anything slow and a second resume fails at once.
     lock = _lock(folder) if folder is not None else None
-    previous_policy = keras.mixed_precision.global_policy()
+    try:
+        with _global_dtype_policy(policy):
+            return _run(config, choice, policy, started, verbose, say, folder)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+@contextlib.contextmanager
+def _global_dtype_policy(policy):
+    """Keras' global dtype policy set to `policy` (None: left as it is) for the block."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
     try:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
-        return _run(config, choice, policy, started, verbose, say, folder)
+        yield
     finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-        if lock is not None:
-            lock.release()
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
@@ -169,8 +180,6 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
     worker), with its run folder and export in a temporary place it removes.
     A restarted job starts from a copy of the chief's last backup and best
     checkpoint, so every worker continues from the same weights."""
-    import keras
-
     _remove_dead_scratch_folders()
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     say = speaker(verbose)
@@ -187,13 +196,8 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
                 if (chief_folder.path / part).exists():
                     shutil.copytree(chief_folder.path / part, folder.path / part, dirs_exist_ok=True)
         policy = _mixed_precision_policy(config.mixed_precision, choice)
-        previous_policy = keras.mixed_precision.global_policy()
-        try:
-            if policy:
-                keras.mixed_precision.set_global_policy(policy)
+        with _global_dtype_policy(policy):
             return _run(local, choice, policy, started, verbose, say, folder)
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
