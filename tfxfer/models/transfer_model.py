@@ -10,6 +10,13 @@ from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+from tfxfer.data.length_bucketing import (
+    PADDING_MASK_KEYS,
+    grouped_by_length,
+    padding_mask_of,
+    token_lengths,
+    trimmed_to_bucket,
+)
 from tfxfer.distribute import multi_worker_fix
 from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
@@ -93,6 +100,16 @@ class TransferModel(keras_hub.models.Task):
             the model. `fit` logs `task_loss` and `regularization_loss`
             beside `loss`; `evaluate`, `predict` and exports do not include
             the penalty.
+        length_bucketing: for text, cut each batch in `fit`, `evaluate`
+            and `predict` to the smallest of a few lengths (16, 32, 64, …,
+            the sequence length) that holds its longest example, and group
+            training examples of similar length into batches
+            (`tfxfer.data.length_bucketing`). Results are unchanged (padding
+            is masked); the work shrinks with the padding. It is skipped
+            where batch shapes must be fixed: a batch size fixed by
+            `drop_remainder`, `steps_per_execution` > 1, TPUs and several
+            workers. Exports always take any text (padded to the sequence
+            length).
 
     Example:
 
@@ -122,6 +139,7 @@ class TransferModel(keras_hub.models.Task):
         trainable_backbone=False,
         train_batchnorm=False,
         regularizer=None,
+        length_bucketing=True,
         **kwargs,
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
@@ -187,6 +205,8 @@ class TransferModel(keras_hub.models.Task):
         self.pooling = pooling
         self.feature_key = feature_key
         self.train_batchnorm = bool(train_batchnorm)
+        self.length_bucketing = bool(length_bucketing)
+        self._training_on_features = None
         self._trainable_backbone = None
         self._needs_recompile = False
         self._compile_arguments = None
@@ -524,6 +544,8 @@ class TransferModel(keras_hub.models.Task):
                 validation_split = None
             x = shuffled_batches(x, y, sample_weight, batch_size or 32)
             y = sample_weight = batch_size = None
+        if self._groups_by_length(x):
+            x = grouped_by_length(x, self._token_lengths)
         return super().fit(
             x=x,
             y=y,
@@ -560,7 +582,46 @@ class TransferModel(keras_hub.models.Task):
                 "the model directly on preprocessed inputs: model(images)."
             )
 
+    # --- Length bucketing (text) ------------------------------------------
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        if self._training_on_features is not None:  # cached features need no preprocessing
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        data = super().preprocess_samples(x, y, sample_weight)
+        if not self._shapes_may_vary(x):
+            return data
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return keras.utils.pack_x_y_sample_weight(trimmed_to_bucket(x), y, sample_weight)
+
+    def _shapes_may_vary(self, raw_inputs):
+        """Whether batches of `raw_inputs` may be cut to their length bucket."""
+        if not self.length_bucketing or self.modality != "text":
+            return False
+        if any(t.shape.rank and t.shape[0] is not None for t in tree.flatten(raw_inputs)):
+            return False  # drop_remainder: the caller wants fixed shapes
+        if int(getattr(self, "steps_per_execution", 1) or 1) > 1:
+            return False
+        strategy = self.distribute_strategy
+        return not (isinstance(strategy, tf.distribute.TPUStrategy) or multi_worker_fix.spans_workers(strategy))
+
+    def _groups_by_length(self, dataset):
+        if not isinstance(dataset, tf.data.Dataset) or not isinstance(dataset.element_spec, tuple):
+            return False
+        raw = dataset.element_spec[0]
+        specs = tree.flatten(raw)
+        if not specs or any(spec.dtype != tf.string for spec in specs):
+            return False
+        return self._shapes_may_vary(raw) and int(dataset.cardinality()) != tf.data.INFINITE_CARDINALITY
+
+    def _token_lengths(self, raw_inputs):
+        inputs = keras.utils.unpack_x_y_sample_weight(self.preprocessor(raw_inputs))[0]
+        return token_lengths(padding_mask_of(inputs))
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._training_on_features is not None:
+            # Training on cached features: build from a batch of model inputs.
+            with self.distribute_strategy.scope():
+                return self._symbolic_build(data_batch=self._training_on_features.input_batch)
         if not multi_worker_fix.spans_workers(self._distribute_strategy):
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
         multi_worker_fix.install()
@@ -613,12 +674,21 @@ class TransferModel(keras_hub.models.Task):
         return self.regularizer(pretrained, head, features)
 
     def _forward_for_training(self, x):
-        if self.regularizer is None or not self.regularizer.needs_features:
+        if self._training_on_features is not None:
+            return self.head.classify(x, training=True), x
+        frozen = not self.backbone.trainable_weights
+        if not frozen and (self.regularizer is None or not self.regularizer.needs_features):
             return self(x, training=True), None
-        outputs = self.backbone(x, training=True)
-        padding_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
-        features = self.head.pool(outputs, padding_mask)
+        # A frozen backbone runs in inference mode (its dropout too), as
+        # for cached features, so the two train the same head.
+        features = self.backbone_features(x, training=not frozen)
         return self.head.classify(features, training=True), features
+
+    def backbone_features(self, x, training=False):
+        """The pooled backbone features the head's classifier reads, for preprocessed `x`."""
+        outputs = self.backbone(x, training=training)
+        padding_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
+        return self.head.pool(outputs, padding_mask)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -645,16 +715,20 @@ class TransferModel(keras_hub.models.Task):
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def test_step(self, data):
-        if self.regularizer is None:
+        if self.regularizer is None and self._training_on_features is None:
             return super().test_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         batch_size = _batch_rows(x)
-        y_pred = self(x, training=False)
+        if self._training_on_features is not None:
+            y_pred = self.head.classify(x, training=False)
+        else:
+            y_pred = self(x, training=False)
         # Evaluation has no penalty: its task loss is its loss, and its
         # regularization_loss stays 0.
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+        if self.regularizer is not None:
+            self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _is_binary(self):
@@ -760,6 +834,7 @@ class TransferModel(keras_hub.models.Task):
                 "feature_key": self.feature_key,
                 "trainable_backbone": self._trainable_backbone,
                 "train_batchnorm": self.train_batchnorm,
+                "length_bucketing": self.length_bucketing,
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),
@@ -855,18 +930,14 @@ def _checked_class_names(names, head):
     return names
 
 
-_PADDING_MASK_KEYS = ("padding_mask", "input_mask")
-
-
 def _padding_mask(inputs):
-    if isinstance(inputs, dict):
-        for key in _PADDING_MASK_KEYS:
-            if key in inputs:
-                return inputs[key]
+    mask = padding_mask_of(inputs)
+    if mask is not None:
+        return mask
     names = sorted(inputs) if isinstance(inputs, dict) else "a single tensor"
     raise ValueError(
         "pooling='masked_avg' needs a padding mask among the model inputs "
-        f"(one of {_PADDING_MASK_KEYS}); the inputs are {names}."
+        f"(one of {PADDING_MASK_KEYS}); the inputs are {names}."
     )
 
 

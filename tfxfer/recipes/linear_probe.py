@@ -2,7 +2,9 @@
 
 from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.optimizers.discriminative import optimizer_class
+from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers, training_on
 from tfxfer.recipes.compiling import compile_keeping_loss
+from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches
 
 
 def linear_probe(
@@ -14,9 +16,21 @@ def linear_probe(
     learning_rate=HEAD_LEARNING_RATE,
     optimizer="adam",
     compile_options=None,
+    cache_features="auto",
     **fit_options,
 ):
     """Freezes the backbone and trains the head at `learning_rate`.
+
+    The frozen backbone runs in inference mode, so with `cache_features`
+    its pooled features are computed once (`tfxfer.recipes.CachedFeatures`:
+    in memory, on disk past 1 GiB) and the head trains on them, which trains
+    the same head without running the backbone every epoch. `"auto"` caches
+    when `x` and `validation_data` are finite `tf.data` datasets of (inputs,
+    labels) whose pipelines draw no random numbers (no augmentation), on one
+    device, with no callback that unfreezes layers; `True` demands it
+    (a `ValueError` says what prevents it); `False` never caches. The
+    returned history's `cached_features` describes the cache (None when not
+    used).
 
     Args:
         model: a `TransferModel`.
@@ -25,6 +39,7 @@ def linear_probe(
         learning_rate: the head's rate.
         optimizer: optimizer class or name.
         compile_options: extra `compile` arguments (e.g. `steps_per_execution`).
+        cache_features: `"auto"`, True or False (see above).
         **fit_options: passed to `fit` (validation_data, callbacks, ...).
 
     Returns:
@@ -35,9 +50,69 @@ def linear_probe(
     >>> history = linear_probe(model, train_ds, epochs=3, validation_data=val_ds)
     """
     _check_epochs(epochs)
+    if cache_features not in ("auto", True, False):
+        raise ValueError(f"cache_features must be 'auto', True or False, got {cache_features!r}.")
     model.freeze_backbone()
     compile_keeping_loss(model, optimizer_class(optimizer)(learning_rate=learning_rate), compile_options)
-    return model.fit(x, y, epochs=fit_options.pop("initial_epoch", 0) + epochs, **fit_options)
+    end = fit_options.pop("initial_epoch", 0) + epochs
+    if cache_features:
+        if y is not None and is_array_like(x):
+            # Arrays become the reshuffled batches fit would make of them.
+            x, y = (
+                shuffled_batches(x, y, fit_options.pop("sample_weight", None), fit_options.get("batch_size") or 32),
+                None,
+            )
+        validation = fit_options.get("validation_data")
+        if isinstance(validation, tuple) and validation and is_array_like(validation[0]):
+            fit_options["validation_data"] = ordered_batches(
+                *validation, batch_size=fit_options.get("batch_size") or 32
+            )
+        blockers = cache_blockers(model, x, fit_options.get("validation_data"), fit_options.get("callbacks"))
+        if y is not None:
+            blockers.append("labels were given separately (y)")
+        if cache_features is True and blockers:
+            raise ValueError(f"cache_features=True, but the features cannot be cached: {'; '.join(blockers)}.")
+        if not blockers and not _already_trained(fit_options.get("callbacks"), end):
+            return _fit_on_cached_features(model, x, end, **fit_options)
+    history = model.fit(x, y, epochs=end, **fit_options)
+    history.cached_features = None
+    return history
+
+
+def _fit_on_cached_features(model, x, epochs, *, validation_data=None, verbose="auto", **fit_options):
+    fit_options.pop("batch_size", None)  # the cache keeps the dataset's batches
+    show = 0 if verbose == 0 else 1
+    train = CachedFeatures(model, x, verbose=show)
+    validation = None
+    try:
+        if validation_data is not None:
+            validation = CachedFeatures(model, validation_data, verbose=show)
+        with training_on(model, train):
+            history = model.fit(
+                train.dataset(),
+                epochs=epochs,
+                validation_data=None if validation is None else validation.dataset(),
+                verbose=verbose,
+                **fit_options,
+            )
+    finally:
+        train.close()
+        if validation is not None:
+            validation.close()
+    history.cached_features = train.describe()
+    if validation is not None:
+        history.cached_features["validation_examples"] = validation.examples
+        history.cached_features["seconds"] = round(train.seconds + validation.seconds, 1)
+    return history
+
+
+def _already_trained(callbacks, end):
+    """A resumed run whose backup is past this phase trains nothing here: no need to cache."""
+    for callback in callbacks or ():
+        latest = callback.latest() if hasattr(callback, "latest") else None
+        if latest is not None and latest[0] >= end:
+            return True
+    return False
 
 
 def _check_epochs(epochs):

@@ -33,9 +33,13 @@ def run_recipe(
     head_learning_rate=None,
     layer_decay=None,
     unfreeze_top=None,
+    cache_features="auto",
     **fit_options,
 ):
     """Runs the recipe called `name` with the options it takes.
+
+    `cache_features` applies to the frozen-backbone phases (`linear_probe`,
+    the head phase of `two_phase`).
 
     Returns `(history, phase_boundaries)`: the epochs after which a new
     phase starts (for plots).
@@ -50,13 +54,15 @@ def run_recipe(
     if name == "linear_probe":
         if head_learning_rate is not None:
             rates["learning_rate"] = head_learning_rate
-        return linear_probe(model, x, y, epochs=epochs, **rates, **fit_options), []
+        return linear_probe(model, x, y, epochs=epochs, cache_features=cache_features, **rates, **fit_options), []
     if learning_rate is not None:
         rates["learning_rate"] = learning_rate
     options = dict(layer_decay=layer_decay, unfreeze_top=unfreeze_top, **rates, **fit_options)
     if name == "two_phase":
         if head_learning_rate is not None:
             options["head_learning_rate"] = head_learning_rate
-        history = two_phase(model, x, y, head_epochs=head_epochs, epochs=epochs, **options)
+        history = two_phase(
+            model, x, y, head_epochs=head_epochs, epochs=epochs, cache_features=cache_features, **options
+        )
         return history, [head_epochs] if head_epochs else []
     return RECIPES[name](model, x, y, epochs=epochs, **options), []

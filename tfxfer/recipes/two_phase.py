@@ -21,6 +21,7 @@ def two_phase(
     layer_decay=None,
     unfreeze_top=None,
     optimizer="adam",
+    cache_features="auto",
     batch_size=None,
     steps_per_epoch=None,
     callbacks=None,
@@ -53,6 +54,9 @@ def two_phase(
             phase 2, e.g. 0.8; None for one rate.
         unfreeze_top: layer groups to unfreeze in phase 2 (None: all).
         optimizer: optimizer class or name for both phases.
+        cache_features: for phase 1, `"auto"`, True or False (see
+            `linear_probe`: the head trains on the backbone's features,
+            computed once).
         batch_size, steps_per_epoch, callbacks, verbose, **fit_options:
             passed to `fit`.
 
@@ -80,7 +84,16 @@ def two_phase(
     histories = []
     if head_epochs:
         histories.append(
-            linear_probe(model, x, y, epochs=head_epochs, learning_rate=head_learning_rate, optimizer=optimizer, **fit)
+            linear_probe(
+                model,
+                x,
+                y,
+                epochs=head_epochs,
+                learning_rate=head_learning_rate,
+                optimizer=optimizer,
+                cache_features=cache_features,
+                **fit,
+            )
         )
     histories.append(
         fine_tune(
@@ -111,4 +124,5 @@ def merge_histories(model, histories):
         for key, values in history.history.items():
             merged.history.setdefault(key, []).extend(values)
     merged.params = histories[-1].params if histories else {}
+    merged.cached_features = next((h.cached_features for h in histories if getattr(h, "cached_features", None)), None)
     return merged

@@ -44,6 +44,17 @@ def write_run_report(folder, config, metrics):
         cells = [f"{history[c][epoch]:.4f}" if epoch < len(history[c]) else "" for c in columns]
         marker = " (head only)" if metrics["phase_boundaries"] and epoch < metrics["phase_boundaries"][0] else ""
         lines.append(f"| {epoch + 1}{marker} | " + " | ".join(cells) + " |")
+    cache = metrics.get("cached_features")
+    if cache:
+        lines += [
+            "",
+            f"The head-only epochs trained on cached features: the frozen backbone ran once over the "
+            f"{cache['examples']} training"
+            + (f" and {cache['validation_examples']} validation" if cache.get("validation_examples") else "")
+            + f" examples ({cache['seconds']:.0f} s, kept in {cache['storage']}), not once per epoch.",
+        ]
+    if metrics.get("compiled_with", {}).get("length_bucketing"):
+        lines += ["", "Text batches were padded to the smallest of a few lengths that fits them (length bucketing)."]
     lines += ["", "![training curves](training_curves.png)", ""]
     export = metrics.get("export")
     lines += ["## Export", ""]

@@ -25,6 +25,7 @@ def build_run_model(config, data):
     common = dict(
         dropout=config.dropout, pooling=config.pooling, class_names=list(data.class_names),
         regularizer=regularizer_from_name(config.regularizer, config.alpha, config.beta),
+        length_bucketing=config.length_bucketing,
     )
     if config.feature_key:
         common["feature_key"] = config.feature_key

@@ -60,6 +60,8 @@ class TrainConfig:
     value_range: list = _option((0.0, 1.0), "pixel range the backbone expects", float, nargs=2)
     augment: str = _option("default", "image augmentation", str, ("default", "randaugment", "none"))
     sequence_length: int = _option(None, "token sequence length for presets", int)
+    length_bucketing: bool = _option(
+        True, "pad text batches only to the smallest of a few lengths that fits them (off on TPUs)", None)
     # The model.
     pooling: str = _option("auto", "head pooling", str, ("auto", "avg", "max", "first", "masked_avg", "none"))
     dropout: float = _option(0.0, "dropout before the classifier", float)
@@ -69,6 +71,9 @@ class TrainConfig:
     head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
     learning_rate: float = _option(FINE_TUNING_LEARNING_RATE, "peak fine-tuning learning rate", float)
     head_learning_rate: float = _option(HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float)
+    cache_features: bool = _option(
+        True, "train a frozen backbone's head on features computed once (linear probe, head phase; "
+        "not with augmentation)", None)
     unfreeze_top: int = _option(None, "fine-tune only the top K layer groups", int)
     layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
     regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZER_NAMES)

@@ -327,7 +327,9 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
             "jit_compile": bool(model.jit_compile),
             "steps_per_execution": int(model.steps_per_execution),
             "fixed_batch_shapes": _fixed_batch_shapes(data.train),
+            "length_bucketing": model.modality == "text" and model._shapes_may_vary(data.train.element_spec[0]),
         },
+        "cached_features": recipe["cached_features"],
         "data": {
             "source": config.data, "class_names": list(model.class_names),
             "train_examples": data.train_size, "validation_examples": data.validation_size,
@@ -386,12 +388,19 @@ def _train(model, config, data, choice, folder, verbose, say):
         layer_decay=config.layer_decay, unfreeze_top=config.unfreeze_top,
         compile_options=compile_options, validation_data=data.validation, verbose=verbose,
         callbacks=callbacks,
+        # A TPU runs the backbone only inside its compiled steps; the rehearsal does as the TPU does.
+        cache_features="auto" if config.cache_features and not choice.fixed_shapes else False,
     )
+    if getattr(history, "cached_features", None):
+        cache = history.cached_features
+        say(f"  The frozen backbone's features were computed once ({cache['examples']} examples, "
+            f"{cache['storage']}, {cache['seconds']:.0f} s) and the head trained on them.")
     return {
         "history": backup.history,  # every epoch, also those before a resume
         "phase_boundaries": boundaries,
         "best_epoch": checkpoint.best_epoch,
         "resumed_after_epoch": backup.resumed_from,
+        "cached_features": getattr(history, "cached_features", None),
     }
 
 

@@ -55,9 +55,18 @@ def split_last(fraction, *structures):
 def shuffled_batches(x, y=None, sample_weight=None, batch_size=32, seed=None):
     """A `tf.data.Dataset` of `(x, y, sample_weight)` batches, reshuffled
     every epoch, like Keras' own handling of arrays with `shuffle=True`."""
+    dataset, count = _examples(x, y, sample_weight)
+    return dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+
+
+def ordered_batches(x, y=None, sample_weight=None, batch_size=32):
+    """A `tf.data.Dataset` of `(x, y, sample_weight)` batches in the arrays' order."""
+    return _examples(x, y, sample_weight)[0].batch(batch_size)
+
+
+def _examples(x, y, sample_weight):
     elements = tuple(_normalize(part) for part in (x, y, sample_weight) if part is not None)
     count = _length(elements[0])
     if count == 0:
         raise ValueError("fit() received no training examples (empty x).")
-    dataset = tf.data.Dataset.from_tensor_slices(elements if len(elements) > 1 else elements[0])
-    return dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return tf.data.Dataset.from_tensor_slices(elements if len(elements) > 1 else elements[0]), count
