@@ -35,6 +35,10 @@ DOCTESTED = [
     "tfxfer.distribute.multi_worker_fix",
     "tfxfer.distribute.strategy_selection.tpu_settings",
     "tfxfer.utils.xla_errors.xla_unsupported_ops",
+    "tfxfer.data.length_bucketing.bucket_lengths",
+    "tfxfer.data.length_bucketing.trimmed_to_bucket",
+    "tfxfer.data.length_bucketing.grouped_by_length",
+    "tfxfer.data.dataset_inspection.pipeline_ops",
 ]
 
 
