@@ -53,7 +53,14 @@ def cache_blockers(model, x, validation_data=None, callbacks=()):
         elif any("Random" in op for op in ops):
             reasons.append(f"the input pipeline of {name} is random (augmentation)")
     strategy = model.distribute_strategy
-    if strategy.num_replicas_in_sync > 1 or isinstance(strategy, tf.distribute.TPUStrategy):
+    distributed = (
+        tf.distribute.MirroredStrategy,
+        tf.distribute.MultiWorkerMirroredStrategy,
+        tf.distribute.TPUStrategy,
+        tf.distribute.experimental.ParameterServerStrategy,
+    )
+    # The features are computed outside the strategy's replica context.
+    if strategy.num_replicas_in_sync > 1 or isinstance(strategy, distributed):
         reasons.append(f"training is distributed ({type(strategy).__name__})")
     if any(hasattr(callback, "prepare") for callback in callbacks or ()):
         reasons.append("a callback changes what is trainable during fit")
