@@ -162,22 +162,28 @@ def tf1_hub_module(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_preset(tmp_path_factory):
-    """A tiny KerasHub BERT preset written with save_to_preset."""
+def tiny_bert(words, sequence_length, max_sequence_length):
+    """A 2-layer KerasHub BERT backbone (hidden 8) and its preprocessor over `words`."""
     import keras_hub
 
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[2:]
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary)
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=sequence_length)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(vocabulary),
         num_layers=2,
         num_heads=2,
         hidden_dim=8,
         intermediate_dim=16,
-        max_sequence_length=16,
+        max_sequence_length=max_sequence_length,
     )
+    return backbone, preprocessor
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_preset(tmp_path_factory):
+    """A tiny KerasHub BERT preset written with save_to_preset."""
+    backbone, preprocessor = tiny_bert(WORDS[2:], sequence_length=8, max_sequence_length=16)
     path = tmp_path_factory.mktemp("presets") / "tiny_bert"
     backbone.save_to_preset(str(path))
     preprocessor.save_to_preset(str(path))

@@ -1,10 +1,10 @@
 import keras
-import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfxfer
+from tests.conftest import tiny_bert
 from tfxfer.data.length_bucketing import bucket_lengths, grouped_by_length, trimmed_to_bucket
 
 WORDS = "the a movie film good bad great awful plot actor was is very not".split()
@@ -13,19 +13,8 @@ LENGTH = 64
 
 def long_text_model(length_bucketing=True, seed=0, pooling="masked_avg"):
     """A tiny KerasHub BERT whose preprocessor pads to 64 tokens."""
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
-        keras_hub.models.BertTokenizer(vocabulary=vocabulary), sequence_length=LENGTH
-    )
     keras.utils.set_random_seed(seed)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(vocabulary),
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=LENGTH,
-    )
+    backbone, preprocessor = tiny_bert(WORDS, sequence_length=LENGTH, max_sequence_length=LENGTH)
     return tfxfer.TransferModel(
         backbone, 2, preprocessor=preprocessor, pooling=pooling, length_bucketing=length_bucketing
     )

@@ -107,7 +107,7 @@ class CachedFeatures:
         memory, memory_bytes, positions = [], 0, []
         # fit groups a text training set by length: the cache replays that grouping.
         self.grouped = model._groups_by_length(dataset)
-        pipeline = _in_length_order(model, dataset)
+        pipeline = _in_length_order(model, dataset, self.grouped)
         extract = _extractor(model, keras.utils.unpack_x_y_sample_weight(pipeline.element_spec[0])[0])
         batches = int(dataset.cardinality())
         progress = keras.utils.Progbar(batches if batches >= 0 else None, verbose=verbose, unit_name="batch")
@@ -182,8 +182,8 @@ class CachedFeatures:
         return {"examples": self.examples, "storage": self.storage, "seconds": round(self.seconds, 1)}
 
 
-def _in_length_order(model, dataset):
-    """`(inputs, positions, labels[, weights])` batches, text grouped by length.
+def _in_length_order(model, dataset, grouped):
+    """`(preprocessed batch, positions)`, text grouped by length when `grouped`.
 
     A position orders the examples as the dataset gives them, so the
     features can be put back in that order; grouping only changes how much
@@ -195,8 +195,7 @@ def _in_length_order(model, dataset):
         return (batch[0], index * _POSITION_STRIDE + tf.range(rows, dtype=tf.int64), *batch[1:])
 
     indexed = dataset.enumerate().map(with_positions)
-    raw_spec = dataset.element_spec[0]
-    if all(spec.dtype == tf.string for spec in tf.nest.flatten(raw_spec)) and model._shapes_may_vary(raw_spec):
+    if grouped:
         indexed = grouped_by_length(indexed, model._token_lengths, pool_batches=_EXTRACTION_POOL_BATCHES)
 
     def preprocessed(x, positions, *labels):
