@@ -9,6 +9,7 @@ TPU_COMPILED = {
     "jit_compile": True,
     "steps_per_execution": tpu_settings()["steps_per_execution"],
     "fixed_batch_shapes": True,
+    "length_bucketing": False,  # TPUs need fixed shapes
 }
 
 
