@@ -226,8 +226,8 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
 
     started = time.perf_counter()
     if method == "linear_probe":
-        model.compile(optimizer=keras.optimizers.Adam(schedule(rates["head"])))
-        model.fit(x, y, **fit)
+        # The recipe caches the frozen backbone's features where it can (text).
+        tfxfer.recipes.linear_probe(model, x, y, learning_rate=schedule(rates["head"]), **fit)
     elif method == "two_phase":
         head_epochs = max(1, epochs // 4)
         model.fine_tune(

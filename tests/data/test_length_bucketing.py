@@ -122,3 +122,37 @@ def test_tf_hub_text_route_is_bucketed_too(dict_module, text_preprocessor_module
     )
     off.set_weights(model.get_weights())
     np.testing.assert_allclose(model.predict(texts, verbose=0), off.predict(texts, verbose=0), atol=1e-6)
+
+
+def test_pooling_over_padded_positions_is_not_trimmed():
+    """avg/max over the sequence count padding: trimming it would change the outputs."""
+    texts = ["good film", " ".join(["very"] * 40)]
+    outputs = {}
+    for bucketing in (True, False):
+        keras.utils.set_random_seed(0)
+        backbone, preprocessor = tiny_bert(WORDS, sequence_length=LENGTH, max_sequence_length=LENGTH)
+        model = tfxfer.TransferModel(
+            backbone,
+            2,
+            preprocessor=preprocessor,
+            pooling="avg",
+            feature_key="sequence_output",
+            length_bucketing=bucketing,
+        )
+        assert not model._shapes_may_vary(tf.TensorSpec([None], tf.string))
+        outputs[bucketing] = model.predict(texts, batch_size=1, verbose=0)
+    np.testing.assert_allclose(outputs[True], outputs[False], atol=1e-6)
+
+
+def test_a_backbone_of_one_fixed_length_gets_that_length():
+    _, preprocessor = tiny_bert(WORDS, sequence_length=LENGTH, max_sequence_length=LENGTH)
+    inputs = {
+        name: keras.Input((LENGTH,), dtype="int32", name=name) for name in ("token_ids", "padding_mask", "segment_ids")
+    }
+    embedded = keras.layers.Embedding(len(WORDS) + 5, 4)(inputs["token_ids"])
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(embedded))
+    model = tfxfer.TransferModel(backbone, 2, preprocessor=preprocessor)
+    assert not model._shapes_may_vary(tf.TensorSpec([None], tf.string))
+    texts, labels = sentences(16)
+    model.fit(texts, labels, batch_size=8, epochs=1, verbose=0)
+    assert model.predict(["good"], verbose=0).shape == (1, 2)

@@ -361,3 +361,15 @@ def test_raw_strings_with_validation_split(dict_module, text_preprocessor_module
     model = TransferModel.from_hub(dict_module, num_classes=2, preprocessor=text_preprocessor_module)
     history = model.fit(TEXTS, LABELS, validation_split=0.25, epochs=1, batch_size=4, verbose=0)
     assert "val_accuracy" in history.history
+
+
+def test_inputs_of_the_other_modality_are_named(image_module, tiny_bert_preset):
+    image_model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3))
+    for x in (["a good film"], tf.data.Dataset.from_tensor_slices((["a"], [0])).batch(1)):
+        with pytest.raises(ValueError, match="got strings, but this model takes images"):
+            image_model.fit(x, None if not isinstance(x, list) else np.array([0]), verbose=0)
+    text_model = TransferModel.from_preset(tiny_bert_preset, num_classes=2)
+    with pytest.raises(ValueError, match="got numbers .* but this model takes text"):
+        text_model.predict(random_images(2), verbose=0)
+    with pytest.raises(ValueError, match="got numbers .* but this model takes text"):
+        text_model.evaluate(tf.data.Dataset.from_tensor_slices((random_images(2), [0, 1])).batch(2), verbose=0)

@@ -1,4 +1,8 @@
 import json
+import pathlib
+import signal
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -145,3 +149,99 @@ def test_a_run_reports_the_cache(image_module, image_folder, tmp_path):
     assert off["cached_features"] is None
     recorded = json.loads(next((tmp_path / "runs").glob("off-*/metrics.json")).read_text())
     assert recorded["cached_features"] is None
+
+
+def test_validation_split_of_arrays_is_honoured(image_module):
+    pixels, labels = random_images(20), np.arange(20) % 2
+    model = image_model(image_module)
+    history = linear_probe(model, pixels, labels, batch_size=5, validation_split=0.25, epochs=1, verbose=0)
+    assert history.cached_features == {**history.cached_features, "examples": 15, "validation_examples": 5}
+    assert "val_loss" in history.history
+    phases = two_phase(
+        image_model(image_module),
+        pixels,
+        labels,
+        batch_size=5,
+        validation_split=0.25,
+        head_epochs=1,
+        epochs=1,
+        verbose=0,
+    )
+    assert len(phases.history["val_loss"]) == 2
+
+
+def test_unshuffled_arrays_train_the_same_head_with_the_cache(image_module):
+    pixels, labels = random_images(20), np.arange(20) % 2
+    cached, plain = image_model(image_module), image_model(image_module)
+    options = dict(batch_size=8, epochs=2, learning_rate=0.05, shuffle=False, verbose=0)
+    assert linear_probe(cached, pixels, labels, **options).cached_features is not None
+    linear_probe(plain, pixels, labels, cache_features=False, **options)
+    assert heads_differ(cached, plain) < 1e-6
+
+
+def test_a_shuffled_source_that_drops_a_remainder_is_not_cached(image_module):
+    model = image_model(image_module)
+    model.freeze_backbone()
+    pixels, labels = random_images(20), np.arange(20) % 2
+    dropping = tf.data.Dataset.from_tensor_slices((pixels, labels)).shuffle(20).batch(8, drop_remainder=True)
+    assert cache_blockers(model, dropping) == ["x is shuffled and drops a remainder (drop_remainder)"]
+    in_order = tf.data.Dataset.from_tensor_slices((pixels, labels)).batch(8, drop_remainder=True)
+    assert cache_blockers(model, in_order) == []
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None])
+def test_cache_features_takes_only_auto_true_or_false(image_module, value):
+    with pytest.raises(ValueError, match="cache_features must be 'auto', True or False"):
+        linear_probe(image_model(image_module), image_data(), cache_features=value, verbose=0)
+    with pytest.raises(ValueError, match="cache_features must be 'auto', True or False"):
+        two_phase(image_model(image_module), image_data(), head_epochs=0, cache_features=value, verbose=0)
+
+
+def test_text_features_on_disk_keep_the_source_order(tmp_path):
+    texts, labels = sentences(64)
+    data = tf.data.Dataset.from_tensor_slices((texts, labels)).batch(8)
+    model = long_text_model()
+    in_memory = CachedFeatures(model, data, verbose=0)
+    on_disk = CachedFeatures(model, data, memory_budget=200, directory=tmp_path, verbose=0)
+    assert in_memory.storage == "memory" and on_disk.storage == "disk"
+    for a, b in zip(in_memory.dataset(), on_disk.dataset()):
+        np.testing.assert_allclose(a[0], b[0], atol=1e-6)
+        np.testing.assert_array_equal(a[1], b[1])
+    on_disk.close()
+
+
+def test_a_failed_extraction_leaves_no_files(image_module, tmp_path):
+    model = image_model(image_module)
+    model.freeze_backbone()
+
+    def third_batch_fails(index, batch):
+        pixels, labels = batch
+        return tf.debugging.check_numerics(pixels / tf.cast(2 - index, tf.float32), "bad batch"), labels
+
+    failing = image_data().enumerate().map(third_batch_fails)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="bad batch"):
+        CachedFeatures(model, failing, memory_budget=100, directory=tmp_path, verbose=0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_folders_of_killed_processes_are_removed_by_the_next_cache(image_module, tmp_path):
+    """A process killed with -9 cannot clean up; the next cache on disk does."""
+    script = (
+        "import os, signal, keras, tfxfer, tensorflow as tf, numpy as np\n"
+        f"model = tfxfer.TransferModel.from_hub({str(image_module)!r}, num_classes=2, input_shape=(10, 10, 3))\n"
+        "pixels = np.random.default_rng(0).integers(0, 256, (16, 10, 10, 3)).astype('float32')\n"
+        "data = tf.data.Dataset.from_tensor_slices((pixels, np.arange(16) % 2)).batch(4)\n"
+        "from tfxfer.recipes.cached_features import CachedFeatures\n"
+        f"cache = CachedFeatures(model, data, memory_budget=100, directory={str(tmp_path)!r}, verbose=0)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    left = list(tmp_path.iterdir())
+    assert len(left) == 1 and left[0].name.startswith("tfxfer-features-")
+    model = image_model(image_module)
+    model.freeze_backbone()
+    cache = CachedFeatures(model, image_data(), memory_budget=100, directory=tmp_path, verbose=0)
+    assert [path.name for path in tmp_path.iterdir()] == [pathlib.Path(cache._directory).name]
+    cache.close()
+    assert not list(tmp_path.iterdir())

@@ -25,7 +25,7 @@ from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
-from tfxfer.preprocessing.modality import preprocessor_modality
+from tfxfer.preprocessing.modality import data_modality, preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
@@ -107,8 +107,9 @@ class TransferModel(keras_hub.models.Task):
             (`tfxfer.data.length_bucketing`). Results are unchanged (padding
             is masked); the work shrinks with the padding. It is skipped
             where batch shapes must be fixed: a batch size fixed by
-            `drop_remainder`, `steps_per_execution` > 1, TPUs and several
-            workers. Exports always take any text (padded to the sequence
+            `drop_remainder`, `steps_per_execution` > 1, TPUs, several
+            workers and backbones whose inputs have one fixed length; and
+            for `pooling="avg"`/`"max"`, which pool over padding too. Exports always take any text (padded to the sequence
             length).
 
     Example:
@@ -520,7 +521,7 @@ class TransferModel(keras_hub.models.Task):
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
                 callback.prepare(self)
         check_learning_rate(self)
-        self._check_raw_images(x, "fit")
+        self._check_raw_inputs(x, "fit")
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -558,19 +559,32 @@ class TransferModel(keras_hub.models.Task):
         )
 
     def evaluate(self, x=None, *args, **kwargs):
-        self._check_raw_images(x, "evaluate")
+        self._check_raw_inputs(x, "evaluate")
         if self.preprocessor is None:
             return keras.Model.evaluate(self, x, *args, **kwargs)
         return super().evaluate(x, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_raw_images(x, "predict")
+        self._check_raw_inputs(x, "predict")
         if self.preprocessor is None:
             return keras.Model.predict(self, x, *args, **kwargs)
         return super().predict(x, *args, **kwargs)
 
-    def _check_raw_images(self, x, method):
-        """Float arrays in [0, 1] given to an image model are preprocessed images, not pixels."""
+    def _check_raw_inputs(self, x, method):
+        """Inputs of the other modality, and float arrays in [0, 1] given to an image model, are errors."""
+        given = data_modality(x)
+        if self.modality == "text" and given == "image":
+            raise ValueError(
+                f"{method} got numbers (images or tensors), but this model takes text: raw "
+                "strings (a list, an array of str, or a tf.data.Dataset of strings). For "
+                "images, build an image model (e.g. an image TF Hub module)."
+            )
+        if self.modality == "image" and given == "text":
+            raise ValueError(
+                f"{method} got strings, but this model takes images: raw pixel values "
+                "[batch, height, width, 3] in [0, 255] (or tfxfer.data.from_image_folder). "
+                "For text, build a text model (TransferModel.from_preset or from_hub with a text encoder)."
+            )
         if self.modality != "image" or not is_array_like(x) or isinstance(x, (list, tuple)):
             return
         values = np.asarray(x)
@@ -597,6 +611,10 @@ class TransferModel(keras_hub.models.Task):
         """Whether batches of `raw_inputs` may be cut to their length bucket."""
         if not self.length_bucketing or self.modality != "text":
             return False
+        if self.pooling in ("avg", "max"):
+            return False  # these pool over padded positions too: trimming would change them
+        if any(len(t.shape) > 1 and t.shape[1] is not None for t in tree.flatten(self.inputs)):
+            return False  # the backbone takes one fixed length
         if any(t.shape.rank and t.shape[0] is not None for t in tree.flatten(raw_inputs)):
             return False  # drop_remainder: the caller wants fixed shapes
         if int(getattr(self, "steps_per_execution", 1) or 1) > 1:

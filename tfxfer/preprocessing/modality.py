@@ -17,3 +17,34 @@ def preprocessor_modality(preprocessor):
     from tfxfer.preprocessing.image_preprocessor import ImagePreprocessor
 
     return IMAGE if isinstance(preprocessor, ImagePreprocessor) else TEXT
+
+
+def data_modality(x):
+    """`"text"` for strings, `"image"` for numbers, None when unknown, for `fit`-style `x`.
+
+    Reads a `tf.data.Dataset`'s element spec (its inputs part) or the
+    values of an array or list, without iterating data.
+
+    Example:
+
+    >>> data_modality(["a film"]), data_modality(np.zeros((1, 8, 8, 3)))
+    ('text', 'image')
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        spec = spec[0] if isinstance(spec, tuple) else spec
+        if not isinstance(spec, tf.TensorSpec):
+            return None
+        return TEXT if spec.dtype == tf.string else IMAGE if spec.dtype.is_floating or spec.dtype.is_integer else None
+    if isinstance(x, (dict, tuple)) or x is None:
+        return None
+    if isinstance(x, (list, tf.Tensor, np.ndarray)) and len(x):
+        first = np.asarray(x[0]) if isinstance(x, list) else x
+        kind = np.asarray(first).dtype.kind if not isinstance(first, tf.Tensor) else None
+        if isinstance(first, tf.Tensor):
+            return TEXT if first.dtype == tf.string else IMAGE
+        return TEXT if kind in "USO" else IMAGE if kind in "fiub" else None
+    return None

@@ -9,6 +9,8 @@ history, without running the backbone again.
 """
 
 import contextlib
+import os
+import pathlib
 import shutil
 import tempfile
 import time
@@ -52,6 +54,9 @@ def cache_blockers(model, x, validation_data=None, callbacks=()):
             reasons.append(f"the input pipeline of {name} cannot be inspected")
         elif any("Random" in op for op in ops):
             reasons.append(f"the input pipeline of {name} is random (augmentation)")
+        elif _drops_remainder(data) and any("Shuffle" in op for op in ops):
+            # Each epoch drops other examples; a cache would drop the same ones forever.
+            reasons.append(f"{name} is shuffled and drops a remainder (drop_remainder)")
     strategy = model.distribute_strategy
     distributed = (
         tf.distribute.MirroredStrategy,
@@ -71,6 +76,43 @@ def reshuffles(dataset):
     """Whether `dataset` shuffles its examples (so the cache should too)."""
     ops = pipeline_ops(dataset) or ()
     return any("Shuffle" in op for op in ops)
+
+
+_FOLDER_PREFIX = "tfxfer-features-"
+
+
+def remove_stale_feature_folders(directory=None):
+    """Removes feature folders left by processes that no longer run (killed mid-run).
+
+    The folders are named after the process that made them; a folder whose
+    process is gone is removed.
+
+    Returns:
+        The number of folders removed.
+    """
+    root = pathlib.Path(directory or tempfile.gettempdir())
+    removed = 0
+    for folder in root.glob(f"{_FOLDER_PREFIX}*"):
+        owner = folder.name[len(_FOLDER_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _process_runs(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _process_runs(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _drops_remainder(dataset):
+    first = tf.nest.flatten(dataset.element_spec[0])[0].shape
+    return first.rank is not None and first.rank > 0 and first[0] is not None
 
 
 class CachedFeatures:
@@ -97,23 +139,34 @@ class CachedFeatures:
         started = time.time()
         spec = dataset.element_spec
         self.has_sample_weights = len(spec) > 2
-        first = tf.nest.flatten(spec[0])[0].shape
-        self.drop_remainder = first.rank is not None and first.rank > 0 and first[0] is not None
+        self.drop_remainder = _drops_remainder(dataset)
         self.batch_size = None
         self.shuffles = reshuffles(dataset)
         self._directory = None
         self._chunks = []
         self.examples = 0
-        memory, memory_bytes, positions = [], 0, []
         # fit groups a text training set by length: the cache replays that grouping.
         self.grouped = model._groups_by_length(dataset)
-        pipeline = _in_length_order(model, dataset, self.grouped)
+        # Grouped extraction is put back in source order in memory only; features
+        # bound for disk are extracted in source order so their chunks keep it.
+        fits_in_memory = _estimated_bytes(model, dataset, self.has_sample_weights) <= memory_budget
+        pipeline = _in_length_order(model, dataset, self.grouped and fits_in_memory)
         extract = _extractor(model, keras.utils.unpack_x_y_sample_weight(pipeline.element_spec[0])[0])
         batches = int(dataset.cardinality())
         progress = keras.utils.Progbar(batches if batches >= 0 else None, verbose=verbose, unit_name="batch")
         if verbose:
             print("Computing the frozen backbone's features once (cached for the head's epochs)")
         self.input_batch = None
+        try:
+            self._extract(pipeline, extract, progress, memory_budget, directory)
+        except BaseException:
+            self.close()  # an interrupted or failed extraction leaves no files behind
+            raise
+        self.storage = "disk" if self._chunks else "memory"
+        self.seconds = time.time() - started
+
+    def _extract(self, pipeline, extract, progress, memory_budget, directory):
+        memory, memory_bytes, positions = [], 0, []
         for data, positions_batch in pipeline:
             x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
             if self.input_batch is None:
@@ -138,12 +191,11 @@ class CachedFeatures:
             self._spill(memory, positions, directory)
             memory = []
         self._arrays = _in_source_order(memory, positions) if memory else None
-        self.storage = "disk" if self._chunks else "memory"
-        self.seconds = time.time() - started
 
     def _spill(self, memory, positions, directory):
         if self._directory is None:
-            self._directory = tempfile.mkdtemp(prefix="tfxfer-features-", dir=directory)
+            remove_stale_feature_folders(directory)
+            self._directory = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=directory)
         path = f"{self._directory}/chunk-{len(self._chunks)}"
         tf.data.Dataset.from_tensor_slices(tuple(_in_source_order(memory, positions))).save(path)
         self._chunks.append(path)
@@ -180,6 +232,20 @@ class CachedFeatures:
     def describe(self):
         """A dict for reports: examples, storage, seconds."""
         return {"examples": self.examples, "storage": self.storage, "seconds": round(self.seconds, 1)}
+
+
+def _estimated_bytes(model, dataset, has_sample_weights):
+    """About how many bytes the features of `dataset` take (None: unknown size, assumed large)."""
+    batches = int(dataset.cardinality())
+    batch = tf.nest.flatten(dataset.element_spec[0])[0].shape
+    if batches < 0:
+        return float("inf")
+    rows = batches * (batch[0] if batch.rank and batch[0] is not None else _ROWS_GUESS)
+    features = int(model.head.dense.kernel.shape[0])
+    return rows * (4 * features + 8 + (4 if has_sample_weights else 0) + 4)
+
+
+_ROWS_GUESS = 64
 
 
 def _in_length_order(model, dataset, grouped):

@@ -4,7 +4,7 @@ from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.optimizers.discriminative import optimizer_class
 from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers, training_on
 from tfxfer.recipes.compiling import compile_keeping_loss
-from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches
+from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches, split_last
 
 
 def linear_probe(
@@ -50,18 +50,25 @@ def linear_probe(
     >>> history = linear_probe(model, train_ds, epochs=3, validation_data=val_ds)
     """
     _check_epochs(epochs)
-    if cache_features not in ("auto", True, False):
-        raise ValueError(f"cache_features must be 'auto', True or False, got {cache_features!r}.")
+    check_cache_features(cache_features)
     model.freeze_backbone()
     compile_keeping_loss(model, optimizer_class(optimizer)(learning_rate=learning_rate), compile_options)
     end = fit_options.pop("initial_epoch", 0) + epochs
     if cache_features:
         if y is not None and is_array_like(x):
-            # Arrays become the reshuffled batches fit would make of them.
-            x, y = (
-                shuffled_batches(x, y, fit_options.pop("sample_weight", None), fit_options.get("batch_size") or 32),
-                None,
-            )
+            # Arrays become the batches fit would make of them: validation_split
+            # taken off the end first, then reshuffled each epoch unless shuffle=False.
+            sample_weight = fit_options.pop("sample_weight", None)
+            split = fit_options.pop("validation_split", None)
+            if split and fit_options.get("validation_data") is None:
+                (x, y, sample_weight), validation = split_last(split, x, y, sample_weight)
+                fit_options["validation_data"] = tuple(v for v in validation if v is not None)
+            batch_size = fit_options.get("batch_size") or 32
+            if fit_options.get("shuffle", True):
+                x = shuffled_batches(x, y, sample_weight, batch_size)
+            else:
+                x = ordered_batches(x, y, sample_weight, batch_size=batch_size)
+            y = None
         validation = fit_options.get("validation_data")
         if isinstance(validation, tuple) and validation and is_array_like(validation[0]):
             fit_options["validation_data"] = ordered_batches(
@@ -113,6 +120,12 @@ def _already_trained(callbacks, end):
         if latest is not None and latest[0] >= end:
             return True
     return False
+
+
+def check_cache_features(cache_features):
+    """`cache_features` must be "auto", True or False (not 1, 0 or "yes")."""
+    if not (cache_features == "auto" or cache_features is True or cache_features is False):
+        raise ValueError(f"cache_features must be 'auto', True or False, got {cache_features!r}.")
 
 
 def _check_epochs(epochs):

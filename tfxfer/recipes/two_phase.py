@@ -4,7 +4,7 @@ import keras
 
 from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 from tfxfer.recipes.fine_tune import fine_tune
-from tfxfer.recipes.linear_probe import linear_probe
+from tfxfer.recipes.linear_probe import check_cache_features, linear_probe
 
 
 def two_phase(
@@ -73,6 +73,7 @@ def two_phase(
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}.")
+    check_cache_features(cache_features)
     fit = dict(
         validation_data=validation_data,
         batch_size=batch_size,
