@@ -572,6 +572,8 @@ class TransferModel(keras_hub.models.Task):
 
     def _check_raw_inputs(self, x, method):
         """Inputs of the other modality, and float arrays in [0, 1] given to an image model, are errors."""
+        if self._training_on_features is not None:
+            return  # cached backbone features, not raw inputs
         given = data_modality(x)
         if self.modality == "text" and given == "image":
             raise ValueError(
