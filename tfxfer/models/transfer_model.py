@@ -109,8 +109,8 @@ class TransferModel(keras_hub.models.Task):
             where batch shapes must be fixed: a batch size fixed by
             `drop_remainder`, `steps_per_execution` > 1, TPUs, several
             workers and backbones whose inputs have one fixed length; and
-            for `pooling="avg"`/`"max"`, which pool over padding too. Exports always take any text (padded to the sequence
-            length).
+            for `pooling="avg"`/`"max"`, which pool over padding too.
+            Exports always take any text (padded to the sequence length).
 
     Example:
 

@@ -39,12 +39,9 @@ def data_modality(x):
         if not isinstance(spec, tf.TensorSpec):
             return None
         return TEXT if spec.dtype == tf.string else IMAGE if spec.dtype.is_floating or spec.dtype.is_integer else None
-    if isinstance(x, (dict, tuple)) or x is None:
-        return None
-    if isinstance(x, (list, tf.Tensor, np.ndarray)) and len(x):
-        first = np.asarray(x[0]) if isinstance(x, list) else x
-        kind = np.asarray(first).dtype.kind if not isinstance(first, tf.Tensor) else None
-        if isinstance(first, tf.Tensor):
-            return TEXT if first.dtype == tf.string else IMAGE
+    if isinstance(x, tf.Tensor):
+        return TEXT if x.dtype == tf.string else IMAGE
+    if isinstance(x, (list, np.ndarray)) and len(x):
+        kind = np.asarray(x[0]).dtype.kind
         return TEXT if kind in "USO" else IMAGE if kind in "fiub" else None
     return None

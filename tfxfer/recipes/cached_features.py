@@ -10,7 +10,6 @@ history, without running the backbone again.
 
 import contextlib
 import os
-import pathlib
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ import tensorflow as tf
 
 from tfxfer.data.dataset_inspection import pipeline_ops
 from tfxfer.data.length_bucketing import grouped_by_length, padding_mask_of, token_lengths
+from tfxfer.utils.process_liveness import remove_folders_of_dead_processes
 
 MEMORY_BUDGET_BYTES = 1 << 30
 DISK_SHUFFLE_EXAMPLES = 10_000
@@ -79,35 +79,6 @@ def reshuffles(dataset):
 
 
 _FOLDER_PREFIX = "tfxfer-features-"
-
-
-def remove_stale_feature_folders(directory=None):
-    """Removes feature folders left by processes that no longer run (killed mid-run).
-
-    The folders are named after the process that made them; a folder whose
-    process is gone is removed.
-
-    Returns:
-        The number of folders removed.
-    """
-    root = pathlib.Path(directory or tempfile.gettempdir())
-    removed = 0
-    for folder in root.glob(f"{_FOLDER_PREFIX}*"):
-        owner = folder.name[len(_FOLDER_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and not _process_runs(int(owner)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _process_runs(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _drops_remainder(dataset):
@@ -194,7 +165,7 @@ class CachedFeatures:
 
     def _spill(self, memory, positions, directory):
         if self._directory is None:
-            remove_stale_feature_folders(directory)
+            remove_folders_of_dead_processes(_FOLDER_PREFIX, directory)
             self._directory = tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-", dir=directory)
         path = f"{self._directory}/chunk-{len(self._chunks)}"
         tf.data.Dataset.from_tensor_slices(tuple(_in_source_order(memory, positions))).save(path)
@@ -234,8 +205,11 @@ class CachedFeatures:
         return {"examples": self.examples, "storage": self.storage, "seconds": round(self.seconds, 1)}
 
 
+_ROWS_GUESS = 64  # rows of a batch whose size is not in its spec
+
+
 def _estimated_bytes(model, dataset, has_sample_weights):
-    """About how many bytes the features of `dataset` take (None: unknown size, assumed large)."""
+    """About how many bytes the features of `dataset` take (infinite when its size is unknown)."""
     batches = int(dataset.cardinality())
     batch = tf.nest.flatten(dataset.element_spec[0])[0].shape
     if batches < 0:
@@ -243,9 +217,6 @@ def _estimated_bytes(model, dataset, has_sample_weights):
     rows = batches * (batch[0] if batch.rank and batch[0] is not None else _ROWS_GUESS)
     features = int(model.head.dense.kernel.shape[0])
     return rows * (4 * features + 8 + (4 if has_sample_weights else 0) + 4)
-
-
-_ROWS_GUESS = 64
 
 
 def _in_length_order(model, dataset, grouped):

@@ -207,12 +207,9 @@ SCRATCH_PREFIX = "tfxfer-worker-"
 
 def _remove_dead_scratch_folders():
     """A SIGKILLed worker cannot clean up; the next one removes what it left."""
-    from tfxfer.utils.process_liveness import process_is_alive
+    from tfxfer.utils.process_liveness import remove_folders_of_dead_processes
 
-    for path in pathlib.Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*"):
-        pid = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if path.is_dir() and pid.isdigit() and not process_is_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+    remove_folders_of_dead_processes(SCRATCH_PREFIX)
 
 
 def _run(config, choice, policy, started, verbose, say, folder):
