@@ -6,14 +6,18 @@ epoch so that both see the same machine load:
 
 1. `keras_hub`: stock `keras_hub.models.TextClassifier.from_preset(<MiniLM
    dir>, num_classes=2)` with its own preprocessor at sequence length 128,
-   `compile(optimizer=Adam(5e-5))`, `fit(texts, labels, batch_size=32)`;
-   vs `tfxfer`: `TransferModel.from_preset` on the same preset and length,
-   backbone unfrozen, the same optimizer, `fit` with the same arrays
-   (length bucketing on, its default); and `tfxfer` with
+   `compile(optimizer=Adam(5e-5))`, `fit` on a `tf.data.Dataset` of the
+   sentences, reshuffled every epoch, in batches of 32 (`fit` on arrays
+   would not shuffle them); vs `tfxfer`: `TransferModel.from_preset` on the
+   same preset and length, backbone unfrozen, the same optimizer, `fit` on
+   the same dataset (length bucketing on, its default); `tfxfer` with
    `length_bucketing=False`, which separates bucketing's share of the speed
-   and of the accuracy difference from the rest. SST-2 training subset
-   (stratified, seeded), whole-backbone fine-tuning for the same epochs; dev
-   accuracy (872 sentences) of each afterwards.
+   and of the accuracy difference from the rest; and `tfxfer` with KerasHub's
+   own head (dropout 0.1, logits, truncated-normal(0.02) kernel), which
+   separates the head's share of the accuracy difference. SST-2 training
+   subset (stratified, seeded), whole-backbone fine-tuning for the same
+   epochs; dev accuracy (872 sentences) of each afterwards; repeated for
+   each of `--seeds`.
 2. `tf_hub`: the same network through the TF Hub route
    (`TransferModel.from_hub(minilm_l6_encoder, preprocessor=minilm_l6_preprocess)`,
    length 128) vs the KerasHub route (`tfxfer` of part 1), trained the same way.
@@ -22,9 +26,9 @@ epoch so that both see the same machine load:
    features, on MiniLM/SST-2 and on EfficientNet-Lite0/ants-bees (no
    augmentation); the heads of both are compared.
 
-Run (about 25 minutes on 2 CPU cores):
+Run (about 25 minutes on 2 CPU cores; part 1 takes about 7 minutes per seed):
     python benchmarks/fine_tuning_speed.py
-    python benchmarks/fine_tuning_speed.py --parts keras_hub --examples 640 --epochs 3
+    python benchmarks/fine_tuning_speed.py --parts keras_hub --examples 640 --epochs 3 --seeds 0 1 2
 """
 
 import argparse
@@ -51,7 +55,7 @@ def parse_args(argv):
     parser.add_argument("--examples", type=int, default=640, help="SST-2 training sentences")
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (parts 1 and 2)")
     parser.add_argument("--head-epochs", type=int, default=10, help="head-phase epochs (part 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="part 1 runs once per seed")
     return parser.parse_args(argv)
 
 
@@ -97,15 +101,20 @@ def keras_hub_classifier(seed):
     return model
 
 
-def tfxfer_from_preset(seed, length_bucketing=True):
+def tfxfer_from_preset(seed, length_bucketing=True, keras_hub_head=False):
     import keras
 
     import tfxfer
 
     keras.utils.set_random_seed(seed)
+    head = dict(dropout=0.1, activation=None) if keras_hub_head else {}
     model = tfxfer.TransferModel.from_preset(
-        minilm_dir(), num_classes=2, sequence_length=SEQUENCE_LENGTH, length_bucketing=length_bucketing
+        minilm_dir(), num_classes=2, sequence_length=SEQUENCE_LENGTH, length_bucketing=length_bucketing, **head
     )
+    if keras_hub_head:
+        # KerasHub's classifier initializes its logits layer with TruncatedNormal(0.02).
+        kernel = model.head.dense.kernel
+        kernel.assign(keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)(kernel.shape))
     model.unfreeze()
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
     return model
@@ -127,14 +136,29 @@ def tfxfer_from_hub(shared, seed):
     return model
 
 
-def interleaved_epochs(models, train, epochs):
+def shuffled_batches(train, seed):
+    """The training set, reshuffled at each pass, in batches: the same order for every arm.
+
+    Stock KerasHub `fit(texts, labels)` batches arrays in the order given and
+    never shuffles them (keras_hub's `_convert_inputs_to_dataset`); the
+    stratified subset is sorted by label, so arrays would hand it one-class
+    batches. Every arm gets this dataset instead.
+    """
+    import tensorflow as tf
+
+    texts, labels = train
+    data = tf.data.Dataset.from_tensor_slices((texts, labels))
+    return data.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True).batch(BATCH_SIZE)
+
+
+def interleaved_epochs(models, train, epochs, seed):
     """Seconds of each epoch of each model, epochs taken in turn."""
     seconds = {name: [] for name in models}
-    texts, labels = train
+    datasets = {name: shuffled_batches(train, seed) for name in models}
     for epoch in range(epochs):
         for name, model in models.items():
             started = time.perf_counter()
-            model.fit(texts, labels, batch_size=BATCH_SIZE, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
+            model.fit(datasets[name], initial_epoch=epoch, epochs=epoch + 1, verbose=0)
             seconds[name].append(time.perf_counter() - started)
             print(f"  {name} epoch {epoch + 1}: {seconds[name][-1]:.1f} s", flush=True)
     return seconds
@@ -150,8 +174,8 @@ def steady(seconds):
     return statistics.mean(seconds[1:]) if len(seconds) > 1 else seconds[0]
 
 
-def compare_routes(first, second, models, train, dev, epochs):
-    seconds = interleaved_epochs(models, train, epochs)
+def compare_routes(first, second, models, train, dev, epochs, seed):
+    seconds = interleaved_epochs(models, train, epochs, seed)
     accuracies = {name: accuracy(model, dev) for name, model in models.items()}
     for name in models:
         print(
@@ -166,34 +190,64 @@ def compare_routes(first, second, models, train, dev, epochs):
 def part_keras_hub(args, train, dev):
     print(
         f"\n[1] stock KerasHub TextClassifier vs tfxfer, MiniLM, {len(train[0])} SST-2 sentences, "
-        f"length {SEQUENCE_LENGTH}, batch {BATCH_SIZE}, Adam {LEARNING_RATE}, {args.epochs} epochs"
+        f"length {SEQUENCE_LENGTH}, batch {BATCH_SIZE}, Adam {LEARNING_RATE}, {args.epochs} epochs, "
+        f"seeds {args.seeds}"
     )
-    models = {
-        "keras_hub": keras_hub_classifier(args.seed),
-        "tfxfer": tfxfer_from_preset(args.seed),
-        # Separates what length bucketing does (speed, batch order) from the rest of tfxfer.
-        "tfxfer_unbucketed": tfxfer_from_preset(args.seed, length_bucketing=False),
-    }
-    seconds, accuracies, ratio, first_ratio = compare_routes("keras_hub", "tfxfer", models, train, dev, args.epochs)
+    ratios, unbucketed_ratios, bucketing_ratios, first_ratios = [], [], [], []
+    accuracies = {}
+    for seed in args.seeds:
+        print(f" seed {seed}")
+        models = {
+            "keras_hub": keras_hub_classifier(seed),
+            "tfxfer": tfxfer_from_preset(seed),
+            # Separates what length bucketing does (speed, batch order) from the rest of tfxfer.
+            "tfxfer_unbucketed": tfxfer_from_preset(seed, length_bucketing=False),
+            # Separates what the head's settings do to accuracy from the rest.
+            "tfxfer_keras_hub_head": tfxfer_from_preset(seed, keras_hub_head=True),
+        }
+        seconds, seed_accuracies, ratio, first_ratio = compare_routes(
+            "keras_hub", "tfxfer", models, train, dev, args.epochs, seed
+        )
+        ratios.append(ratio)
+        first_ratios.append(first_ratio)
+        unbucketed_ratios.append(steady(seconds["keras_hub"]) / steady(seconds["tfxfer_unbucketed"]))
+        bucketing_ratios.append(steady(seconds["tfxfer_unbucketed"]) / steady(seconds["tfxfer"]))
+        for name, value in seed_accuracies.items():
+            accuracies.setdefault(name, []).append(100 * value)
+
+    def spread(values, digits=2):
+        deviation = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.{digits}f} ± {deviation:.{digits}f}"
+
+    def gap(name, other="keras_hub"):
+        return spread([a - b for a, b in zip(accuracies[name], accuracies[other])], 1)
+
+    print(f" over {len(args.seeds)} seed(s), mean ± sd:")
     print(
-        f"  => tfxfer is {ratio:.2f}x faster per epoch than stock KerasHub (first epoch {first_ratio:.2f}x); "
-        f"dev accuracy {100 * accuracies['tfxfer']:.1f} vs {100 * accuracies['keras_hub']:.1f} "
-        f"({100 * (accuracies['tfxfer'] - accuracies['keras_hub']):+.1f} points)"
+        f"  => tfxfer is {spread(ratios)}x faster per epoch than stock KerasHub "
+        f"(first epoch, with tracing: {spread(first_ratios)}x)"
     )
-    unbucketed = steady(seconds["keras_hub"]) / steady(seconds["tfxfer_unbucketed"])
-    bucketing = steady(seconds["tfxfer_unbucketed"]) / steady(seconds["tfxfer"])
+    print("  => dev accuracy: " + ", ".join(f"{name} {spread(values, 1)}" for name, values in accuracies.items()))
     print(
-        f"  => without length bucketing tfxfer is {unbucketed:.2f}x faster than stock KerasHub; bucketing alone "
-        f"makes tfxfer {bucketing:.2f}x faster and moves dev accuracy "
-        f"{100 * (accuracies['tfxfer'] - accuracies['tfxfer_unbucketed']):+.1f} points "
-        f"({100 * accuracies['tfxfer']:.1f} with, {100 * accuracies['tfxfer_unbucketed']:.1f} without)"
+        f"  => tfxfer with KerasHub's head vs stock KerasHub: {gap('tfxfer_keras_hub_head')} points "
+        f"(tfxfer with its own head: {gap('tfxfer')})"
+    )
+    print(
+        f"  => without length bucketing tfxfer is {spread(unbucketed_ratios)}x faster than stock KerasHub; "
+        f"bucketing alone makes tfxfer {spread(bucketing_ratios)}x faster and moves dev accuracy "
+        f"{gap('tfxfer', 'tfxfer_unbucketed')} points"
     )
 
 
 def part_tf_hub(args, train, dev):
     print(f"\n[2] TF Hub route vs KerasHub route in tfxfer, the same MiniLM network, {args.epochs} epochs")
-    models = {"tf_hub": tfxfer_from_hub(args.shared, args.seed), "keras_hub_route": tfxfer_from_preset(args.seed)}
-    _, accuracies, ratio, first_ratio = compare_routes("tf_hub", "keras_hub_route", models, train, dev, args.epochs)
+    models = {
+        "tf_hub": tfxfer_from_hub(args.shared, args.seeds[0]),
+        "keras_hub_route": tfxfer_from_preset(args.seeds[0]),
+    }
+    _, accuracies, ratio, first_ratio = compare_routes(
+        "tf_hub", "keras_hub_route", models, train, dev, args.epochs, args.seeds[0]
+    )
     print(
         f"  => the TF Hub route takes {ratio:.2f}x the KerasHub route's epoch time (first epoch {first_ratio:.2f}x); "
         f"dev accuracy {100 * accuracies['tf_hub']:.1f} vs {100 * accuracies['keras_hub_route']:.1f}"
@@ -228,11 +282,11 @@ def part_cached(args, train, dev):
     )
 
     def text_model():
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(args.seeds[0])
         return tfxfer.TransferModel.from_preset(minilm_dir(), num_classes=2, sequence_length=SEQUENCE_LENGTH)
 
     def image_model():
-        keras.utils.set_random_seed(args.seed)
+        keras.utils.set_random_seed(args.seeds[0])
         return tfxfer.TransferModel.from_hub(
             str(args.shared / "models/tfhub/efficientnet_lite0_feature_vector"),
             num_classes=2,
@@ -250,7 +304,7 @@ def part_cached(args, train, dev):
             files,
             preprocessor=ImagePreprocessor((224, 224)),
             batch_size=BATCH_SIZE,
-            seed=args.seed,
+            seed=args.seeds[0],
             augment=None,
             cache=True,
             drop_remainder=False,
@@ -281,7 +335,7 @@ def main(argv=None):
     import tensorflow as tf
 
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs")
-    train, dev = sst2(args.shared, args.examples, args.seed)
+    train, dev = sst2(args.shared, args.examples, args.seeds[0])
     for part in args.parts:
         {"keras_hub": part_keras_hub, "tf_hub": part_tf_hub, "cached": part_cached}[part](args, train, dev)
 

@@ -27,17 +27,23 @@ def sentences(count=96, seed=0):
 
 
 def test_bucket_lengths_end_at_the_sequence_length():
-    assert bucket_lengths(512) == (16, 32, 64, 128, 256, 512)
-    assert bucket_lengths(48) == (16, 32, 48)
+    assert bucket_lengths(512) == (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    assert bucket_lengths(48) == (16, 24, 32, 48)
+    assert bucket_lengths(40) == (16, 24, 32, 40)
     assert bucket_lengths(8) == (8,)
+    for length in (17, 100, 300, 512):
+        buckets = bucket_lengths(length)
+        # Padding stays under a third of each bucket beyond the smallest.
+        assert all(smaller / larger >= 2 / 3 for smaller, larger in zip(buckets, buckets[1:]) if larger < length)
 
 
 def test_a_batch_is_cut_to_the_smallest_bucket_that_holds_its_longest_example():
-    mask = tf.sequence_mask([3, 17], 64)
+    mask = tf.sequence_mask([3, 25], 64)
     batch = {"token_ids": tf.reshape(tf.range(128), [2, 64]), "padding_mask": mask, "label_like": tf.ones([2])}
     trimmed = trimmed_to_bucket(batch)
     assert trimmed["token_ids"].shape == (2, 32) and trimmed["padding_mask"].shape == (2, 32)
     np.testing.assert_array_equal(trimmed["token_ids"], batch["token_ids"][:, :32])
+    assert trimmed_to_bucket({"padding_mask": tf.sequence_mask([17], 64)})["padding_mask"].shape == (1, 24)
     assert trimmed["label_like"].shape == (2,)
     # A full-length example keeps the full length; a left-padded one too (its last token counts).
     assert trimmed_to_bucket({"input_mask": tf.sequence_mask([64], 64)})["input_mask"].shape == (1, 64)
@@ -59,6 +65,20 @@ def test_grouping_keeps_batches_sizes_and_examples_and_groups_lengths():
     assert sorted(seen) == list(range(100)) and sorted(sizes) == [4] + [8] * 12
     # Shuffled batches of 8 span most of the 2..200 range; sorted pools make them narrow.
     assert max(spreads) <= 2 * 8 * 2
+
+
+def test_batches_come_in_a_new_order_each_epoch_reproducibly():
+    data = tf.data.Dataset.from_tensor_slices((tf.range(64), tf.range(64))).batch(4)
+
+    def epochs(grouped, count=3):
+        return [[int(x[0]) for x, _ in grouped] for _ in range(count)]
+
+    first, second, third = epochs(grouped_by_length(data, lambda x: x, seed=5))
+    # One pool of 16 batches, sorted the same way each pass; only the batch order changes.
+    assert sorted(first) == sorted(second) == list(range(0, 64, 4))
+    assert first != second and second != third
+    assert epochs(grouped_by_length(data, lambda x: x, seed=5)) == [first, second, third]
+    assert epochs(grouped_by_length(data, lambda x: x, seed=6))[0] != first
 
 
 def test_bucketing_changes_no_prediction_and_no_training_step():
@@ -87,7 +107,7 @@ def test_fit_sees_few_shapes_and_compiles_with_xla():
     grouped = grouped_by_length(data, model._token_lengths)
     for batch in grouped.map(original):
         shapes.add(tuple(batch[0]["token_ids"].shape[1:]))
-    assert shapes <= {(16,), (32,), (64,)} and len(shapes) >= 2
+    assert shapes <= {(16,), (24,), (32,), (48,), (64,)} and len(shapes) >= 3
     model.unfreeze()
     model.compile(optimizer="adam", jit_compile=True)
     history = model.fit(data, epochs=2, verbose=0)

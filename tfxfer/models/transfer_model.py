@@ -101,7 +101,7 @@ class TransferModel(keras_hub.models.Task):
             beside `loss`; `evaluate`, `predict` and exports do not include
             the penalty.
         length_bucketing: for text, cut each batch in `fit`, `evaluate`
-            and `predict` to the smallest of a few lengths (16, 32, 64, …,
+            and `predict` to the smallest of a few lengths (16, 24, 32, 48, …,
             the sequence length) that holds its longest example, and group
             training examples of similar length into batches
             (`tfxfer.data.length_bucketing`). Results are unchanged (padding
