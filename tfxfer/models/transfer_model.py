@@ -18,9 +18,19 @@ from tfxfer.data.length_bucketing import (
     trimmed_to_bucket,
 )
 from tfxfer.distribute import multi_worker_fix
-from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
+from tfxfer.freezing.layer_groups import layer_groups, named_backbone_variables, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
+from tfxfer.models.lora_adapters import (
+    LoraFactors,
+    check_lora_backbone,
+    enable_lora,
+    is_lora_factor,
+    lora_factors,
+    lora_layers,
+    merged_kernel,
+    merged_lora,
+)
 from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
@@ -111,6 +121,11 @@ class TransferModel(keras_hub.models.Task):
             workers and backbones whose inputs have one fixed length; and
             for `pooling="avg"`/`"max"`, which pool over padding too.
             Exports always take any text (padded to the sequence length).
+        lora: LoRA adapters to add, as `{"rank", "targets", "alpha"}` (see
+            `enable_lora`, which sets it; saved with the model).
+        keep_source_weights: keep w⁰ of every backbone variable (BatchNorm
+            statistics included), not only of those a regularizer needs,
+            so that `tfxfer.wise_ft` can interpolate toward them later.
 
     Example:
 
@@ -141,6 +156,8 @@ class TransferModel(keras_hub.models.Task):
         train_batchnorm=False,
         regularizer=None,
         length_bucketing=True,
+        lora=None,
+        keep_source_weights=False,
         **kwargs,
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
@@ -169,7 +186,11 @@ class TransferModel(keras_hub.models.Task):
             backbone.train_batchnorm = train_batchnorm
         self.regularizer = regularizer
         self.source_weights = None
-        if regularizer is not None and regularizer.needs_source_weights:
+        self.lora = None
+        self.lora_state = None
+        if keep_source_weights:
+            self.source_weights = SourceWeights(named_backbone_variables(backbone), name="source_weights")
+        elif regularizer is not None and regularizer.needs_source_weights:
             self.source_weights = SourceWeights(
                 [
                     (path, weight)
@@ -207,11 +228,14 @@ class TransferModel(keras_hub.models.Task):
         self.feature_key = feature_key
         self.train_batchnorm = bool(train_batchnorm)
         self.length_bucketing = bool(length_bucketing)
+        self.keep_source_weights = bool(keep_source_weights)
         self._training_on_features = None
         self._trainable_backbone = None
         self._needs_recompile = False
         self._compile_arguments = None
         self._optimizer_variables = None
+        if lora is not None:
+            self._add_lora(**lora)
         self.set_trainable_backbone(trainable_backbone)
         self.compile()
 
@@ -394,6 +418,11 @@ class TransferModel(keras_hub.models.Task):
                 pass False and retrace the train step themselves.
         """
         state = set_backbone_trainable(self.backbone, state, train_batchnorm=self.train_batchnorm)
+        if self.lora is not None:
+            # With adapters only the factors train; the kernels they adapt stay W.
+            for _, weight in named_backbone_weights(self.backbone):
+                if not is_lora_factor(weight):
+                    weight.trainable = False
         if (
             recompile
             and state != self._trainable_backbone
@@ -402,6 +431,54 @@ class TransferModel(keras_hub.models.Task):
         ):
             self._needs_recompile = True
         self._trainable_backbone = state
+
+    def enable_lora(self, rank=8, targets=None, alpha=None):
+        """Fine-tunes through LoRA adapters (Keras' `enable_lora`) instead of the backbone's weights.
+
+        Each target layer's kernel W is frozen and gets two trainable factors
+        A, B of rank `rank`; the layer computes with W + (alpha/rank)·A·B.
+        The backbone's other weights are frozen; the head trains as before.
+        With a source regularizer the penalty reads the merged kernel, so
+        L2-SP penalises the whole update W + (alpha/rank)·A·B − W⁰ (and the
+        head still gets beta). Saving, loading and resuming keep the
+        adapters; exports merge them into W, so the served graph has no
+        adapter ops. `freeze_backbone()` freezes the adapters too, and
+        `unfreeze()` trains them again (`unfreeze(top=k)`: those of the top
+        k layer groups).
+
+        Only Keras-native backbones (KerasHub presets, Keras models) have
+        layers that take adapters; a TF Hub module is a fixed graph.
+
+        Args:
+            rank: the rank of the factors.
+            targets: layer names or shell patterns to adapt (default: a
+                KerasHub backbone's attention query and value projections;
+                for other Keras models every Dense, EinsumDense and
+                convolution layer).
+            alpha: the adapter scale numerator (default: `rank`, a scale of 1).
+
+        Example:
+
+        >>> model.enable_lora(rank=8)
+        >>> model.lora
+        {'rank': 8, 'targets': None, 'alpha': None}
+        """
+        if self.lora is not None:
+            raise ValueError(f"LoRA is already enabled on this model ({self.lora}); it can be enabled once.")
+        self._add_lora(rank=rank, targets=targets, alpha=alpha)
+        self.set_trainable_backbone(True)
+
+    def _add_lora(self, rank, targets=None, alpha=None):
+        check_lora_backbone(self.backbone)
+        enable_lora(self.backbone, rank, None if targets is None else list(targets), alpha)
+        self.lora = {"rank": rank, "targets": None if targets is None else list(targets), "alpha": alpha}
+        self.lora_state = LoraFactors(self.backbone, name="lora_state")
+        self._needs_recompile = bool(self._compile_arguments)
+
+    def parameter_counts(self):
+        """`{"trainable": n, "total": m}` over the model's weights (w⁰ and optimizer state excluded)."""
+        count = lambda weights: int(sum(np.prod(weight.shape) for weight in weights))  # noqa: E731
+        return {"trainable": count(self.trainable_weights), "total": count(self.weights)}
 
     def _optimizer_covers_trainable_weights(self):
         if self._optimizer_variables is None:
@@ -685,11 +762,16 @@ class TransferModel(keras_hub.models.Task):
         if self.regularizer is None:
             return tf.zeros((), tf.float32)
         sources = self.source_weights.by_path() if self.source_weights else {}
-        pretrained = [
-            (weight, sources.get(path), weight_kind(path))
-            for path, weight in named_backbone_weights(self.backbone)
-            if weight.trainable
-        ]
+        pretrained = []
+        adapted = {id(lora_factors(layer)[2]): layer for layer in lora_layers(self.backbone)}
+        for path, weight in named_backbone_weights(self.backbone):
+            layer = adapted.get(id(weight))
+            if layer is not None:
+                # An adapted kernel counts as its merged value W + s·A·B.
+                if any(factor.trainable for factor in lora_factors(layer)[:2]):
+                    pretrained.append((merged_kernel(layer), sources.get(path), weight_kind(path)))
+            elif weight.trainable and not is_lora_factor(weight):
+                pretrained.append((weight, sources.get(path), weight_kind(path)))
         head = [(weight, weight_kind(weight.path)) for weight in self.head.trainable_weights]
         return self.regularizer(pretrained, head, features)
 
@@ -802,19 +884,20 @@ class TransferModel(keras_hub.models.Task):
                     self._inputs_struct,
                 )
             ]
-        archive.add_endpoint(
-            "serve",
-            lambda inputs: self(inputs, training=False),
-            input_signature=input_signature,
-        )
-        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+        with merged_lora(self.backbone):
+            archive.add_endpoint(
+                "serve",
+                lambda inputs: self(inputs, training=False),
+                input_signature=input_signature,
+            )
+            archive.write_out(filepath, verbose=True if verbose is None else verbose)
 
     # --- Reporting and serialization ---------------------------------------
 
     @property
     def layers(self):
-        # w⁰ is training state, not part of the network.
-        return [layer for layer in super().layers if layer is not self.source_weights]
+        # w⁰ and the saved LoRA factors are training state, not part of the network.
+        return [layer for layer in super().layers if layer is not self.source_weights and layer is not self.lora_state]
 
     def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
         """Keras' summary with a Trainable column and the backbone's state."""
@@ -831,6 +914,12 @@ class TransferModel(keras_hub.models.Task):
             state = "fully trainable"
         else:
             state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
+        if self.lora is not None:
+            counts = self.parameter_counts()
+            state += (
+                f" (LoRA rank {self.lora['rank']} on {len(lora_layers(self.backbone))} layers: "
+                f"{counts['trainable']:,} of {counts['total']:,} parameters train)"
+            )
         if not has_batchnorm(self.backbone):
             batchnorm = "no BatchNorm"
         elif self.train_batchnorm:
@@ -855,6 +944,8 @@ class TransferModel(keras_hub.models.Task):
                 "trainable_backbone": self._trainable_backbone,
                 "train_batchnorm": self.train_batchnorm,
                 "length_bucketing": self.length_bucketing,
+                "lora": self.lora,
+                "keep_source_weights": self.keep_source_weights,
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),
