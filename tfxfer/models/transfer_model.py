@@ -518,6 +518,23 @@ class TransferModel(keras_hub.models.Task):
 
         return two_phase(self, x, y, **kwargs)
 
+    def lr_find(self, x, y=None, **kwargs):
+        """Learning-rate finder: the loss along an exponential ramp of rates.
+
+        Trains a throw-away copy of the weights (they, the trainable flags
+        and the compile state are restored afterwards) and returns a
+        `tfxfer.recipes.LearningRateCurve` with a suggested rate. See
+        `tfxfer.recipes.lr_find` for the options (start, end, steps, ...).
+
+        Example:
+
+        >>> curve = model.lr_find(train_ds)
+        >>> model.compile(optimizer=keras.optimizers.Adam(curve.suggestion))
+        """
+        from tfxfer.recipes.lr_finder import lr_find
+
+        return lr_find(self, x, y, **kwargs)
+
     # --- Compiling and training -------------------------------------------
 
     @property
