@@ -49,11 +49,18 @@ def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset,
     assert "lr_find.png" in report and "WiSE-FT" in report
 
 
-def test_wise_ft_auto_needs_a_validation_split(tiny_bert_preset, text_file, tmp_path):
-    config = _config(tmp_path, preset=tiny_bert_preset, data=str(text_file), wise_ft="auto", export=False)
-    config.validation_split = None
-    with pytest.raises(ValueError, match="wise_ft auto picks the mix on the validation split"):
-        train_run(config, verbose=0)
+def test_a_fixed_wise_ft_mix_is_what_is_evaluated_and_exported(tiny_bert_preset, text_file, tmp_path):
+    import keras
+
+    import tfxfer
+
+    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), wise_ft=0.0), verbose=0)
+    assert metrics["wise_ft"] == {"mix": 0.0}
+    best = keras.models.load_model(f"{metrics['run_folder']}/checkpoints/best.keras")
+    tfxfer.wise_ft(best, 0.0)  # the pretrained backbone under the fine-tuned head
+    texts = ["good film", "bad plot awful", "great"]
+    served = tfxfer.predict_from_export(metrics["export"]["path"], texts)["probabilities"]
+    assert abs(served - best.predict(texts, verbose=0)).max() <= 1e-5
 
 
 def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, text_file, tmp_path):
