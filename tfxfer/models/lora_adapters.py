@@ -12,11 +12,14 @@ import contextlib
 import fnmatch
 
 import keras
-from keras.src.layers.convolutional.base_conv import BaseConv
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 
-ADAPTABLE_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding, BaseConv)
+_CONVOLUTIONS = tuple(
+    getattr(keras.layers, name)
+    for name in ("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+)
+ADAPTABLE_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding, *_CONVOLUTIONS)
 _KERNEL_FACTORS = ("lora_kernel_a", "lora_kernel_b", "_kernel")
 _EMBEDDING_FACTORS = ("lora_embeddings_a", "lora_embeddings_b", "_embeddings")
 
