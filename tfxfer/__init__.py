@@ -32,6 +32,7 @@ _PUBLIC_NAMES = {
     "load_preset": "tfxfer.backbones.preset_loading",
     "discriminative_optimizer": "tfxfer.optimizers.discriminative",
     "warmup_cosine": "tfxfer.optimizers.schedules",
+    "wise_ft": "tfxfer.recipes.wise_ft",
     "export_for_serving": "tfxfer.export.serving_export",
     "predict_from_export": "tfxfer.export.export_checks",
     "verify_export": "tfxfer.export.export_checks",

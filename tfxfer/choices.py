@@ -5,7 +5,7 @@ them quickly; the registries that implement each choice check against them.
 """
 
 RECIPE_NAMES = ("linear_probe", "fine_tune", "two_phase", "gradual")
-REGULARIZER_NAMES = ("none", "l2", "l2_sp", "cosine_sp", "orthogonal_sp", "bss", "l2_sp+bss")
+REGULARIZER_NAMES = ("none", "l2", "l2_sp", "cosine_sp", "orthogonal_sp", "bss", "l2_sp+bss", "delta")
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "tpu_rehearsal")
 MIXED_PRECISION_NAMES = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 

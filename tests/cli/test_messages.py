@@ -55,7 +55,11 @@ def test_large_images_need_the_flag_that_allows_them():
 @pytest.mark.parametrize(
     "line, python, cli",
     [
-        ("learning_rate: fast", "learning_rate must be a number, got 'fast'", "--learning-rate must be a number"),
+        (
+            "learning_rate: fast",
+            "learning_rate must be auto or a number, got 'fast'",
+            "--learning-rate must be auto or a number",
+        ),
         ("image_size: [64]", "image_size takes two numbers", "--image-size takes two numbers"),
         ("image_size: [64.5, 64]", "image_size takes two numbers", "--image-size takes two numbers"),
         ("export: maybe", "export must be true or false", "--export must be true or false"),

@@ -36,6 +36,19 @@ def run_train(args):
     train_run(config, verbose=_verbosity(args))
 
 
+def run_lr_find(args):
+    from tfxfer.runs import load_config
+    from tfxfer.runs.learning_rate_search import lr_find_run
+
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command", "config", "quiet", "verbose", "steps", "output")
+    }
+    config = load_config(args.config, **overrides)
+    lr_find_run(config, output_dir=args.output, steps=args.steps, verbose=0 if args.quiet else 1)
+
+
 def run_launch(args):
     from tfxfer.cli.worker_launch import launch_workers
 

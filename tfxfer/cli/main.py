@@ -38,28 +38,21 @@ def build_parser():
         metavar="RUN_FOLDER",
         help="continue a killed or interrupted run from its last completed epoch, with its recorded options",
     )
-    for field in option_fields():
-        flag = "--" + field.name.replace("_", "-")
-        meta = field.metadata
-        if field.type in (bool, "bool"):
-            train.add_argument(
-                flag,
-                dest=field.name,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                help=meta["help"],
-            )
-            continue
-        train.add_argument(
-            flag,
-            dest=field.name,
-            type=meta["type"],
-            choices=meta["choices"],
-            nargs=meta["nargs"],
-            default=argparse.SUPPRESS,
-            help=meta["help"] if "(default" in meta["help"] else f"{meta['help']} (default: {_shown_default(field)})",
-        )
+    _train_option_flags(train)
     _output_flags(train)
+
+    lr_find = commands.add_parser(
+        "lr-find",
+        help="try learning rates on your data and model; writes lr_find.png and a suggestion",
+        description="Takes the options of `tfxfer train` (flags or --config). Trains a throw-away copy of "
+        "the weights one step per rate, rates rising from 1e-7 to 1, and suggests the rate where the loss "
+        "falls fastest. `tfxfer train --learning-rate auto` does the same inside a run.",
+    )
+    lr_find.add_argument("--config", help="YAML or JSON file with the options of tfxfer train")
+    lr_find.add_argument("--steps", type=int, default=100, help="rates to try, one step each (default 100)")
+    lr_find.add_argument("--output", default=".", help="folder for lr_find.png and lr_find.json (default: here)")
+    _train_option_flags(lr_find)
+    _output_flags(lr_find)
 
     demo = commands.add_parser(
         "demo",
@@ -151,6 +144,34 @@ def build_parser():
     return parser
 
 
+def _train_option_flags(parser):
+    """One flag per `TrainConfig` option (`--learning-rate`, `--no-export`, ...)."""
+    from tfxfer.runs.train_config import option_fields
+
+    for field in option_fields():
+        flag = "--" + field.name.replace("_", "-")
+        meta = field.metadata
+        if field.type in (bool, "bool"):
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=meta["help"],
+            )
+            continue
+        parser.add_argument(
+            flag,
+            dest=field.name,
+            # Options that take words too (`--learning-rate auto`) are checked by TrainConfig, in its words.
+            type=meta["type"] if meta["type"] in (int, float, str) else str,
+            choices=meta["choices"],
+            nargs=meta["nargs"],
+            default=argparse.SUPPRESS,
+            help=meta["help"] if "(default" in meta["help"] else f"{meta['help']} (default: {_shown_default(field)})",
+        )
+
+
 def _hub_handle_flag(parser):
     parser.add_argument(
         "--hub-handle",
@@ -189,7 +210,7 @@ def main(argv=None):
     from tfxfer.cli import commands
 
     try:
-        return getattr(commands, f"run_{args.command}")(args) or 0
+        return getattr(commands, f"run_{args.command.replace('-', '_')}")(args) or 0
     except BrokenPipeError:  # `tfxfer info ... | head`: the reader has all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -10,6 +10,7 @@ from keras import tree
 from tfxfer.export.version_slots import numeric_versions, place_version, reserved_version
 from tfxfer.export.warmup_requests import write_warmup_requests
 from tfxfer.faults import fault_point
+from tfxfer.models.lora_adapters import merged_lora
 from tfxfer.option_errors import OptionValueError
 
 
@@ -154,9 +155,11 @@ def export_for_serving(
             threshold=_THRESHOLD,
         )
     threshold = model.head.threshold if threshold is None else float(threshold)
-    module = _ServingModule(model, class_names, threshold)
-    signatures = _signatures(module, model)
-    with reserved_version(base, version, overwrite) as (version, temporary):
+    # LoRA adapters are merged into their kernels while the functions are
+    # traced and the variables written: the served graph has no adapter ops.
+    with merged_lora(model.backbone), reserved_version(base, version, overwrite) as (version, temporary):
+        module = _ServingModule(model, class_names, threshold)
+        signatures = _signatures(module, model)
         tf.saved_model.save(
             module,
             str(temporary),

@@ -99,3 +99,28 @@ def named_backbone_weights(backbone):
         path = weight.path
         named.append((path[len(prefix) :] if path.startswith(prefix) else path, weight))
     return named
+
+
+def named_backbone_variables(backbone):
+    """`(path, variable)` for every float variable of the backbone, trainable or not.
+
+    Paths are as in `named_backbone_weights` (relative to the backbone);
+    BatchNorm statistics are included. LoRA factors are left out: they are
+    not part of the pretrained network.
+
+    Example:
+
+    >>> [path for path, _ in named_backbone_variables(model.backbone)][:1]
+    ['conv1/kernel']
+    """
+    module_weights = getattr(backbone, "module_weights", None)
+    if module_weights is not None:
+        pairs = list(module_weights)
+    else:
+        prefix = f"{backbone.name}/"
+        pairs = [(w.path[len(prefix) :] if w.path.startswith(prefix) else w.path, w) for w in backbone.weights]
+    return [
+        (path, weight)
+        for path, weight in pairs
+        if "float" in str(weight.dtype) and not path.rsplit("/", 1)[-1].startswith("lora_")
+    ]

@@ -18,9 +18,27 @@ from tfxfer.data.length_bucketing import (
     trimmed_to_bucket,
 )
 from tfxfer.distribute import multi_worker_fix
-from tfxfer.freezing.layer_groups import layer_groups, named_backbone_weights
+from tfxfer.freezing.layer_groups import layer_groups, named_backbone_variables, named_backbone_weights
 from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
 from tfxfer.models.classification_head import ClassificationHead, check_num_classes
+from tfxfer.models.feature_maps import (
+    FeatureAttention,
+    FeatureMapTap,
+    channel_importance,
+    check_feature_map_layers,
+    feature_map_channels,
+    source_copy,
+)
+from tfxfer.models.lora_adapters import (
+    LoraFactors,
+    check_lora_backbone,
+    enable_lora,
+    is_lora_factor,
+    lora_factors,
+    lora_layers,
+    merged_kernel,
+    merged_lora,
+)
 from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
@@ -111,6 +129,11 @@ class TransferModel(keras_hub.models.Task):
             workers and backbones whose inputs have one fixed length; and
             for `pooling="avg"`/`"max"`, which pool over padding too.
             Exports always take any text (padded to the sequence length).
+        lora: LoRA adapters to add, as `{"rank", "targets", "alpha"}` (see
+            `enable_lora`, which sets it; saved with the model).
+        keep_source_weights: keep w⁰ of every backbone variable (BatchNorm
+            statistics included), not only of those a regularizer needs,
+            so that `tfxfer.wise_ft` can interpolate toward them later.
 
     Example:
 
@@ -141,6 +164,8 @@ class TransferModel(keras_hub.models.Task):
         train_batchnorm=False,
         regularizer=None,
         length_bucketing=True,
+        lora=None,
+        keep_source_weights=False,
         **kwargs,
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
@@ -169,7 +194,14 @@ class TransferModel(keras_hub.models.Task):
             backbone.train_batchnorm = train_batchnorm
         self.regularizer = regularizer
         self.source_weights = None
-        if regularizer is not None and regularizer.needs_source_weights:
+        self.lora = None
+        self.lora_state = None
+        self.source_backbone = None
+        self.feature_attention = None
+        self._feature_taps = None
+        if keep_source_weights:
+            self.source_weights = SourceWeights(named_backbone_variables(backbone), name="source_weights")
+        elif regularizer is not None and regularizer.needs_source_weights:
             self.source_weights = SourceWeights(
                 [
                     (path, weight)
@@ -207,11 +239,23 @@ class TransferModel(keras_hub.models.Task):
         self.feature_key = feature_key
         self.train_batchnorm = bool(train_batchnorm)
         self.length_bucketing = bool(length_bucketing)
+        self.keep_source_weights = bool(keep_source_weights)
         self._training_on_features = None
         self._trainable_backbone = None
         self._needs_recompile = False
         self._compile_arguments = None
         self._optimizer_variables = None
+        delta = None if regularizer is None else regularizer.feature_map_regularizer
+        if delta is not None:
+            # DELTA compares feature maps with those of a frozen pretrained copy.
+            check_feature_map_layers(backbone, delta.layers)
+            self.source_backbone = source_copy(backbone)
+            channels = (
+                feature_map_channels(backbone, delta.layers) if delta.layers else [self.head.dense.kernel.shape[0]]
+            )
+            self.feature_attention = FeatureAttention(channels, name="feature_attention")
+        if lora is not None:
+            self._add_lora(**lora)
         self.set_trainable_backbone(trainable_backbone)
         self.compile()
 
@@ -394,6 +438,11 @@ class TransferModel(keras_hub.models.Task):
                 pass False and retrace the train step themselves.
         """
         state = set_backbone_trainable(self.backbone, state, train_batchnorm=self.train_batchnorm)
+        if self.lora is not None:
+            # With adapters only the factors train; the kernels they adapt stay W.
+            for _, weight in named_backbone_weights(self.backbone):
+                if not is_lora_factor(weight):
+                    weight.trainable = False
         if (
             recompile
             and state != self._trainable_backbone
@@ -402,6 +451,55 @@ class TransferModel(keras_hub.models.Task):
         ):
             self._needs_recompile = True
         self._trainable_backbone = state
+
+    def enable_lora(self, rank=8, targets=None, alpha=None):
+        """Fine-tunes through LoRA adapters (Keras' `enable_lora`) instead of the backbone's weights.
+
+        Each target layer's kernel W is frozen and gets two trainable factors
+        A, B of rank `rank`; the layer computes with W + (alpha/rank)·A·B.
+        The backbone's other weights are frozen; the head trains as before.
+        With a source regularizer the penalty reads the merged kernel, so
+        L2-SP penalises the whole update W + (alpha/rank)·A·B − W⁰ (and the
+        head still gets beta). Saving, loading and resuming keep the
+        adapters; exports merge them into W, so the served graph has no
+        adapter ops. `freeze_backbone()` freezes the adapters too, and
+        `unfreeze()` trains them again (`unfreeze(top=k)`: those of the top
+        k layer groups).
+
+        Only Keras-native backbones (KerasHub presets, Keras models) have
+        layers that take adapters; a TF Hub module is a fixed graph.
+
+        Args:
+            rank: the rank of the factors.
+            targets: layer names or shell patterns to adapt (default: a
+                KerasHub backbone's attention query and value projections;
+                for other Keras models every Dense, EinsumDense and
+                convolution layer).
+            alpha: the adapter scale numerator (default: `rank`, a scale of 1).
+
+        Example:
+
+        >>> model.enable_lora(rank=8)
+        >>> model.lora
+        {'rank': 8, 'targets': None, 'alpha': None}
+        """
+        if self.lora is not None:
+            raise ValueError(f"LoRA is already enabled on this model ({self.lora}); it can be enabled once.")
+        self._add_lora(rank=rank, targets=targets, alpha=alpha)
+        self.set_trainable_backbone(True)
+
+    def _add_lora(self, rank, targets=None, alpha=None):
+        check_lora_backbone(self.backbone)
+        enable_lora(self.backbone, rank, None if targets is None else list(targets), alpha)
+        self.lora = {"rank": rank, "targets": None if targets is None else list(targets), "alpha": alpha}
+        self.lora_state = LoraFactors(self.backbone, name="lora_state")
+        self._needs_recompile = bool(self._compile_arguments)
+
+    def parameter_counts(self):
+        """`{"trainable": n, "total": m}` over the model's weights (w⁰ and optimizer state excluded)."""
+        weights = self.backbone.weights + self.head.weights
+        count = lambda weights: int(sum(np.prod(weight.shape) for weight in weights))  # noqa: E731
+        return {"trainable": count([w for w in weights if w.trainable]), "total": count(weights)}
 
     def _optimizer_covers_trainable_weights(self):
         if self._optimizer_variables is None:
@@ -440,6 +538,23 @@ class TransferModel(keras_hub.models.Task):
         from tfxfer.recipes.two_phase import two_phase
 
         return two_phase(self, x, y, **kwargs)
+
+    def lr_find(self, x, y=None, **kwargs):
+        """Learning-rate finder: the loss along an exponential ramp of rates.
+
+        Trains a throw-away copy of the weights (they, the trainable flags
+        and the compile state are restored afterwards) and returns a
+        `tfxfer.recipes.LearningRateCurve` with a suggested rate. See
+        `tfxfer.recipes.lr_find` for the options (start, end, steps, ...).
+
+        Example:
+
+        >>> curve = model.lr_find(train_ds)
+        >>> model.compile(optimizer=keras.optimizers.Adam(curve.suggestion))
+        """
+        from tfxfer.recipes.lr_finder import lr_find
+
+        return lr_find(self, x, y, **kwargs)
 
     # --- Compiling and training -------------------------------------------
 
@@ -522,6 +637,9 @@ class TransferModel(keras_hub.models.Task):
                 callback.prepare(self)
         check_learning_rate(self)
         self._check_raw_inputs(x, "fit")
+        if self._needs_feature_attention():
+            batches = x if isinstance(x, tf.data.Dataset) else _labelled_batches(x, y, batch_size)
+            self._measure_feature_attention(batches)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -633,6 +751,15 @@ class TransferModel(keras_hub.models.Task):
             return False
         return self._shapes_may_vary(raw) and int(dataset.cardinality()) != tf.data.INFINITE_CARDINALITY
 
+    def _needs_feature_attention(self):
+        return (
+            self.feature_attention is not None
+            and self.regularizer.feature_map_regularizer.attention
+            and not self.feature_attention.is_measured
+            and bool(self.backbone.trainable_weights)
+            and self._training_on_features is None
+        )
+
     def _token_lengths(self, raw_inputs):
         inputs = keras.utils.unpack_x_y_sample_weight(self.preprocessor(raw_inputs))[0]
         return token_lengths(padding_mask_of(inputs))
@@ -675,34 +802,80 @@ class TransferModel(keras_hub.models.Task):
 
     # --- The regularized train step ------------------------------------
 
-    def regularization_penalty(self, features=None):
+    def regularization_penalty(self, features=None, feature_maps=None):
         """The regularizer's penalty for the current weights (float32).
 
         Only trainable weights take part: frozen ones cost nothing.
         `features` (pooled backbone features of a batch) is needed by
-        feature regularizers such as `BSS`.
+        feature regularizers such as `BSS`; `feature_maps` (`(current,
+        source, attention, padding_mask)` per map) by `DELTA`.
         """
         if self.regularizer is None:
             return tf.zeros((), tf.float32)
         sources = self.source_weights.by_path() if self.source_weights else {}
-        pretrained = [
-            (weight, sources.get(path), weight_kind(path))
-            for path, weight in named_backbone_weights(self.backbone)
-            if weight.trainable
-        ]
+        pretrained = []
+        adapted = {id(lora_factors(layer)[2]): layer for layer in lora_layers(self.backbone)}
+        for path, weight in named_backbone_weights(self.backbone):
+            layer = adapted.get(id(weight))
+            if layer is not None:
+                # An adapted kernel counts as its merged value W + s·A·B.
+                if any(factor.trainable for factor in lora_factors(layer)[:2]):
+                    pretrained.append((merged_kernel(layer), sources.get(path), weight_kind(path)))
+            elif weight.trainable and not is_lora_factor(weight):
+                pretrained.append((weight, sources.get(path), weight_kind(path)))
         head = [(weight, weight_kind(weight.path)) for weight in self.head.trainable_weights]
-        return self.regularizer(pretrained, head, features)
+        return self.regularizer(pretrained, head, features, feature_maps)
 
     def _forward_for_training(self, x):
+        """`(predictions, pooled features or None, feature maps for DELTA or None)`."""
         if self._training_on_features is not None:
-            return self.head.classify(x, training=True), x
+            return self.head.classify(x, training=True), x, None
         frozen = not self.backbone.trainable_weights
+        if not frozen and self.feature_attention is not None:
+            return self._forward_with_feature_maps(x, training=True)
         if not frozen and (self.regularizer is None or not self.regularizer.needs_features):
-            return self(x, training=True), None
+            return self(x, training=True), None, None
         # A frozen backbone runs in inference mode (its dropout too), as
         # for cached features, so the two train the same head.
         features = self.backbone_features(x, training=not frozen)
-        return self.head.classify(features, training=True), features
+        return self.head.classify(features, training=True), features, None
+
+    def _forward_with_feature_maps(self, x, training):
+        """The forward pass with DELTA's feature maps of this backbone and of the source copy."""
+        layers = self.regularizer.feature_map_regularizer.layers
+        pooling_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
+        if layers is None:
+            outputs = self.backbone(x, training=training)
+            features = self.head.pool(outputs, pooling_mask)
+            maps = [features]
+            source_maps = [self.head.pool(self.source_backbone(x, training=False), pooling_mask)]
+        else:
+            if self._feature_taps is None:
+                self._feature_taps = _Hidden(
+                    (FeatureMapTap(self.backbone, layers), FeatureMapTap(self.source_backbone, layers))
+                )
+            tap, source_tap = self._feature_taps.value
+            outputs, maps = tap(x, training=training)
+            _, source_maps = source_tap(x, training=False)
+            features = self.head.pool(outputs, pooling_mask)
+        token_mask = padding_mask_of(x) if self.modality == "text" else None
+        attention = self.feature_attention.weights_per_map
+        triples = [
+            (current, source, weights, token_mask if len(current.shape) == 3 else None)
+            for current, source, weights in zip(maps, source_maps, attention)
+        ]
+        return self.head.classify(features, training=training), features, triples
+
+    def _measure_feature_attention(self, data):
+        """DELTA's channel attention, once, from the model as it is at the first backbone-training fit."""
+        from tfxfer.regularizers.delta import attention_from_importance
+
+        delta = self.regularizer.feature_map_regularizer
+        if isinstance(data, tf.data.Dataset) and self.preprocessor is not None:
+            data = data.map(self.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
+        importance = channel_importance(self, data, delta.attention_batches)
+        self.feature_attention.set_attention([attention_from_importance(i, delta.temperature) for i in importance])
+        logger.info("DELTA: channel attention measured on %d training batches.", delta.attention_batches)
 
     def backbone_features(self, x, training=False):
         """The pooled backbone features the head's classifier reads, for preprocessed `x`."""
@@ -714,13 +887,13 @@ class TransferModel(keras_hub.models.Task):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         batch_size = _batch_rows(x)
         with tf.GradientTape() as tape:
-            y_pred, features = self._forward_for_training(x)
+            y_pred, features, feature_maps = self._forward_for_training(x)
             # Keras already divides each replica's loss by the replica count
             # before the replicas' gradients are summed.
             task_loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             loss = task_loss
             if self.regularizer is not None:
-                penalty = self.regularization_penalty(features)
+                penalty = self.regularization_penalty(features, feature_maps)
                 # The penalty needs the same division, or under tf.distribute
                 # it would count once per replica.
                 loss = task_loss + _per_replica(penalty)
@@ -802,19 +975,21 @@ class TransferModel(keras_hub.models.Task):
                     self._inputs_struct,
                 )
             ]
-        archive.add_endpoint(
-            "serve",
-            lambda inputs: self(inputs, training=False),
-            input_signature=input_signature,
-        )
-        archive.write_out(filepath, verbose=True if verbose is None else verbose)
+        with merged_lora(self.backbone):
+            archive.add_endpoint(
+                "serve",
+                lambda inputs: self(inputs, training=False),
+                input_signature=input_signature,
+            )
+            archive.write_out(filepath, verbose=True if verbose is None else verbose)
 
     # --- Reporting and serialization ---------------------------------------
 
     @property
     def layers(self):
-        # w⁰ is training state, not part of the network.
-        return [layer for layer in super().layers if layer is not self.source_weights]
+        # w⁰ and the saved LoRA factors are training state, not part of the network.
+        state = (self.source_weights, self.lora_state, self.source_backbone, self.feature_attention)
+        return [layer for layer in super().layers if not any(layer is part for part in state)]
 
     def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
         """Keras' summary with a Trainable column and the backbone's state."""
@@ -831,6 +1006,12 @@ class TransferModel(keras_hub.models.Task):
             state = "fully trainable"
         else:
             state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
+        if self.lora is not None:
+            counts = self.parameter_counts()
+            state += (
+                f" (LoRA rank {self.lora['rank']} on {len(lora_layers(self.backbone))} layers: "
+                f"{counts['trainable']:,} of {counts['total']:,} parameters train)"
+            )
         if not has_batchnorm(self.backbone):
             batchnorm = "no BatchNorm"
         elif self.train_batchnorm:
@@ -855,6 +1036,8 @@ class TransferModel(keras_hub.models.Task):
                 "trainable_backbone": self._trainable_backbone,
                 "train_batchnorm": self.train_batchnorm,
                 "length_bucketing": self.length_bucketing,
+                "lora": self.lora,
+                "keep_source_weights": self.keep_source_weights,
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),
@@ -873,6 +1056,17 @@ def _resolve_regularizer(regularizer):
         f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
         "For Keras weight regularizers, set them on the head's layers."
     )
+
+
+class _Hidden:
+    """Keeps helper models that share the backbone's layers out of Keras' tracking."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+def _labelled_batches(x, y, batch_size):
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
 
 
 def _batch_rows(x):

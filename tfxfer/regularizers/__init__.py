@@ -13,6 +13,7 @@ Example:
 from tfxfer.regularizers.bss import BSS
 from tfxfer.regularizers.by_name import REGULARIZER_NAMES, regularizer_from_name
 from tfxfer.regularizers.cosine_sp import CosineSP
+from tfxfer.regularizers.delta import DELTA
 from tfxfer.regularizers.l2 import L2
 from tfxfer.regularizers.l2_sp import L2SP
 from tfxfer.regularizers.orthogonal_sp import OrthogonalSP
@@ -26,6 +27,7 @@ __all__ = [
     "BSS",
     "CompositeRegularizer",
     "CosineSP",
+    "DELTA",
     "L2",
     "L2SP",
     "OrthogonalSP",

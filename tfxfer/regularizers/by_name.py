@@ -21,6 +21,7 @@ def regularizer_from_name(name, alpha=0.01, beta=0.01):
         "orthogonal_sp": lambda: regularizers.OrthogonalSP(alpha=alpha, beta=beta),
         "bss": lambda: regularizers.BSS(),
         "l2_sp+bss": lambda: regularizers.L2SP(alpha=alpha, beta=beta) + regularizers.BSS(),
+        "delta": lambda: regularizers.DELTA(alpha=alpha, beta=beta),
     }
     assert set(builders) == set(REGULARIZER_NAMES)
     if name not in builders:

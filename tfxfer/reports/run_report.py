@@ -53,6 +53,37 @@ def write_run_report(folder, config, metrics):
             + (f" and {cache['validation_examples']} validation" if cache.get("validation_examples") else "")
             + f" examples ({cache['seconds']:.0f} s, kept in {cache['storage']}), not once per epoch.",
         ]
+    network = metrics.get("parameters", {}).get("network")
+    if network:
+        lora = metrics.get("lora")
+        share = 100 * network["trainable"] / max(network["total"], 1)
+        lines += [
+            "",
+            f"Parameters: {network['trainable']:,} of {network['total']:,} ({share:.2f}%) trained in the last phase"
+            + (
+                f", through LoRA adapters of rank {lora['rank']} (the export merges them into the kernels)."
+                if lora
+                else "."
+            ),
+        ]
+    rate = metrics.get("learning_rate")
+    if rate and rate.get("found"):
+        lines += [
+            "",
+            f"Learning rate {rate['value']:.2e}, the learning-rate finder's suggestion:",
+            "",
+            "![learning-rate finder](lr_find.png)",
+        ]
+    wise_ft = metrics.get("wise_ft")
+    if wise_ft:
+        lines += [
+            "",
+            f"WiSE-FT: the evaluated and exported backbone is (1 − {wise_ft['mix']:g})·w⁰ + "
+            f"{wise_ft['mix']:g}·w (pretrained and fine-tuned weights; the head is the fine-tuned one)"
+            + (", the mix chosen on the validation split:" if wise_ft.get("curve") else "."),
+        ]
+        if wise_ft.get("curve"):
+            lines += ["", "![WiSE-FT](wise_ft.png)"]
     if metrics.get("compiled_with", {}).get("length_bucketing"):
         lines += ["", "Text batches were padded to the smallest of a few lengths that fits them (length bucketing)."]
     lines += ["", "![training curves](training_curves.png)", ""]

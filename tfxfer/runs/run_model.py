@@ -22,10 +22,23 @@ def build_run_model(config, data):
             f"The data at {config.data} are images but a text preprocessor was given "
             f"(--preprocessor {config.preprocessor}); drop --preprocessor and pass an image backbone."
         )
+    if config.lora_rank and config.backbone:
+        raise OptionValueError(
+            "{lora_rank} adds LoRA adapters to the layers of a Keras-native backbone: give a KerasHub "
+            "{preset}. {backbone} " + repr(config.backbone) + " is a TF Hub module, a fixed graph whose "
+            "layers cannot take adapters; fine-tune it with a {regularizer} instead.",
+            lora_rank=option("lora_rank"), preset=option("preset"), backbone=option("backbone"),
+            regularizer=option("regularizer"),
+        )
+    regularizer = regularizer_from_name(config.regularizer, config.alpha, config.beta)
+    if config.delta_layers:
+        from tfxfer.regularizers import DELTA
+
+        regularizer = DELTA(alpha=config.alpha, beta=config.beta, layers=list(config.delta_layers))
     common = dict(
         dropout=config.dropout, pooling=config.pooling, class_names=list(data.class_names),
-        regularizer=regularizer_from_name(config.regularizer, config.alpha, config.beta),
-        length_bucketing=config.length_bucketing,
+        regularizer=regularizer, length_bucketing=config.length_bucketing,
+        keep_source_weights=config.wise_ft is not None,
     )
     if config.feature_key:
         common["feature_key"] = config.feature_key
@@ -55,6 +68,8 @@ def build_run_model(config, data):
             else "pass a text preset, or a TF Hub text encoder with --preprocessor"
         )
         raise ValueError(f"The data at {config.data} are {data.modality}s but {source} takes {takes}; {fix}.")
+    if config.lora_rank:
+        model.enable_lora(rank=config.lora_rank, targets=config.lora_targets)
     return model
 
 

@@ -28,6 +28,23 @@ def _option(default, help, type=None, choices=None, nargs=None):
     )
 
 
+def _rate_or_auto(value):
+    """A learning rate from a flag or file: a number, or "auto"."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return float(value)
+
+
+def _mix_or_auto(value):
+    """A WiSE-FT mix: "auto" or a number in [0, 1]."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    mix = float(value)
+    if not 0.0 <= mix <= 1.0:
+        raise ValueError(f"a mix must be in [0, 1], got {value!r}")
+    return mix
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Options of `tfxfer train`; keys of a YAML/JSON config file have the same names.
@@ -69,7 +86,9 @@ class TrainConfig:
     recipe: str = _option("two_phase", "training recipe", str, RECIPE_NAMES)
     epochs: int = _option(3, "epochs (for two_phase: of the fine-tuning phase)", int)
     head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
-    learning_rate: float = _option(FINE_TUNING_LEARNING_RATE, "peak fine-tuning learning rate", float)
+    learning_rate: float = _option(
+        FINE_TUNING_LEARNING_RATE, "peak fine-tuning learning rate, or auto (the learning-rate finder's "
+        "suggestion; see tfxfer lr-find)", _rate_or_auto)
     head_learning_rate: float = _option(HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float)
     cache_features: bool = _option(
         True, "train a frozen backbone's head on features computed once (linear probe, head phase; "
@@ -78,6 +97,20 @@ class TrainConfig:
     layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
     regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZER_NAMES)
     alpha: float = _option(0.01, "strength on the pretrained weights", float)
+    delta_layers: list = _option(
+        None, "with --regularizer delta: backbone layers (KerasHub: e.g. transformer_layer_5) or TF Hub "
+        "outputs whose feature maps stay near the source model's (default: the features the head reads)",
+        str, nargs="+")
+    lora_rank: int = _option(
+        None, "fine-tune through LoRA adapters of this rank instead of the backbone's weights "
+        "(KerasHub presets; exports merge them)", int)
+    lora_targets: list = _option(
+        None, "with --lora-rank: the layers (names or patterns) that get adapters (default: attention "
+        "query and value)", str, nargs="+")
+    wise_ft: str = _option(
+        None, "WiSE-FT after fine-tuning: mix the backbone with the pretrained one, (1-mix)*w0 + mix*w; "
+        "auto picks mix on the validation split (curve in wise_ft.png), or give a mix in [0, 1]",
+        _mix_or_auto)
     beta: float = _option(0.01, "strength on the new head", float)
     batch_size: int = _option(32, "global batch size", int)
     mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION_NAMES)
@@ -114,6 +147,12 @@ class TrainConfig:
             kind, value = field.metadata.get("type"), getattr(self, field.name)
             if value is None and field.default is not None:
                 raise _bad(field.name, f"needs a value (default {_shown(field.default)})", value)
+            if kind in (_rate_or_auto, _mix_or_auto) and value is not None:
+                try:
+                    setattr(self, field.name, kind(value))
+                except (TypeError, ValueError):
+                    problem = "must be auto or a number" + (" in [0, 1]" if kind is _mix_or_auto else "")
+                    raise _bad(field.name, problem, value) from None
             if kind in (int, float) and field.metadata.get("nargs") is None and value is not None:
                 setattr(self, field.name, _number(value, kind, field.name))
             if field.metadata.get("type") is None and value is not None and not isinstance(value, bool):
@@ -122,6 +161,8 @@ class TrainConfig:
             if choices and value not in choices:
                 raise _bad(field.name, f"must be one of {', '.join(map(str, choices))}", value)
         for name in ("learning_rate", "head_learning_rate"):
+            if name == "learning_rate" and self.learning_rate == "auto":
+                continue
             if not 0 < getattr(self, name) < math.inf:
                 raise _bad(name, "must be a positive number (e.g. 1e-4)", getattr(self, name))
         for name in ("alpha", "beta"):
@@ -136,9 +177,22 @@ class TrainConfig:
                            "under the runs and export folders", self.name)
         if not 0.0 <= self.dropout < 1.0:
             raise _bad("dropout", "must be in [0, 1)", self.dropout)
-        for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length"):
+        for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length", "lora_rank"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise _bad(name, "must be at least 1", getattr(self, name))
+        if self.learning_rate == "auto" and self.recipe == "linear_probe":
+            raise OptionValueError(
+                "{learning_rate} auto finds the fine-tuning rate, and {recipe} linear_probe fine-tunes nothing: "
+                "it trains the head at {head_learning_rate}.",
+                learning_rate=option("learning_rate"), recipe=option("recipe"),
+                head_learning_rate=option("head_learning_rate"))
+        if self.lora_targets is not None and self.lora_rank is None:
+            raise OptionValueError("{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",
+                                   lora_targets=option("lora_targets"), lora_rank=option("lora_rank"))
+        if self.delta_layers is not None and self.regularizer != "delta":
+            raise OptionValueError(
+                f"{{delta_layers}} applies to {{regularizer}} delta, not {self.regularizer!r}.",
+                delta_layers=option("delta_layers"), regularizer=option("regularizer"))
         if self.head_epochs < 0:
             raise _bad("head_epochs", "must be 0 or more", self.head_epochs)
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:

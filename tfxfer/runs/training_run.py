@@ -294,6 +294,8 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             model.load_weights(str(folder.best_checkpoint))
 
+    wise_ft = _apply_wise_ft(model, config, data, folder, say) if config.wise_ft is not None else None
+
     say("Evaluating the best checkpoint ...")
     evaluation_data = data.validation if data.validation is not None else data.train
     evaluation = evaluate_model(model, evaluation_data, data.class_names)
@@ -327,6 +329,9 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
             "length_bucketing": model.modality == "text" and model._shapes_may_vary(data.train.element_spec[0]),
         },
         "cached_features": recipe["cached_features"],
+        "learning_rate": recipe["learning_rate"],
+        "lora": model.lora,
+        "wise_ft": wise_ft,
         "data": {
             "source": config.data, "class_names": list(model.class_names),
             "train_examples": data.train_size, "validation_examples": data.validation_size,
@@ -341,6 +346,8 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
         "parameters": {
             "total": int(model.count_params()),
             "trainable_at_end": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+            # The network alone (no w⁰ copies), as the last phase trained it (LoRA: the adapters).
+            "network": model.parameter_counts(),
         },
         "seconds": round(time.time() - started, 1),
     }
@@ -378,10 +385,14 @@ def _train(model, config, data, choice, folder, verbose, say):
     compile_options = {"steps_per_execution": steps_per_execution} if steps_per_execution > 1 else {}
     if choice.jit_compile is not None:
         compile_options["jit_compile"] = choice.jit_compile
-    say(f"Training: {config.recipe}, regularizer {config.regularizer}")
+    learning_rate = config.learning_rate
+    if learning_rate == "auto":
+        learning_rate = _found_learning_rate(model, config, data, folder, say)
+    say(f"Training: {config.recipe}, regularizer {config.regularizer}"
+        + (f", LoRA rank {model.lora['rank']}" if model.lora else ""))
     history, boundaries = run_recipe(
         config.recipe, model, data.train, epochs=config.epochs, head_epochs=config.head_epochs,
-        learning_rate=config.learning_rate, head_learning_rate=config.head_learning_rate,
+        learning_rate=learning_rate, head_learning_rate=config.head_learning_rate,
         layer_decay=config.layer_decay, unfreeze_top=config.unfreeze_top,
         compile_options=compile_options, validation_data=data.validation, verbose=verbose,
         callbacks=callbacks,
@@ -398,7 +409,48 @@ def _train(model, config, data, choice, folder, verbose, say):
         "best_epoch": checkpoint.best_epoch,
         "resumed_after_epoch": backup.resumed_from,
         "cached_features": getattr(history, "cached_features", None),
+        "learning_rate": {"value": learning_rate, "found": config.learning_rate == "auto"},
     }
+
+
+def _found_learning_rate(model, config, data, folder, say):
+    """`--learning-rate auto`: the finder's suggestion, found once per run (a resume reads it back)."""
+    import json
+
+    from tfxfer.runs.learning_rate_search import FINDER_STEPS, find_fine_tuning_rate, write_learning_rate_curve
+
+    recorded = folder.path / "lr_find.json"
+    if recorded.exists():
+        return float(json.loads(recorded.read_text())["suggestion"])
+    say(f"Finding the learning rate ({FINDER_STEPS} steps on a copy of the weights) ...")
+    curve = find_fine_tuning_rate(model, config, data.train)
+    write_learning_rate_curve(curve, folder.path, title=f"{config.run_name}: learning-rate finder")
+    say(f"  suggested learning rate {curve.suggestion:.2e} (lr_find.png)")
+    return curve.suggestion
+
+
+def _apply_wise_ft(model, config, data, folder, say):
+    """`--wise-ft`: the backbone mixed with the pretrained one, at a given mix or the best on validation."""
+    from tfxfer.recipes import choose_wise_ft_mix, wise_ft
+    from tfxfer.reports import plot_wise_ft_curve
+
+    if config.wise_ft != "auto":
+        wise_ft(model, config.wise_ft)
+        say(f"WiSE-FT: backbone mixed at {config.wise_ft:g} toward the fine-tuned weights")
+        return {"mix": config.wise_ft}
+    if data.validation is None:
+        raise OptionValueError(
+            "{wise_ft} auto picks the mix on the validation split, and this run has none: give "
+            "{validation_data} or {validation_split}, or a fixed mix such as {wise_ft} 0.5.",
+            wise_ft=option("wise_ft"), validation_data=option("validation_data"),
+            validation_split=option("validation_split"),
+        )
+    say("WiSE-FT: choosing the mix on the validation split ...")
+    curve = choose_wise_ft_mix(model, data.validation)
+    plot_wise_ft_curve(curve, folder.path / "wise_ft.png", title=f"{config.run_name}: WiSE-FT")
+    say(f"  mix {curve.best_mix:g}: validation {curve.metric} {max(curve.scores):.3f} (wise_ft.png)")
+    return {"mix": curve.best_mix, "curve": curve.as_dict()}
+
 
 
 def _fixed_batch_shapes(dataset):

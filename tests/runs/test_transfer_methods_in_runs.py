@@ -1,0 +1,96 @@
+"""LoRA, DELTA, WiSE-FT and the learning-rate finder from `tfxfer train` and `tfxfer lr-find`."""
+
+import json
+
+import pytest
+
+from tests.subprocesses import run as run_command
+from tests.subprocesses import tfxfer_command
+from tfxfer.runs import TrainConfig, train_run
+
+
+def _config(tmp_path, **options):
+    defaults = dict(
+        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"), batch_size=8, epochs=1,
+        head_epochs=1, head_learning_rate=0.05, learning_rate=0.01, validation_split=0.25,
+    )
+    return TrainConfig(**{**defaults, **options})
+
+
+def test_a_lora_run_with_l2_sp_reports_its_parameters_and_exports_merged(tiny_bert_preset, text_file, tmp_path):
+    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), lora_rank=2), verbose=0)
+    assert metrics["lora"] == {"rank": 2, "targets": None, "alpha": None}
+    network = metrics["parameters"]["network"]
+    assert 0 < network["trainable"] < network["total"] / 5
+    assert metrics["export"]["max_abs_difference"] <= 1e-5
+    report = (tmp_path / "runs").glob("*/report.md").__next__().read_text()
+    assert f"{network['trainable']:,} of {network['total']:,}" in report and "LoRA adapters of rank 2" in report
+
+
+def test_lora_on_a_tf_hub_backbone_names_the_flags(image_module, image_folder, tmp_path):
+    with pytest.raises(ValueError, match="lora_rank adds LoRA adapters .* give a KerasHub preset"):
+        train_run(_config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
+                          lora_rank=4), verbose=0)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset, text_file, tmp_path):
+    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), regularizer="delta",
+                                delta_layers=["transformer_layer_1"], wise_ft="auto", learning_rate="auto"),
+                        verbose=0)
+    folder = tmp_path / "runs" / metrics["run_folder"].rsplit("/", 1)[1]
+    found = json.loads((folder / "lr_find.json").read_text())
+    assert metrics["learning_rate"] == {"value": found["suggestion"], "found": True}
+    assert (folder / "lr_find.png").stat().st_size > 0 and (folder / "wise_ft.png").stat().st_size > 0
+    curve = metrics["wise_ft"]["curve"]
+    assert metrics["wise_ft"]["mix"] == curve["best_mix"] and len(curve["scores"]) == 11
+    assert metrics["history"]["regularization_loss"][-1] > 0
+    report = (folder / "report.md").read_text()
+    assert "lr_find.png" in report and "WiSE-FT" in report
+
+
+def test_a_fixed_wise_ft_mix_is_what_is_evaluated_and_exported(tiny_bert_preset, text_file, tmp_path):
+    import keras
+
+    import tfxfer
+
+    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), wise_ft=0.0), verbose=0)
+    assert metrics["wise_ft"] == {"mix": 0.0}
+    best = keras.models.load_model(f"{metrics['run_folder']}/checkpoints/best.keras")
+    tfxfer.wise_ft(best, 0.0)  # the pretrained backbone under the fine-tuned head
+    texts = ["good film", "bad plot awful", "great"]
+    served = tfxfer.predict_from_export(metrics["export"]["path"], texts)["probabilities"]
+    assert abs(served - best.predict(texts, verbose=0)).max() <= 1e-5
+
+
+def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, text_file, tmp_path):
+    result = run_command(
+        tfxfer_command("lr-find", "--preset", tiny_bert_preset, "--data", str(text_file), "--steps", "20",
+                       "--output", str(tmp_path / "finder"), "--batch-size", "8"),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Suggested learning rate" in result.stdout
+    curve = json.loads((tmp_path / "finder" / "lr_find.json").read_text())
+    assert len(curve["learning_rates"]) == 20 and (tmp_path / "finder" / "lr_find.png").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--learning-rate", "fast"], "--learning-rate must be auto or a number, got 'fast'"),
+        (["--wise-ft", "2"], "--wise-ft must be auto or a number in \\[0, 1\\], got '2'"),
+        (["--lora-targets", "query"], "--lora-targets chooses where LoRA adapters go; give --lora-rank too"),
+        (["--delta-layers", "x"], "--delta-layers applies to --regularizer delta"),
+        (["--recipe", "linear_probe", "--learning-rate", "auto"], "linear_probe fine-tunes nothing"),
+    ],
+)
+def test_bad_flags_are_named_before_anything_runs(tiny_bert_preset, text_file, tmp_path, flags, message):
+    result = run_command(
+        tfxfer_command("train", "--preset", tiny_bert_preset, "--data", str(text_file),
+                       "--runs-dir", str(tmp_path / "runs"), *flags),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert __import__("re").search(message, result.stderr), result.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()

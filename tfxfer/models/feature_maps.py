@@ -1,0 +1,179 @@
+"""Intermediate feature maps of a backbone and of its frozen pretrained copy (for DELTA)."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.backbones.hub_backbone import HubBackbone
+
+
+def source_copy(backbone):
+    """A frozen copy of `backbone` with its current (pretrained) weights.
+
+    A TF Hub module is loaded again from its handle; a Keras backbone is
+    rebuilt from its config and given the weights.
+    """
+    if isinstance(backbone, HubBackbone):
+        copy = HubBackbone(
+            backbone.handle,
+            trainable=False,
+            output_key=backbone.output_key,
+            signature=backbone.signature,
+            arguments=backbone.arguments,
+            name="source_backbone",
+        )
+    else:
+        config = keras.saving.serialize_keras_object(backbone)
+        config["config"] = {**config["config"], "name": "source_backbone"}
+        copy = keras.saving.deserialize_keras_object(config)
+        copy.set_weights(backbone.get_weights())
+    copy.trainable = False
+    return copy
+
+
+def check_feature_map_layers(backbone, layers):
+    """Raises a clear error when `layers` are not layers/outputs of the backbone."""
+    if layers is None:
+        return
+    available = _available_names(backbone)
+    missing = [name for name in layers if _base_name(name) not in available]
+    if missing:
+        kind = "outputs" if isinstance(backbone, HubBackbone) else "top-level layers"
+        raise ValueError(
+            f"DELTA: the backbone has no {kind} named {missing}. Its {kind} are: {', '.join(sorted(available)[:40])}."
+        )
+
+
+def feature_map_channels(backbone, layers):
+    """The channel count (last axis) of each feature map `layers` select."""
+    if isinstance(backbone, HubBackbone):
+        structure = backbone.output_structure
+        return [int(spec.shape[-1]) for spec in _hub_maps(structure, layers)]
+    return [int(backbone.get_layer(name).output.shape[-1]) for name in layers]
+
+
+class FeatureMapTap:
+    """Runs a backbone once and returns its outputs and the chosen feature maps.
+
+    Args:
+        backbone: a `HubBackbone` or a Functional Keras backbone.
+        layers: names of top-level layers (Keras) or output keys (TF Hub;
+            `"encoder_outputs"` gives each element of a list output,
+            `"encoder_outputs/3"` one of them).
+    """
+
+    def __init__(self, backbone, layers):
+        self.backbone = backbone
+        self.layers = list(layers)
+        self._tap = None
+        if not isinstance(backbone, HubBackbone):
+            self._tap = keras.Model(
+                backbone.inputs,
+                {"outputs": backbone.output, "maps": [backbone.get_layer(name).output for name in self.layers]},
+            )
+
+    def __call__(self, x, training=False):
+        if self._tap is not None:
+            result = self._tap(x, training=training)
+            return result["outputs"], list(result["maps"])
+        outputs = self.backbone(x, training=training)
+        if not isinstance(outputs, dict):
+            raise ValueError(
+                "DELTA layers need a TF Hub module that returns a dict of outputs; this one returns one "
+                "tensor (leave out output_key, or use layers=None for the features the head reads)."
+            )
+        return outputs, _hub_maps(outputs, self.layers)
+
+
+class FeatureAttention(keras.layers.Layer):
+    """DELTA's channel attention, one weight vector per feature map, kept with the model.
+
+    Starts at equal weights (1/C) and not `measured`; DELTA's attention is
+    measured once, at the first `fit` that trains the backbone.
+    """
+
+    def __init__(self, channels, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.channels = [int(count) for count in channels]
+        self.weights_per_map = [
+            self.add_weight(
+                shape=(count,),
+                initializer=keras.initializers.Constant(1.0 / count),
+                trainable=False,
+                name=f"attention_{index}",
+            )
+            for index, count in enumerate(self.channels)
+        ]
+        self.measured = self.add_weight(shape=(), initializer="zeros", trainable=False, name="measured")
+        self.built = True
+
+    @property
+    def is_measured(self):
+        return bool(self.measured.numpy() > 0)
+
+    def set_attention(self, attention):
+        for variable, values in zip(self.weights_per_map, attention):
+            variable.assign(np.asarray(values, np.float32))
+        self.measured.assign(1.0)
+
+    def call(self, *args, **kwargs):
+        raise TypeError("FeatureAttention holds DELTA's channel weights; it is not called.")
+
+
+def channel_importance(model, dataset, batches):
+    """Per feature map, each channel's first-order loss increase when zeroed, averaged over batches.
+
+    For channel c of map FM the increase of the loss L when FM_c is set to
+    zero is about −Σ FM_c·∂L/∂FM_c (summed over positions, averaged over
+    examples): one backward pass gives it for every channel at once.
+    """
+    totals, count = None, 0
+    for data in dataset.take(batches):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        increases = _first_order_increase(model, x, y, sample_weight)
+        totals = increases if totals is None else [a + b for a, b in zip(totals, increases)]
+        count += 1
+    if not count:
+        raise ValueError("DELTA needs at least one training batch to measure its channel attention.")
+    return [total / count for total in totals]
+
+
+def _first_order_increase(model, x, y, sample_weight):
+    with tf.GradientTape() as tape:
+        y_pred, _, triples = model._forward_with_feature_maps(x, training=False)
+        maps = [current for current, *_ in triples]
+        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+    gradients = tape.gradient(loss, maps)
+    increases = []
+    for feature_map, gradient in zip(maps, gradients):
+        if gradient is None:
+            increases.append(np.zeros(feature_map.shape[-1], np.float64))
+            continue
+        product = -tf.cast(feature_map, tf.float32) * tf.cast(gradient, tf.float32)
+        axes = list(range(len(product.shape) - 1))
+        # The loss is a batch mean: its gradient is already divided by the batch size.
+        increases.append(tf.reduce_sum(product, axis=axes).numpy().astype(np.float64))
+    return increases
+
+
+def _available_names(backbone):
+    if isinstance(backbone, HubBackbone):
+        structure = backbone.output_structure
+        return set(structure) if isinstance(structure, dict) else set()
+    return {layer.name for layer in backbone.layers}
+
+
+def _base_name(name):
+    return name.split("/", 1)[0]
+
+
+def _hub_maps(outputs, layers):
+    maps = []
+    for name in layers:
+        key, _, index = name.partition("/")
+        value = outputs[key]
+        if isinstance(value, (list, tuple)):
+            maps.extend([value[int(index)]] if index else list(value))
+        else:
+            maps.append(value)
+    return maps

@@ -1,0 +1,80 @@
+"""`--learning-rate auto` and `tfxfer lr-find`: the learning-rate finder on a run's model and data."""
+
+import json
+import pathlib
+
+from tfxfer.utils.atomic_files import write_text_atomically
+
+FINDER_STEPS = 100
+
+
+def find_fine_tuning_rate(model, config, train_data, steps=FINDER_STEPS, start=1e-7, end=1.0):
+    """The finder's curve for the rate fine-tuning uses: run with the backbone as fine-tuning trains it.
+
+    The model's weights and trainable state are as before afterwards.
+    """
+    from tfxfer.recipes import lr_find
+
+    state = model.trainable_backbone
+    model.unfreeze(config.unfreeze_top)
+    try:
+        return lr_find(model, train_data, steps=steps, start=start, end=end)
+    finally:
+        model.set_trainable_backbone(state)
+
+
+def write_learning_rate_curve(curve, folder, title):
+    """`lr_find.png` and `lr_find.json` in `folder` (each written atomically); returns the PNG's path."""
+    from tfxfer.reports import plot_learning_rate_curve
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = plot_learning_rate_curve(curve, folder / "lr_find.png", title=title)
+    write_text_atomically(folder / "lr_find.json", json.dumps(curve.as_dict(), indent=2))
+    return png
+
+
+def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
+    """`tfxfer lr-find`: builds the run's model and data, runs the finder, writes the curve.
+
+    Nothing trains for real: the finder works on a copy of the weights.
+
+    Args:
+        config: a `TrainConfig` (as for `tfxfer train`).
+        output_dir: where `lr_find.png` and `lr_find.json` go.
+        steps: how many rates to try (one training step each).
+        verbose: 0 silent, 1 messages.
+
+    Returns:
+        The curve as a dict (rates, losses, smoothed losses, suggestion).
+
+    Example:
+
+    >>> lr_find_run(TrainConfig(preset="bert_tiny_en_uncased", data="reviews.csv"))["suggestion"]
+    """
+    import keras
+
+    from tfxfer.distribute import select_strategy
+    from tfxfer.runs.progress import speaker
+    from tfxfer.runs.run_data import load_run_data
+    from tfxfer.runs.run_model import build_run_model
+
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 5:
+        from tfxfer.option_errors import OptionValueError
+
+        raise OptionValueError(f"{{steps}} must be a whole number of at least 5, got {steps!r}.",
+                               steps=("steps", "--steps"))
+    say = speaker(verbose)
+    keras.utils.set_random_seed(config.seed)
+    choice = select_strategy(config.strategy)
+    say(f"Loading data from {config.data} ...")
+    data = load_run_data(config, drop_remainder=choice.fixed_shapes)
+    with choice.strategy.scope():
+        say(f"Building the model on {config.backbone or config.preset} ...")
+        model = build_run_model(config, data)
+        say(f"Trying {steps} learning rates from 1e-7 to 1, one training step each ...")
+        curve = find_fine_tuning_rate(model, config, data.train, steps=steps)
+    png = write_learning_rate_curve(curve, output_dir, title=f"{config.run_name}: learning-rate finder")
+    say(f"Suggested learning rate: {curve.suggestion:.2e} (the steepest fall of the loss); curve in {png}.")
+    say(f"Use it with: tfxfer train ... --learning-rate {curve.suggestion:.2e}  (or --learning-rate auto)")
+    return curve.as_dict()
