@@ -144,11 +144,10 @@ def shuffled_batches(train, seed):
     stratified subset is sorted by label, so arrays would hand it one-class
     batches. Every arm gets this dataset instead.
     """
-    import tensorflow as tf
+    from tfxfer.utils.array_batches import shuffled_batches as reshuffled_each_epoch
 
     texts, labels = train
-    data = tf.data.Dataset.from_tensor_slices((texts, labels))
-    return data.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True).batch(BATCH_SIZE)
+    return reshuffled_each_epoch(texts, labels, batch_size=BATCH_SIZE, seed=seed)
 
 
 def interleaved_epochs(models, train, epochs, seed):

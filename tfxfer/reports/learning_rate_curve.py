@@ -1,6 +1,6 @@
 """`plot_learning_rate_curve`: the learning-rate finder's loss against the rate."""
 
-from tfxfer.utils.atomic_files import replaced_atomically
+from tfxfer.reports.figure_files import save_figure_atomically
 
 
 def plot_learning_rate_curve(curve, path, title=None):
@@ -32,8 +32,4 @@ def plot_learning_rate_curve(curve, path, title=None):
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(title or "learning-rate finder")
-    figure.tight_layout()
-    with replaced_atomically(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
-    return str(path)
+    return save_figure_atomically(figure, path)

@@ -1,6 +1,6 @@
 """`plot_wise_ft_curve`: validation score against the WiSE-FT mix."""
 
-from tfxfer.utils.atomic_files import replaced_atomically
+from tfxfer.reports.figure_files import save_figure_atomically
 
 
 def plot_wise_ft_curve(curve, path, title=None):
@@ -30,8 +30,4 @@ def plot_wise_ft_curve(curve, path, title=None):
     axis.grid(alpha=0.3)
     axis.legend()
     axis.set_title(title or "WiSE-FT")
-    figure.tight_layout()
-    with replaced_atomically(path) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
-    return str(path)
+    return save_figure_atomically(figure, path)
