@@ -34,7 +34,7 @@ format: install
 # The whole suite: lint, fast unit tests, docstring examples, and the real
 # models in ../shared.
 test: install lint
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --durations=25
 
 # Unit tests only (tiny models the tests build themselves).
 test-fast: install lint

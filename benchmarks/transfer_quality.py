@@ -109,7 +109,17 @@ def parse_args(argv):
     parser.add_argument("--results", type=pathlib.Path, default=DEFAULT_RESULTS)
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_TABLE)
     parser.add_argument("--table", action="store_true", help="only rewrite the table from --results")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--fine-tune-rate",
+        type=float,
+        help="peak fine-tuning rate instead of the table's (e.g. lr_find's suggestion); needs its own --results",
+    )
+    args = parser.parse_args(argv)
+    if args.fine_tune_rate is not None and args.results == DEFAULT_RESULTS:
+        parser.error(
+            "--fine-tune-rate measures another setting: give --results another file, so the table's stay apart"
+        )
+    return args
 
 
 def epochs_for(kind, size):
@@ -220,12 +230,14 @@ def datasets_for(spec, train, evaluation, seed):
     return (train_data, None), (eval_data, None)
 
 
-def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs):
+def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None):
     import keras
 
     import tfxfer
 
-    rates = SETTINGS[spec["kind"]]
+    rates = dict(SETTINGS[spec["kind"]])
+    if fine_tune_rate is not None:
+        rates["fine_tune"] = fine_tune_rate
     (x, y), (eval_x, eval_y) = datasets_for(spec, train, evaluation, seed)
     delta_layers = (
         ["transformer_layer_1", "transformer_layer_3", "transformer_layer_5"] if spec["kind"] == "text" else None
@@ -321,7 +333,10 @@ def run_grid(args):
                         end=" ",
                         flush=True,
                     )
-                    result = run_one(method, spec, train, evaluation, len(class_names), args.shared, seed, epochs)
+                    result = run_one(
+                        method, spec, train, evaluation, len(class_names), args.shared, seed, epochs,
+                        fine_tune_rate=args.fine_tune_rate,
+                    )  # fmt: skip
                     print(f"accuracy {result['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
                     record = {
                         "dataset": name,
@@ -331,6 +346,7 @@ def run_grid(args):
                         "seed": seed,
                         "method": method,
                         "epochs": epochs,
+                        **({"fine_tune_rate": args.fine_tune_rate} if args.fine_tune_rate is not None else {}),
                         **result,
                     }
                     with args.results.open("a") as out:

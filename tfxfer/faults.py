@@ -13,7 +13,7 @@ In a multi-worker job every worker gets the same environment;
 `TF_CONFIG` task has that index.
 
 Points: `export:before-placing`, `export:old-version-aside`, `checkpoint:before-rename`,
-`backup:before-rename`, `train:batch-end`, `train:epoch-end`, `run:before-evaluation`.
+`backup:before-rename`, `checkpoint:wise-ft-before-rename`, `train:batch-end`, `train:epoch-end`, `run:before-evaluation`.
 
 Example:
 

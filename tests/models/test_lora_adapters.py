@@ -114,6 +114,10 @@ def test_the_export_merges_the_adapters(tmp_path):
     path = tfxfer.export_for_serving(model, str(tmp_path / "serving"), warmup_inputs=texts[:2])
     probabilities = tfxfer.predict_from_export(path, texts)["probabilities"]
     np.testing.assert_allclose(probabilities, model.predict(texts, verbose=0), atol=1e-5)
+    # The merged kernels are all the export stores: no factor variables.
+    stored = [name for name, _ in tf.train.list_variables(f"{path}/variables/variables")]
+    assert stored and not [name for name in stored if "lora" in name.lower()]
+    assert all("_trackable_children" not in layer.__dict__ for layer in lora_layers(model.backbone))
 
 
 def test_targets_pick_layers_and_bad_targets_are_named():
@@ -131,6 +135,21 @@ def test_targets_pick_layers_and_bad_targets_are_named():
         text_model().enable_lora(rank=2, targets=["nothing_like_this"])
     with pytest.raises(ValueError, match="rank must be a positive integer"):
         text_model().enable_lora(rank=0)
+    with pytest.raises(ValueError, match="targets must be a layer name or pattern, or a non-empty list"):
+        text_model().enable_lora(rank=2, targets=[])
+    one = text_model()
+    one.enable_lora(rank=2, targets="query")  # one string is one pattern, not its letters
+    assert {layer.name for layer in lora_layers(one.backbone)} == {"query"} and one.lora["targets"] == ["query"]
+
+
+def test_adapters_on_a_layer_the_head_never_reads_are_refused():
+    model = text_model(pooling="masked_avg")
+    with pytest.raises(
+        ValueError, match="head reads the backbone's 'sequence_output'.*\\['pooled_dense'\\] never"
+    ) as e:
+        model.enable_lora(rank=2, targets=["query", "pooled_dense"])
+    assert "--lora-targets" in e.value.cli_message and model.lora is None
+    model.enable_lora(rank=2, targets=["query"])
 
 
 def test_a_tf_hub_backbone_says_which_backbones_take_adapters(image_module):

@@ -4,6 +4,7 @@ import pytest
 
 from tests.models.test_lora_adapters import sentences, text_model
 from tfxfer.recipes import steepest_descent
+from tfxfer.recipes.lr_finder import LearningRateCurve
 
 
 def test_the_finder_ramps_rates_suggests_one_and_restores_everything():
@@ -38,6 +39,16 @@ def test_the_suggestion_is_the_steepest_fall_before_the_minimum():
     rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     assert steepest_descent(rates, [1.0, 0.98, 0.6, 0.5, 0.45, 3.0]) == 1e-3
     assert steepest_descent(rates, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == 1e-5
+
+
+def test_a_suggestion_at_the_start_of_the_range_comes_with_a_caveat():
+    rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    curve = LearningRateCurve(rates, rising, rising, steepest_descent(rates, rising), stopped_early=False)
+    assert "at the start of the range tried: the loss never fell" in curve.caveat
+    assert curve.as_dict()["caveat"] == curve.caveat
+    falling = [1.0, 0.98, 0.6, 0.5, 0.45, 3.0]
+    assert LearningRateCurve(rates, falling, falling, steepest_descent(rates, falling), False).caveat is None
 
 
 @pytest.mark.parametrize(

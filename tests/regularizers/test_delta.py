@@ -85,9 +85,19 @@ def test_tf_hub_outputs_can_be_regularized(dict_module, text_preprocessor_module
     assert np.isfinite(history.history["loss"]).all()
 
 
-def test_bad_layers_and_options_are_named(dict_module, text_preprocessor_module):
-    with pytest.raises(ValueError, match="no top-level layers named \\['nope'\\].*transformer_layer_0"):
+def test_bad_layers_and_options_are_named(dict_module, text_preprocessor_module, image_module):
+    with pytest.raises(ValueError, match="no top-level layers named \\['nope'\\] for layers.*transformer_layer_0"):
         delta_model(layers=["nope"])
+    with pytest.raises(
+        ValueError, match="\\['padding_mask'\\] is an input of the backbone, not feature maps"
+    ) as raised:
+        delta_model(layers=["transformer_layer_0", "padding_mask"])
+    assert "token_ids" not in str(raised.value) and "transformer_layer_1" in str(raised.value)
+    assert "give --delta-layers among" in raised.value.cli_message
+    with pytest.raises(ValueError, match="has a single output.*leave out layers and DELTA regularizes that output"):
+        tfxfer.TransferModel.from_hub(
+            image_module, num_classes=2, input_shape=(10, 10, 3), regularizer=tfxfer.regularizers.DELTA(layers=["x"])
+        )
     with pytest.raises(ValueError, match="no outputs named \\['nope'\\]"):
         tfxfer.TransferModel.from_hub(
             dict_module,

@@ -17,9 +17,17 @@ from tfxfer.runs.run_folder import RunFolder
 
 def image_run(tmp_path, image_module, data, **options):
     values = dict(
-        backbone=image_module, data=str(data), image_size=(10, 10), augment="none",
-        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"), batch_size=8,
-        recipe="linear_probe", epochs=2, head_learning_rate=0.05, regularizer="none",
+        backbone=image_module,
+        data=str(data),
+        image_size=(10, 10),
+        augment="none",
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "saved_models"),
+        batch_size=8,
+        recipe="linear_probe",
+        epochs=2,
+        head_learning_rate=0.05,
+        regularizer="none",
     )
     values.update(options)
     return train_run(TrainConfig(**values), verbose=0)
@@ -101,9 +109,7 @@ def text_module_export(dict_module, text_preprocessor_module, tmp_path):
 
 
 def test_binary_sigmoid_export_thresholds_instead_of_argmax(image_module, tmp_path):
-    model = tfxfer.TransferModel.from_hub(
-        image_module, num_classes=1, input_shape=(8, 8, 3), class_names=["no", "yes"]
-    )
+    model = tfxfer.TransferModel.from_hub(image_module, num_classes=1, input_shape=(8, 8, 3), class_names=["no", "yes"])
     images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)).astype(np.uint8)
     positive = model.predict(images, verbose=0)[:, 0]
     threshold = float(np.median(positive))  # half the examples on each side
@@ -113,8 +119,10 @@ def test_binary_sigmoid_export_thresholds_instead_of_argmax(image_module, tmp_pa
     served = predict_from_export(path, [tf.io.encode_png(image).numpy() for image in images])
     np.testing.assert_array_equal(served["class_ids"], (positive > threshold).astype(np.int64))
     assert 0 < served["class_ids"].sum() < 16
-    assert json.loads((tmp_path / "binary" / "1" / "assets.extra" / "tfxfer_export.json").read_text())[
-        "threshold"] == threshold
+    assert (
+        json.loads((tmp_path / "binary" / "1" / "assets.extra" / "tfxfer_export.json").read_text())["threshold"]
+        == threshold
+    )
 
 
 def test_integer_text_labels_compare_as_integers(tmp_path):
@@ -143,10 +151,23 @@ def test_a_label_only_in_validation_data_names_its_line(tmp_path):
 def test_cli_class_names_declare_the_text_classes(tmp_path, dict_module, text_preprocessor_module):
     path = tmp_path / "texts.txt"
     path.write_text("".join(f"{i % 2} good film\n" for i in range(8)) + "7 bad plot\n")
-    code = main([
-        "train", "--backbone", dict_module, "--preprocessor", text_preprocessor_module, "--data", str(path),
-        "--class-names", "0", "1", "--runs-dir", str(tmp_path / "runs"), "--quiet",
-    ])
+    code = main(
+        [
+            "train",
+            "--backbone",
+            dict_module,
+            "--preprocessor",
+            text_preprocessor_module,
+            "--data",
+            str(path),
+            "--class-names",
+            "0",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--quiet",
+        ]
+    )
     assert code == 2 and not (tmp_path / "runs").exists()
 
 
@@ -170,8 +191,20 @@ def test_a_moved_hub_module_names_the_handle_and_how_to_point_elsewhere(image_mo
     reloaded = tfxfer.load_model(tmp_path / "model.keras", hub_handles={str(module): str(moved)})
     np.testing.assert_allclose(reloaded.predict(np.full((1, 8, 8, 3), 100, np.uint8), verbose=0), expected, atol=1e-6)
     # And from the command line:
-    assert main(["export", str(tmp_path / "model.keras"), "--export-dir", str(tmp_path / "exports"),
-                 "--hub-handle", f"{module}={moved}", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "model.keras"),
+                "--export-dir",
+                str(tmp_path / "exports"),
+                "--hub-handle",
+                f"{module}={moved}",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
 
 
 def test_float_images_in_zero_one_are_refused_with_the_fix(image_module):
@@ -226,7 +259,9 @@ def test_relative_hub_paths_are_saved_absolute(image_module, tmp_path, monkeypat
     assert tfxfer.load_model(tmp_path / "model.keras").backbone.handle == str(tmp_path / "module")
 
 
-def test_predict_takes_flags_before_inputs_and_names_an_undecodable_file(value_range_run, image_folder, tmp_path, capsys):
+def test_predict_takes_flags_before_inputs_and_names_an_undecodable_file(
+    value_range_run, image_folder, tmp_path, capsys
+):
     image = str(sorted((image_folder / "val").rglob("*.png"))[0])
     assert main(["predict", value_range_run["export"]["path"], "--top", "2", image]) == 0
     assert image in capsys.readouterr().out
@@ -239,9 +274,11 @@ def test_predict_takes_flags_before_inputs_and_names_an_undecodable_file(value_r
 
 @pytest.mark.parametrize(
     "option, value, message",
-    [("image_size", "64", "image_size takes two numbers \\(e.g. 224 224\\)"),
-     ("epochs", "abc", "epochs must be a whole number"),
-     ("validation_split", "abc", "validation_split must be a number")],
+    [
+        ("image_size", "64", "image_size takes two numbers \\(e.g. 224 224\\)"),
+        ("epochs", "abc", "epochs must be a whole number"),
+        ("validation_split", "abc", "validation_split must be a number"),
+    ],
 )
 def test_config_values_of_the_wrong_kind_name_the_option(option, value, message):
     with pytest.raises(ValueError, match=message) as raised:

@@ -30,8 +30,14 @@ def string_op_module(tmp_path_factory):
 
 def _config(tmp_path, **options):
     defaults = dict(
-        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"), strategy="tpu_rehearsal",
-        batch_size=4, epochs=1, head_epochs=1, head_learning_rate=0.05, learning_rate=0.01,
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "saved_models"),
+        strategy="tpu_rehearsal",
+        batch_size=4,
+        epochs=1,
+        head_epochs=1,
+        head_learning_rate=0.05,
+        learning_rate=0.01,
     )
     defaults.update(options)
     return TrainConfig(**defaults)
@@ -45,22 +51,43 @@ def _check_tpu_settings(metrics):
 
 
 def test_image_run(image_module, image_folder, tmp_path):
-    metrics = train_run(_config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                                regularizer="l2_sp", layer_decay=0.8), verbose=0)
+    metrics = train_run(
+        _config(
+            tmp_path,
+            backbone=image_module,
+            data=str(image_folder),
+            image_size=(10, 10),
+            regularizer="l2_sp",
+            layer_decay=0.8,
+        ),
+        verbose=0,
+    )
     _check_tpu_settings(metrics)
     assert len(metrics["history"]["loss"]) == 2
 
 
 def test_text_preset_run(tiny_bert_preset, text_file, tmp_path):
-    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), validation_split=0.25,
-                                recipe="gradual", epochs=2), verbose=0)
+    metrics = train_run(
+        _config(
+            tmp_path, preset=tiny_bert_preset, data=str(text_file), validation_split=0.25, recipe="gradual", epochs=2
+        ),
+        verbose=0,
+    )
     _check_tpu_settings(metrics)
 
 
 def test_text_hub_run(dict_module, text_preprocessor_module, text_file, tmp_path):
     # The TF Hub preprocessor's string ops run in tf.data, on the host, never in the compiled step.
-    metrics = train_run(_config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
-                                data=str(text_file), validation_split=0.25), verbose=0)
+    metrics = train_run(
+        _config(
+            tmp_path,
+            backbone=dict_module,
+            preprocessor=text_preprocessor_module,
+            data=str(text_file),
+            validation_split=0.25,
+        ),
+        verbose=0,
+    )
     _check_tpu_settings(metrics)
 
 

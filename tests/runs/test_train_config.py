@@ -36,14 +36,17 @@ def test_bad_config_files(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"data": "d"}, "exactly one of backbone"),
-    ({"backbone": "b", "preset": "p", "data": "d"}, "exactly one of backbone"),
-    ({"backbone": "b"}, "No data given"),
-    ({"backbone": "b", "data": "d", "recipe": "magic"}, "recipe must be one of"),
-    ({"backbone": "b", "data": "d", "epochs": 0}, "epochs must be at least 1"),
-    ({"backbone": "b", "data": "d", "validation_split": 1.5}, "validation_split must be in"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"data": "d"}, "exactly one of backbone"),
+        ({"backbone": "b", "preset": "p", "data": "d"}, "exactly one of backbone"),
+        ({"backbone": "b"}, "No data given"),
+        ({"backbone": "b", "data": "d", "recipe": "magic"}, "recipe must be one of"),
+        ({"backbone": "b", "data": "d", "epochs": 0}, "epochs must be at least 1"),
+        ({"backbone": "b", "data": "d", "validation_split": 1.5}, "validation_split must be in"),
+    ],
+)
 def test_invalid_options(options, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**options)

@@ -9,20 +9,38 @@ from tfxfer.runs.run_folder import RunFolder
 
 def _config(tmp_path, **options):
     defaults = dict(
-        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"),
-        batch_size=8, epochs=2, head_epochs=1, head_learning_rate=0.05, learning_rate=0.01,
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "saved_models"),
+        batch_size=8,
+        epochs=2,
+        head_epochs=1,
+        head_learning_rate=0.05,
+        learning_rate=0.01,
     )
     defaults.update(options)
     return TrainConfig(**defaults)
 
 
 def test_image_run_writes_every_artifact_and_a_verified_export(image_module, image_folder, tmp_path):
-    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                     augment="none", regularizer="l2_sp")
+    config = _config(
+        tmp_path,
+        backbone=image_module,
+        data=str(image_folder),
+        image_size=(10, 10),
+        augment="none",
+        regularizer="l2_sp",
+    )
     metrics = train_run(config, verbose=0)
     folder = RunFolder(metrics["run_folder"])
-    for path in (folder.config_file, folder.metrics_file, folder.training_curves, folder.confusion_matrix,
-                 folder.best_checkpoint, folder.report, folder.path / "data_report.txt"):
+    for path in (
+        folder.config_file,
+        folder.metrics_file,
+        folder.training_curves,
+        folder.confusion_matrix,
+        folder.best_checkpoint,
+        folder.report,
+        folder.path / "data_report.txt",
+    ):
         assert path.is_file() and path.stat().st_size > 0, path
     for png in (folder.training_curves, folder.confusion_matrix):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -56,16 +74,31 @@ def test_image_run_writes_every_artifact_and_a_verified_export(image_module, ima
 
 @pytest.mark.parametrize("recipe", ["linear_probe", "fine_tune", "gradual"])
 def test_other_recipes(image_module, image_folder, tmp_path, recipe):
-    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                     recipe=recipe, regularizer="none", export=False, augment="none")
+    config = _config(
+        tmp_path,
+        backbone=image_module,
+        data=str(image_folder),
+        image_size=(10, 10),
+        recipe=recipe,
+        regularizer="none",
+        export=False,
+        augment="none",
+    )
     metrics = train_run(config, verbose=0)
     assert len(metrics["history"]["loss"]) == 2 and metrics["export"] is None
     assert metrics["phase_boundaries"] == []
 
 
 def test_text_run_on_raw_strings(dict_module, text_preprocessor_module, text_file, tmp_path):
-    config = _config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
-                     data=str(text_file), validation_split=0.25, regularizer="l2", epochs=1)
+    config = _config(
+        tmp_path,
+        backbone=dict_module,
+        preprocessor=text_preprocessor_module,
+        data=str(text_file),
+        validation_split=0.25,
+        regularizer="l2",
+        epochs=1,
+    )
     metrics = train_run(config, verbose=0)
     assert metrics["data"]["train_examples"] == 30 and metrics["data"]["validation_examples"] == 10
     assert metrics["export"]["max_abs_difference"] <= 1e-5
@@ -76,13 +109,22 @@ def test_text_run_on_raw_strings(dict_module, text_preprocessor_module, text_fil
     assert again["confusion_matrix"] == metrics["evaluation"]["confusion_matrix"]
 
 
-def test_mismatched_data_and_backbone_is_explained(image_module, dict_module, text_preprocessor_module,
-                                                   image_folder, text_file, tmp_path):
+def test_mismatched_data_and_backbone_is_explained(
+    image_module, dict_module, text_preprocessor_module, image_folder, text_file, tmp_path
+):
     with pytest.raises(ValueError, match="are texts but .* takes images"):
         train_run(_config(tmp_path, backbone=image_module, data=str(text_file)), verbose=0)
     with pytest.raises(ValueError, match="are images but a text preprocessor was given"):
-        train_run(_config(tmp_path, backbone=dict_module, preprocessor=text_preprocessor_module,
-                          data=str(image_folder), image_size=(10, 10)), verbose=0)
+        train_run(
+            _config(
+                tmp_path,
+                backbone=dict_module,
+                preprocessor=text_preprocessor_module,
+                data=str(image_folder),
+                image_size=(10, 10),
+            ),
+            verbose=0,
+        )
     assert not (tmp_path / "runs").exists()  # no half-made run folders
 
 
@@ -94,8 +136,16 @@ def test_missing_data_is_explained(image_module, tmp_path):
 def test_mixed_precision_policy_is_restored(image_module, image_folder, tmp_path):
     import keras
 
-    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                     mixed_precision="mixed_bfloat16", recipe="linear_probe", epochs=1, export=False)
+    config = _config(
+        tmp_path,
+        backbone=image_module,
+        data=str(image_folder),
+        image_size=(10, 10),
+        mixed_precision="mixed_bfloat16",
+        recipe="linear_probe",
+        epochs=1,
+        export=False,
+    )
     metrics = train_run(config, verbose=0)
     assert metrics["dtype_policy"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
@@ -113,18 +163,35 @@ def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder,
 def test_run_folder_holding_another_job_is_refused(image_module, image_folder, tmp_path):
     from tfxfer.option_errors import OptionValueError
 
-    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                     run_folder=str(tmp_path / "job"))
+    config = _config(
+        tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10), run_folder=str(tmp_path / "job")
+    )
     folder = RunFolder.create_at(tmp_path / "job")
     folder.write_config(config.to_dict(absolute_paths=True))
-    changed = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                      run_folder=str(tmp_path / "job"), epochs=5)
+    changed = _config(
+        tmp_path,
+        backbone=image_module,
+        data=str(image_folder),
+        image_size=(10, 10),
+        run_folder=str(tmp_path / "job"),
+        epochs=5,
+        layer_decay=0.8,
+    )
     with pytest.raises(OptionValueError, match=r"started with other options: epochs 2 \(now 5\)") as error:
         train_run(changed, verbose=0)
     assert "--epochs 2 (now 5)" in error.value.cli_message and "--run-folder" in error.value.cli_message
+    assert "--layer-decay not given (now 0.8)" in error.value.cli_message
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(OptionValueError, match="exists and is not a run folder"):
-        train_run(_config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                          run_folder=str(tmp_path / "other")), verbose=0)
+        train_run(
+            _config(
+                tmp_path,
+                backbone=image_module,
+                data=str(image_folder),
+                image_size=(10, 10),
+                run_folder=str(tmp_path / "other"),
+            ),
+            verbose=0,
+        )
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"

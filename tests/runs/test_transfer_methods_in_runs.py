@@ -11,8 +11,14 @@ from tfxfer.runs import TrainConfig, train_run
 
 def _config(tmp_path, **options):
     defaults = dict(
-        runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"), batch_size=8, epochs=1,
-        head_epochs=1, head_learning_rate=0.05, learning_rate=0.01, validation_split=0.25,
+        runs_dir=str(tmp_path / "runs"),
+        export_dir=str(tmp_path / "saved_models"),
+        batch_size=8,
+        epochs=1,
+        head_epochs=1,
+        head_learning_rate=0.05,
+        learning_rate=0.01,
+        validation_split=0.25,
     )
     return TrainConfig(**{**defaults, **options})
 
@@ -29,15 +35,26 @@ def test_a_lora_run_with_l2_sp_reports_its_parameters_and_exports_merged(tiny_be
 
 def test_lora_on_a_tf_hub_backbone_names_the_flags(image_module, image_folder, tmp_path):
     with pytest.raises(ValueError, match="lora_rank adds LoRA adapters .* give a KerasHub preset"):
-        train_run(_config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10),
-                          lora_rank=4), verbose=0)
+        train_run(
+            _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10), lora_rank=4),
+            verbose=0,
+        )
     assert not (tmp_path / "runs").exists()
 
 
 def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset, text_file, tmp_path):
-    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), regularizer="delta",
-                                delta_layers=["transformer_layer_1"], wise_ft="auto", learning_rate="auto"),
-                        verbose=0)
+    metrics = train_run(
+        _config(
+            tmp_path,
+            preset=tiny_bert_preset,
+            data=str(text_file),
+            regularizer="delta",
+            delta_layers=["transformer_layer_1"],
+            wise_ft="auto",
+            learning_rate="auto",
+        ),
+        verbose=0,
+    )
     folder = tmp_path / "runs" / metrics["run_folder"].rsplit("/", 1)[1]
     found = json.loads((folder / "lr_find.json").read_text())
     assert metrics["learning_rate"] == {"value": found["suggestion"], "found": True}
@@ -49,28 +66,72 @@ def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset,
     assert "lr_find.png" in report and "WiSE-FT" in report
 
 
-def test_a_fixed_wise_ft_mix_is_what_is_evaluated_and_exported(tiny_bert_preset, text_file, tmp_path):
+def test_a_wise_ft_run_killed_before_its_mixed_model_is_written_resumes_and_exports_the_mix(
+    tiny_bert_preset, text_file, tmp_path
+):
     import keras
 
     import tfxfer
+    from tests.subprocesses import killed
+    from tfxfer.runs.run_folder import RunFolder
 
-    metrics = train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), wise_ft=0.0), verbose=0)
-    assert metrics["wise_ft"] == {"mix": 0.0}
-    best = keras.models.load_model(f"{metrics['run_folder']}/checkpoints/best.keras")
-    tfxfer.wise_ft(best, 0.0)  # the pretrained backbone under the fine-tuned head
+    command = tfxfer_command(
+        "train", "--preset", tiny_bert_preset, "--data", text_file, "--wise-ft", "0", "--recipe", "fine_tune",
+        "--epochs", 1, "--learning-rate", 0.01, "--batch-size", 8, "--validation-split", 0.25, "--runs-dir", tmp_path / "runs",
+        "--export-dir", tmp_path / "saved_models", "--name", "mixed", "--quiet", "--no-export",
+    )  # fmt: skip
+    assert killed(run_command(command, kill_at="checkpoint:wise-ft-before-rename", timeout=300))
+    (path,) = (tmp_path / "runs").iterdir()
+    folder = RunFolder(path)
+    assert not folder.wise_ft_checkpoint.exists()
+    resumed = run_command(tfxfer_command("train", "--resume", folder.path, "--quiet"), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The killed writer's temporary file is gone; best.keras stays unmixed, so the resume mixed it once.
+    assert sorted(p.name for p in folder.best_checkpoint.parent.iterdir()) == [
+        "best.json",
+        "best.keras",
+        "wise_ft.keras",
+    ]
+    exported = run_command(
+        tfxfer_command("export", folder.path, "--export-dir", tmp_path / "saved_models", "--quiet"), timeout=300
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+
+    best = keras.models.load_model(folder.best_checkpoint)
     texts = ["good film", "bad plot awful", "great"]
-    served = tfxfer.predict_from_export(metrics["export"]["path"], texts)["probabilities"]
-    assert abs(served - best.predict(texts, verbose=0)).max() <= 1e-5
+    fine_tuned = best.predict(texts, verbose=0)
+    tfxfer.wise_ft(best, 0.0)  # the pretrained backbone under the fine-tuned head
+    mixed = best.predict(texts, verbose=0)
+    assert abs(mixed - fine_tuned).max() > 1e-4  # the mix is visible in the outputs
+    served = tfxfer.predict_from_export(str(tmp_path / "saved_models" / "mixed" / "1"), texts)["probabilities"]
+    assert abs(served - mixed).max() <= 1e-5
+    saved_mix = keras.models.load_model(folder.wise_ft_checkpoint).predict(texts, verbose=0)
+    assert abs(saved_mix - mixed).max() <= 1e-6
 
 
 def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, text_file, tmp_path):
     result = run_command(
-        tfxfer_command("lr-find", "--preset", tiny_bert_preset, "--data", str(text_file), "--steps", "20",
-                       "--output", str(tmp_path / "finder"), "--batch-size", "8"),
+        tfxfer_command(
+            "lr-find",
+            "--preset",
+            tiny_bert_preset,
+            "--data",
+            str(text_file),
+            "--steps",
+            "20",
+            "--output",
+            str(tmp_path / "finder"),
+            "--batch-size",
+            "8",
+            "--recipe",
+            "linear_probe",
+        ),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Suggested learning rate" in result.stdout
+    # A linear probe trains only the head: the rate found is the head's.
+    assert "--recipe linear_probe --head-learning-rate " in result.stdout, result.stdout
     curve = json.loads((tmp_path / "finder" / "lr_find.json").read_text())
     assert len(curve["learning_rates"]) == 20 and (tmp_path / "finder" / "lr_find.png").exists()
 
@@ -83,12 +144,22 @@ def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, tex
         (["--lora-targets", "query"], "--lora-targets chooses where LoRA adapters go; give --lora-rank too"),
         (["--delta-layers", "x"], "--delta-layers applies to --regularizer delta"),
         (["--recipe", "linear_probe", "--learning-rate", "auto"], "linear_probe fine-tunes nothing"),
+        (["--recipe", "linear_probe", "--wise-ft", "auto"], "--recipe linear_probe leaves the backbone pretrained"),
+        (["--lora-rank", "2", "--lora-targets", "nothing"], "matches --lora-targets nothing"),
     ],
 )
 def test_bad_flags_are_named_before_anything_runs(tiny_bert_preset, text_file, tmp_path, flags, message):
     result = run_command(
-        tfxfer_command("train", "--preset", tiny_bert_preset, "--data", str(text_file),
-                       "--runs-dir", str(tmp_path / "runs"), *flags),
+        tfxfer_command(
+            "train",
+            "--preset",
+            tiny_bert_preset,
+            "--data",
+            str(text_file),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            *flags,
+        ),
         timeout=120,
     )
     assert result.returncode == 2

@@ -55,8 +55,11 @@ def _describe_model_file(path, header=None):
         f"  modality: {model.modality or 'preprocessed tensors'}",
         f"  head: {model.head.kind}, {model.head.num_names} classes",
         f"  class names: {', '.join(model.class_names) if model.class_names else 'none'}",
-        f"  parameters: {model.count_params():,}",
+        # The network only: w⁰ and DELTA's source copy are references, not parameters.
+        "  parameters: {total:,} ({trainable:,} trainable)".format(**model.parameter_counts()),
     ]
+    if model.lora:
+        lines.append(f"  LoRA: rank {model.lora['rank']}, targets {model.lora['targets'] or 'default'}")
     if model.modality == "image":
         preprocessor = model.preprocessor
         lines.append(f"  image size: {tuple(preprocessor.image_size)}, value range: {preprocessor.value_range}")
@@ -78,10 +81,10 @@ def _describe_run(path):
             lines.append(f"  accuracy: {evaluation['accuracy']:.3f} on {evaluation.get('split', 'validation')}")
         if metrics.get("export"):
             lines.append(f"  export: {metrics['export']['path']}")
-    if folder.best_checkpoint.exists():
-        lines.append(
-            _describe_model_file(folder.best_checkpoint, header=f"  best checkpoint: {folder.best_checkpoint}")
-        )
+    model_file = folder.model_file
+    if model_file.exists():
+        what = "WiSE-FT model" if model_file == folder.wise_ft_checkpoint else "best checkpoint"
+        lines.append(_describe_model_file(model_file, header=f"  {what}: {model_file}"))
     return "\n".join(lines)
 
 

@@ -94,7 +94,7 @@ def run_export(args):
     if folder is not None:
         folder.require_completed()
         config = folder.read_config()
-        model_file, name = folder.best_checkpoint, args.name or config.run_name
+        model_file, name = folder.model_file, args.name or config.run_name
         export_dir = args.export_dir or config.export_dir
     elif target.suffix == ".keras" and target.is_file():
         owner = target.parent.parent  # runs/<run>/checkpoints/best.keras: named after its run

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.option_errors import OptionValueError
 
 
 def source_copy(backbone):
@@ -32,16 +33,45 @@ def source_copy(backbone):
 
 
 def check_feature_map_layers(backbone, layers):
-    """Raises a clear error when `layers` are not layers/outputs of the backbone."""
+    """Raises a clear error unless each of `layers` names a feature map of the backbone.
+
+    A feature map is an output of a TF Hub module's dict, or the output of a
+    top-level layer of a Keras backbone that is not an input and has a
+    known channel count.
+    """
     if layers is None:
         return
+    spelling = {"layers": ("layers", "--delta-layers")}
+    if isinstance(backbone, HubBackbone) and not isinstance(backbone.output_structure, dict):
+        raise OptionValueError(
+            "DELTA: this TF Hub module has a single output, the features the head reads, so it has no "
+            "intermediate feature maps to choose from; leave out {layers} and DELTA regularizes that output.",
+            **spelling,
+        )
     available = _available_names(backbone)
+    inputs = [name for name in layers if name in _input_names(backbone)]
+    if inputs:
+        raise OptionValueError(
+            f"DELTA: {inputs} {'is an input' if len(inputs) == 1 else 'are inputs'} of the backbone, not "
+            f"feature maps; give {{layers}} among: {_listed(available)}.",
+            **spelling,
+        )
     missing = [name for name in layers if _base_name(name) not in available]
     if missing:
         kind = "outputs" if isinstance(backbone, HubBackbone) else "top-level layers"
-        raise ValueError(
-            f"DELTA: the backbone has no {kind} named {missing}. Its {kind} are: {', '.join(sorted(available)[:40])}."
+        raise OptionValueError(
+            f"DELTA: the backbone has no {kind} named {missing} for {{layers}}. Its {kind} are: {_listed(available)}.",
+            **spelling,
         )
+    if not isinstance(backbone, HubBackbone):
+        for name in layers:
+            channels = _layer_channels(backbone, name)
+            if channels is None:
+                raise OptionValueError(
+                    f"DELTA: the output of layer {name!r} has no fixed channel count (last axis) to weigh, "
+                    f"so it cannot be a feature map; give {{layers}} among: {_listed(available)}.",
+                    **spelling,
+                )
 
 
 def feature_map_channels(backbone, layers):
@@ -160,7 +190,32 @@ def _available_names(backbone):
     if isinstance(backbone, HubBackbone):
         structure = backbone.output_structure
         return set(structure) if isinstance(structure, dict) else set()
-    return {layer.name for layer in backbone.layers}
+    inputs = _input_names(backbone)
+    return {
+        layer.name for layer in backbone.layers if layer.name not in inputs and _layer_channels(backbone, layer.name)
+    }
+
+
+def _input_names(backbone):
+    if isinstance(backbone, HubBackbone):
+        return set()
+    return {layer.name for layer in backbone.layers if isinstance(layer, keras.layers.InputLayer)}
+
+
+def _layer_channels(backbone, name):
+    """The last axis of a layer's single output, or None when it has no fixed one."""
+    try:
+        output = backbone.get_layer(name).output
+    except (AttributeError, ValueError):  # a layer called more than once has no single output
+        return None
+    if not hasattr(output, "shape") or not output.shape or output.shape[-1] is None:
+        return None
+    return int(output.shape[-1])
+
+
+def _listed(names, limit=40):
+    names = sorted(names)
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _base_name(name):

@@ -14,6 +14,7 @@ import fnmatch
 import keras
 
 from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.option_errors import OptionValueError
 
 _CONVOLUTIONS = tuple(
     getattr(keras.layers, name)
@@ -66,17 +67,51 @@ def lora_target_layers(backbone, targets=None):
             targets = list(backbone.default_lora_layer_names())
         else:
             return [layer for layer in layers if not isinstance(layer, keras.layers.Embedding)]
-    if isinstance(targets, str) or not isinstance(targets, (list, tuple)) or not targets:
-        raise ValueError(f"targets must be a non-empty list of layer names or patterns, got {targets!r}.")
-    chosen = [layer for layer in layers if any(fnmatch.fnmatchcase(layer.name, str(t)) for t in targets)]
+    targets = normalized_targets(targets)
+    chosen = [layer for layer in layers if any(fnmatch.fnmatchcase(layer.name, t) for t in targets)]
     if not chosen:
         names = sorted({layer.name for layer in layers})
         shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-        raise ValueError(
-            f"No Dense, EinsumDense, Embedding or convolution layer of the backbone matches "
-            f"targets={list(targets)}. Its adaptable layers are named: {shown}."
+        raise OptionValueError(
+            "No Dense, EinsumDense, Embedding or convolution layer of the backbone matches "
+            f"{{targets}} {' '.join(targets)}. Its adaptable layers are named: {shown}.",
+            targets=("targets", "--lora-targets"),
         )
     return chosen
+
+
+def normalized_targets(targets):
+    """`targets` as a list of names or patterns: one string is one pattern."""
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) and t for t in targets):
+        raise OptionValueError(
+            f"{{targets}} must be a layer name or pattern, or a non-empty list of them, got {targets!r}.",
+            targets=("targets", "--lora-targets"),
+        )
+    return list(targets)
+
+
+def layers_the_output_never_reads(backbone, layers, output):
+    """The `layers` whose results do not reach `output`, a symbolic output of a Functional backbone.
+
+    Adapters there get no gradient and never train (e.g. the pooler's dense
+    layer when the head pools the sequence output). Returns [] when the
+    backbone is not Functional, where the graph cannot be read.
+    """
+    if not hasattr(output, "_keras_history"):
+        return []
+    feeding, seen, pending = set(), set(), [output]
+    while pending:
+        tensor = pending.pop()
+        if id(tensor) in seen or not hasattr(tensor, "_keras_history"):
+            continue
+        seen.add(id(tensor))
+        operation, node_index, _ = tensor._keras_history
+        feeding.add(id(operation))
+        pending.extend(operation._inbound_nodes[node_index].input_tensors)
+    owners = {id(inner): top for top in backbone.layers for inner in top._flatten_layers(include_self=True)}
+    return [layer for layer in layers if id(owners.get(id(layer), layer)) not in feeding]
 
 
 def enable_lora(backbone, rank, targets=None, alpha=None):
@@ -89,7 +124,7 @@ def enable_lora(backbone, rank, targets=None, alpha=None):
         The number of adapted layers.
     """
     if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
-        raise ValueError(f"rank must be a positive integer, got {rank!r}.")
+        raise OptionValueError(f"{{rank}} must be a positive integer, got {rank!r}.", rank=("rank", "--lora-rank"))
     if alpha is not None and (not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0):
         raise ValueError(f"alpha must be a positive number or None (= rank), got {alpha!r}.")
     layers = lora_target_layers(backbone, targets)
@@ -148,11 +183,39 @@ def merged_lora(backbone):
             saved.append((layer, base, original))
             base.assign(merged)
             layer.lora_enabled = False
+            _hide_factors_from_saving(layer)
         yield layers
     finally:
         for layer, base, original in saved:
             base.assign(original)
             layer.lora_enabled = True
+            layer.__dict__.pop("_trackable_children", None)
+
+
+def _hide_factors_from_saving(layer):
+    """A SavedModel written from `layer` leaves out its (merged, unused) factors A and B.
+
+    TensorFlow saves every variable a layer tracks, through its attributes
+    and its variable lists; the factors are dropped from both.
+    """
+    factors = {id(factor) for factor in lora_factors(layer)[:2]}
+    children_of = type(layer)._trackable_children
+
+    def children_without_factors(save_type="checkpoint", **kwargs):
+        children = children_of(layer, save_type, **kwargs)
+        if save_type != "savedmodel":
+            return children
+        kept = {}
+        for name, child in children.items():
+            if id(child) in factors:
+                continue
+            if isinstance(child, list):
+                child = [item for item in child if id(item) not in factors]
+            kept[name] = child
+        return kept
+
+    # An instance attribute, set past Keras' attribute tracking, shadows the method for this layer only.
+    object.__setattr__(layer, "_trackable_children", children_without_factors)
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")

@@ -34,14 +34,18 @@ from tfxfer.models.lora_adapters import (
     check_lora_backbone,
     enable_lora,
     is_lora_factor,
+    layers_the_output_never_reads,
     lora_factors,
     lora_layers,
+    lora_target_layers,
     merged_kernel,
     merged_lora,
+    normalized_targets,
 )
 from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
+from tfxfer.option_errors import OptionValueError
 from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
 from tfxfer.preprocessing.modality import data_modality, preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
@@ -485,8 +489,28 @@ class TransferModel(keras_hub.models.Task):
         """
         if self.lora is not None:
             raise ValueError(f"LoRA is already enabled on this model ({self.lora}); it can be enabled once.")
+        check_lora_backbone(self.backbone)
+        targets = None if targets is None else normalized_targets(targets)
+        self._check_lora_targets_reach_the_head(lora_target_layers(self.backbone, targets))
         self._add_lora(rank=rank, targets=targets, alpha=alpha)
         self.set_trainable_backbone(True)
+
+    def _check_lora_targets_reach_the_head(self, layers):
+        try:  # only a Functional backbone has a graph to read
+            output = self.backbone.output
+            features = self.head._features(output)
+        except (AttributeError, ValueError):
+            return
+        unread = layers_the_output_never_reads(self.backbone, layers, features)
+        if unread:
+            read = next((key for key, value in output.items() if value is features), "output")
+            raise OptionValueError(
+                f"LoRA: the head reads the backbone's {read!r} (pooling={self.pooling!r}), which layers "
+                f"{sorted({layer.name for layer in unread})} never reach, so adapters there would never "
+                "train; "
+                "leave them out of {targets}, or choose a pooling that reads them.",
+                targets=("targets", "--lora-targets"),
+            )
 
     def _add_lora(self, rank, targets=None, alpha=None):
         check_lora_backbone(self.backbone)

@@ -27,8 +27,24 @@ class LearningRateCurve:
     suggestion: float
     stopped_early: bool
 
+    @property
+    def caveat(self):
+        """Why the suggestion should not be trusted, or None.
+
+        A suggestion at the start of the range means the loss never fell:
+        nothing trained (a frozen model, too few steps) or every rate was
+        already too high.
+        """
+        if self.learning_rates and self.suggestion <= self.learning_rates[min(1, len(self.learning_rates) - 1)]:
+            return (
+                f"the suggestion {self.suggestion:.1e} is at the start of the range tried: the loss never fell "
+                "there, so it is no measured optimum. Check that something trains (an unfrozen backbone or "
+                "head), try more steps, or start the range lower."
+            )
+        return None
+
     def as_dict(self):
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "caveat": self.caveat}
 
 
 class _ExponentialRamp(keras.optimizers.schedules.LearningRateSchedule):

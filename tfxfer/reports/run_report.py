@@ -117,7 +117,9 @@ def write_run_report(folder, config, metrics):
         "- `metrics.json`: history, evaluation, export, timings",
         "- `data_report.txt`: kept and skipped examples",
         "- `checkpoints/best.keras`: the best epoch's model",
-        "",
     ]
-    folder.report.write_text("\n".join(lines))
+    if wise_ft:
+        lines.append("- `checkpoints/wise_ft.keras`: the best epoch mixed by WiSE-FT, the model exported and evaluated")
+    lines.append("")
+    folder.write_text(folder.report.name, "\n".join(lines))
     return str(folder.report)

@@ -9,14 +9,20 @@ FINDER_STEPS = 100
 
 
 def find_fine_tuning_rate(model, config, train_data, steps=FINDER_STEPS, start=1e-7, end=1.0):
-    """The finder's curve for the rate fine-tuning uses: run with the backbone as fine-tuning trains it.
+    """The finder's curve for the rate the config's recipe trains with.
 
-    The model's weights and trainable state are as before afterwards.
+    The backbone is as that training has it: unfrozen (fine-tuning's
+    `--learning-rate`), or frozen for `linear_probe`, whose only rate is
+    the head's (`--head-learning-rate`). The model's weights and trainable
+    state are as before afterwards.
     """
     from tfxfer.recipes import lr_find
 
     state = model.trainable_backbone
-    model.unfreeze(config.unfreeze_top)
+    if config.recipe == "linear_probe":
+        model.freeze_backbone()
+    else:
+        model.unfreeze(config.unfreeze_top)
     try:
         return lr_find(model, train_data, steps=steps, start=start, end=end)
     finally:
@@ -76,5 +82,10 @@ def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
         curve = find_fine_tuning_rate(model, config, data.train, steps=steps)
     png = write_learning_rate_curve(curve, output_dir, title=f"{config.run_name}: learning-rate finder")
     say(f"Suggested learning rate: {curve.suggestion:.2e} (the steepest fall of the loss); curve in {png}.")
-    say(f"Use it with: tfxfer train ... --learning-rate {curve.suggestion:.2e}  (or --learning-rate auto)")
+    if curve.caveat:
+        say(f"Careful: {curve.caveat}")
+    if config.recipe == "linear_probe":
+        say(f"Use it with: tfxfer train ... --recipe linear_probe --head-learning-rate {curve.suggestion:.2e}")
+    else:
+        say(f"Use it with: tfxfer train ... --learning-rate {curve.suggestion:.2e}  (or --learning-rate auto)")
     return curve.as_dict()

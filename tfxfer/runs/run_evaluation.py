@@ -112,7 +112,7 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
         where = pathlib.Path(export_path).parent
         name_prefix = f"evaluation-{pathlib.Path(export_path).name}"
     else:
-        model_file = folder.best_checkpoint if folder is not None else target
+        model_file = folder.model_file if folder is not None else target
         if folder is not None:
             folder.require_completed()
         say(f"Loading {model_file} ...")

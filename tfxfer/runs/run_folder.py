@@ -61,11 +61,23 @@ class RunFolder:
     training_curves = property(lambda self: self.path / "training_curves.png")
     confusion_matrix = property(lambda self: self.path / "confusion_matrix.png")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.keras")
+    wise_ft_checkpoint = property(lambda self: self.path / "checkpoints" / "wise_ft.keras")
     report = property(lambda self: self.path / "report.md")
     status_file = property(lambda self: self.path / "status.json")
     backup_dir = property(lambda self: self.path / "backup")
     logs_dir = property(lambda self: self.path / "logs")
     lock_file = property(lambda self: self.path / "run.lock")
+
+    @property
+    def model_file(self):
+        """The run's model: `checkpoints/wise_ft.keras` for a `--wise-ft` run, else `best.keras`.
+
+        A WiSE-FT run mixes its best checkpoint with the pretrained backbone
+        after training; export and evaluate use the mixed model.
+        """
+        if self.config_file.exists() and self.read_config().wise_ft is not None:
+            return self.wise_ft_checkpoint
+        return self.best_checkpoint
 
     def status(self, check_liveness=True):
         """`{"state": running|interrupted|failed|completed, ...}` (`tfxfer.runs.run_status`)."""
@@ -95,10 +107,11 @@ class RunFolder:
         from tfxfer.runs.run_status import describe_status
 
         status = self.status()
-        if status["state"] == "completed" and self.best_checkpoint.exists():
+        model_file = self.model_file
+        if status["state"] == "completed" and model_file.exists():
             return
         if status["state"] == "completed":
-            raise FileNotFoundError(f"The run {self.path} completed but its checkpoints/best.keras is missing.")
+            raise FileNotFoundError(f"The run {self.path} completed but its checkpoints/{model_file.name} is missing.")
         how = "Continue it with {resume}"
         if self.best_checkpoint.exists():
             how += f", or use its best checkpoint so far, {self.best_checkpoint}, explicitly"

@@ -183,9 +183,15 @@ class TrainConfig:
         if self.learning_rate == "auto" and self.recipe == "linear_probe":
             raise OptionValueError(
                 "{learning_rate} auto finds the fine-tuning rate, and {recipe} linear_probe fine-tunes nothing: "
-                "it trains the head at {head_learning_rate}.",
+                "it trains the head at {head_learning_rate} (`tfxfer lr-find --recipe linear_probe` suggests one).",
                 learning_rate=option("learning_rate"), recipe=option("recipe"),
                 head_learning_rate=option("head_learning_rate"))
+        if self.wise_ft is not None and self.recipe == "linear_probe":
+            raise OptionValueError(
+                "{wise_ft} mixes the fine-tuned backbone with the pretrained one, and {recipe} linear_probe "
+                "leaves the backbone pretrained, so every mix is the same model; drop {wise_ft} or fine-tune "
+                "(e.g. {recipe} two_phase).",
+                wise_ft=option("wise_ft"), recipe=option("recipe"))
         if self.lora_targets is not None and self.lora_rank is None:
             raise OptionValueError("{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",
                                    lora_targets=option("lora_targets"), lora_rank=option("lora_rank"))

@@ -28,6 +28,7 @@ from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import build_run_model
 from tfxfer.runs.run_status import write_status
 from tfxfer.runs.train_config import TrainConfig
+from tfxfer.utils.atomic_files import replaced_atomically
 from tfxfer.utils.owner_lock import OwnerLock
 
 
@@ -117,7 +118,9 @@ def _check_same_options(folder, recorded, given):
     changed = [name for name in now if name != "run_folder" and before.get(name) != now[name]]
     if changed:
         spellings = {name: option(name) for name in changed}
-        listing = ", ".join(f"{{{name}}} {before.get(name)!r} (now {now[name]!r})" for name in changed)
+        # Values are text in the template: their braces are escaped.
+        shown = lambda value: "not given" if value is None else repr(value).replace("{", "{{").replace("}", "}}")  # noqa: E731
+        listing = ", ".join(f"{{{name}}} {shown(before.get(name))} (now {shown(now[name])})" for name in changed)
         raise OptionValueError(
             f"The run folder {folder.path} holds a run started with other options: {listing}. "
             "Restart it with the options it recorded (its config.yaml), or give another {run_folder}.",
@@ -426,6 +429,8 @@ def _found_learning_rate(model, config, data, folder, say):
     curve = find_fine_tuning_rate(model, config, data.train)
     write_learning_rate_curve(curve, folder.path, title=f"{config.run_name}: learning-rate finder")
     say(f"  suggested learning rate {curve.suggestion:.2e} (lr_find.png)")
+    if curve.caveat:
+        say(f"  Careful: {curve.caveat}")
     return curve.suggestion
 
 
@@ -437,6 +442,7 @@ def _apply_wise_ft(model, config, data, folder, say):
     if config.wise_ft != "auto":
         wise_ft(model, config.wise_ft)
         say(f"WiSE-FT: backbone mixed at {config.wise_ft:g} toward the fine-tuned weights")
+        _save_wise_ft_model(model, folder, say)
         return {"mix": config.wise_ft}
     if data.validation is None:
         raise OptionValueError(
@@ -449,8 +455,15 @@ def _apply_wise_ft(model, config, data, folder, say):
     curve = choose_wise_ft_mix(model, data.validation)
     plot_wise_ft_curve(curve, folder.path / "wise_ft.png", title=f"{config.run_name}: WiSE-FT")
     say(f"  mix {curve.best_mix:g}: validation {curve.metric} {max(curve.scores):.3f} (wise_ft.png)")
+    _save_wise_ft_model(model, folder, say)
     return {"mix": curve.best_mix, "curve": curve.as_dict()}
 
+
+def _save_wise_ft_model(model, folder, say):
+    """The mixed model beside `best.keras`, which stays unmixed so a resume mixes it once again, not twice."""
+    with replaced_atomically(folder.wise_ft_checkpoint, fault_name="checkpoint:wise-ft-before-rename") as temporary:
+        model.save(temporary)
+    say(f"  {folder.wise_ft_checkpoint} is the run's model (export and evaluate use it)")
 
 
 def _fixed_batch_shapes(dataset):
