@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip --disable-pip-version-check
 
-.PHONY: install demo lint format test test-fast clean
+.PHONY: install demo lint format test test-all test-fast clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
@@ -31,9 +31,14 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The whole suite: lint, fast unit tests, docstring examples, and the real
-# models in ../shared.
+# What CI runs: lint, unit tests, fault-injection tests, docstring examples,
+# and short runs on the real models in ../shared (the longer real-model
+# training runs, marked slow, are in test-all).
 test: install lint
+	$(PYTHON) -m pytest -m "not slow" --durations=25
+
+# Everything, the slow real-model training runs included.
+test-all: install lint
 	$(PYTHON) -m pytest --durations=25
 
 # Unit tests only (tiny models the tests build themselves).

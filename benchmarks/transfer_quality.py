@@ -367,11 +367,12 @@ def table(results):
         groups.items(), key=lambda item: (order[item[0][0]], math.inf if item[0][1] == "all" else int(item[0][1]))
     ):
         any_run = next(iter(by_method.values()))[0]
-        cells, seeds = [], set()
+        cells, seed_counts = [], set()
         best = max(statistics.mean(x["accuracy"] for x in runs) for runs in by_method.values())
         for method in METHODS:
             runs = by_method.get(method, [])
-            seeds |= {x["seed"] for x in runs}
+            if runs:
+                seed_counts.add(len({x["seed"] for x in runs}))
             if not runs:
                 cells.append("n/a" if method in LORA_METHODS and DATASETS[dataset]["kind"] != "text" else "–")
                 continue
@@ -384,7 +385,7 @@ def table(results):
         lines.append(
             f"| {DATASETS[dataset]['title']} | {size_label} | {any_run['epochs']} | "
             + " | ".join(cells)
-            + f" | {_paired(by_method)} | {len(seeds)} |"
+            + f" | {_paired(by_method)} | {'–'.join(str(n) for n in sorted({min(seed_counts), max(seed_counts)}))} |"
         )
     return "\n".join(lines)
 

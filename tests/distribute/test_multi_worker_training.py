@@ -78,7 +78,6 @@ def test_two_workers_train_like_one_process(image_module, single_process_run, tm
     assert not (tmp_path / "logs").exists() or (tmp_path / "logs" / "worker-1.log").exists()
 
 
-@pytest.mark.slow
 def test_killed_worker_restarts_from_the_last_epoch(image_module, single_process_run, tmp_path):
     import keras
 
@@ -133,7 +132,6 @@ def test_launch_refusals(tmp_path):
     assert result.returncode == 2 and "TF_CONFIG is already set" in result.stderr
 
 
-@pytest.mark.slow
 def test_stopping_the_launcher_stops_and_marks_the_run(image_module, image_folder, tmp_path):
     import signal
     import time

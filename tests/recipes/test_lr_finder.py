@@ -45,7 +45,7 @@ def test_a_suggestion_at_the_start_of_the_range_comes_with_a_caveat():
     rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0]
     rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     curve = LearningRateCurve(rates, rising, rising, steepest_descent(rates, rising), stopped_early=False)
-    assert "at the start of the range tried: the loss never fell" in curve.caveat
+    assert "at the very start of the range tried" in curve.caveat
     assert curve.as_dict()["caveat"] == curve.caveat
     falling = [1.0, 0.98, 0.6, 0.5, 0.45, 3.0]
     assert LearningRateCurve(rates, falling, falling, steepest_descent(rates, falling), False).caveat is None

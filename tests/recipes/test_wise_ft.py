@@ -47,6 +47,22 @@ def test_mixes_interpolate_the_backbone_and_keep_the_head(lora):
         np.testing.assert_allclose(value, source[path], atol=1e-6)
     wise_ft(model, 1.0, weights)
     np.testing.assert_allclose(model(x), end, atol=1e-5)
+    assert repr(weights).startswith("FineTunedWeights(") and len(repr(weights)) < 80
+
+
+def test_a_mixed_model_is_not_mixed_again_by_mistake(tmp_path):
+    model = fine_tuned()
+    wise_ft(model, 0.5)
+    assert model.wise_ft_mix == 0.5
+    mixed = backbone_values(model)
+    with pytest.raises(ValueError, match="already WiSE-FT mixed \\(mix=0.5\\).*checkpoints/best.keras"):
+        wise_ft(model, 0.5)
+    assert all(np.array_equal(mixed[path], value) for path, value in backbone_values(model).items())
+    model.save(tmp_path / "mixed.keras")  # the record survives saving
+    reloaded = keras.models.load_model(tmp_path / "mixed.keras")
+    assert reloaded.wise_ft_mix == 0.5
+    with pytest.raises(ValueError, match="already WiSE-FT mixed"):
+        choose_wise_ft_mix(reloaded, sentences(8))
 
 
 def test_the_mix_is_chosen_on_validation_data():

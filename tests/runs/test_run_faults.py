@@ -38,7 +38,6 @@ def _reference(image_module, image_folder, tmp_path):
     return _REFERENCE["metrics"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_at, epochs_before, export",
     [

@@ -1,6 +1,11 @@
 """LoRA, DELTA, WiSE-FT and the learning-rate finder from `tfxfer train` and `tfxfer lr-find`."""
 
+import io
 import json
+import warnings
+import zipfile
+
+import h5py
 
 import pytest
 
@@ -33,6 +38,15 @@ def test_a_lora_run_with_l2_sp_reports_its_parameters_and_exports_merged(tiny_be
     assert f"{network['trainable']:,} of {network['total']:,}" in report and "LoRA adapters of rank 2" in report
 
 
+def test_model_errors_name_the_config_fields_from_python(tiny_bert_preset, text_file, tmp_path):
+    with pytest.raises(ValueError, match="matches lora_targets nothing"):
+        train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), lora_rank=2,
+                          lora_targets=["nothing"]), verbose=0)
+    with pytest.raises(ValueError, match="give delta_layers among"):
+        train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), regularizer="delta",
+                          delta_layers=["padding_mask"]), verbose=0)
+
+
 def test_lora_on_a_tf_hub_backbone_names_the_flags(image_module, image_folder, tmp_path):
     with pytest.raises(ValueError, match="lora_rank adds LoRA adapters .* give a KerasHub preset"):
         train_run(
@@ -59,6 +73,17 @@ def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset,
     found = json.loads((folder / "lr_find.json").read_text())
     assert metrics["learning_rate"] == {"value": found["suggestion"], "found": True}
     assert (folder / "lr_find.png").stat().st_size > 0 and (folder / "wise_ft.png").stat().st_size > 0
+    # The mixed model is saved with a fresh optimizer: none of the fine-tuning's slots, which a resumed
+    # process would not have (at most its step counter and rate).
+    with zipfile.ZipFile(folder / "checkpoints" / "wise_ft.keras") as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        optimizer_values = []
+        weights.visititems(
+            lambda name, item: optimizer_values.append(item.size)
+            if isinstance(item, h5py.Dataset) and name.startswith(("optimizer", "compile_arguments"))
+            else None
+        )
+        assert "layers" in weights and sum(optimizer_values) <= 2
     curve = metrics["wise_ft"]["curve"]
     assert metrics["wise_ft"]["mix"] == curve["best_mix"] and len(curve["scores"]) == 11
     assert metrics["history"]["regularization_loss"][-1] > 0
@@ -105,7 +130,9 @@ def test_a_wise_ft_run_killed_before_its_mixed_model_is_written_resumes_and_expo
     assert abs(mixed - fine_tuned).max() > 1e-4  # the mix is visible in the outputs
     served = tfxfer.predict_from_export(str(tmp_path / "saved_models" / "mixed" / "1"), texts)["probabilities"]
     assert abs(served - mixed).max() <= 1e-5
-    saved_mix = keras.models.load_model(folder.wise_ft_checkpoint).predict(texts, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no optimizer warning: the mixed model is saved without one
+        saved_mix = keras.models.load_model(folder.wise_ft_checkpoint).predict(texts, verbose=0)
     assert abs(saved_mix - mixed).max() <= 1e-6
 
 
@@ -146,6 +173,9 @@ def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, tex
         (["--recipe", "linear_probe", "--learning-rate", "auto"], "linear_probe fine-tunes nothing"),
         (["--recipe", "linear_probe", "--wise-ft", "auto"], "--recipe linear_probe leaves the backbone pretrained"),
         (["--lora-rank", "2", "--lora-targets", "nothing"], "matches --lora-targets nothing"),
+        (["--lora-rank", "2", "--lora-targets", "pooled_dense", "--pooling", "masked_avg"],
+         "\\(--pooling masked_avg\\).*leave them out of --lora-targets"),
+        (["--regularizer", "delta", "--delta-layers", "padding_mask"], "give --delta-layers among"),
     ],
 )
 def test_bad_flags_are_named_before_anything_runs(tiny_bert_preset, text_file, tmp_path, flags, message):

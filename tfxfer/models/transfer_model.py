@@ -138,6 +138,9 @@ class TransferModel(keras_hub.models.Task):
         keep_source_weights: keep w⁰ of every backbone variable (BatchNorm
             statistics included), not only of those a regularizer needs,
             so that `tfxfer.wise_ft` can interpolate toward them later.
+        wise_ft_mix: the mix `tfxfer.wise_ft` applied to the backbone, or
+            None (set by `wise_ft`; saved with the model, so a mixed model
+            is never mixed a second time by mistake).
 
     Example:
 
@@ -170,6 +173,7 @@ class TransferModel(keras_hub.models.Task):
         length_bucketing=True,
         lora=None,
         keep_source_weights=False,
+        wise_ft_mix=None,
         **kwargs,
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
@@ -244,6 +248,7 @@ class TransferModel(keras_hub.models.Task):
         self.train_batchnorm = bool(train_batchnorm)
         self.length_bucketing = bool(length_bucketing)
         self.keep_source_weights = bool(keep_source_weights)
+        self.wise_ft_mix = None if wise_ft_mix is None else float(wise_ft_mix)
         self._training_on_features = None
         self._trainable_backbone = None
         self._needs_recompile = False
@@ -505,11 +510,12 @@ class TransferModel(keras_hub.models.Task):
         if unread:
             read = next((key for key, value in output.items() if value is features), "output")
             raise OptionValueError(
-                f"LoRA: the head reads the backbone's {read!r} (pooling={self.pooling!r}), which layers "
+                f"LoRA: the head reads the backbone's {read!r} ({{pooling}}), which layers "
                 f"{sorted({layer.name for layer in unread})} never reach, so adapters there would never "
                 "train; "
                 "leave them out of {targets}, or choose a pooling that reads them.",
                 targets=("targets", "--lora-targets"),
+                pooling=(f"pooling={self.pooling!r}", f"--pooling {self.pooling}"),
             )
 
     def _add_lora(self, rank, targets=None, alpha=None):
@@ -518,6 +524,14 @@ class TransferModel(keras_hub.models.Task):
         self.lora = {"rank": rank, "targets": None if targets is None else list(targets), "alpha": alpha}
         self.lora_state = LoraFactors(self.backbone, name="lora_state")
         self._needs_recompile = bool(self._compile_arguments)
+
+    def count_params(self):
+        """The network's parameters (backbone and head), as `parameter_counts()["total"]`.
+
+        w⁰, DELTA's source copy and the saved LoRA factors are training
+        state kept with the model, not parameters of the network.
+        """
+        return self.parameter_counts()["total"]
 
     def parameter_counts(self):
         """`{"trainable": n, "total": m}` over the model's weights (w⁰ and optimizer state excluded)."""
@@ -1062,6 +1076,7 @@ class TransferModel(keras_hub.models.Task):
                 "length_bucketing": self.length_bucketing,
                 "lora": self.lora,
                 "keep_source_weights": self.keep_source_weights,
+                "wise_ft_mix": self.wise_ft_mix,
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),

@@ -31,15 +31,15 @@ class LearningRateCurve:
     def caveat(self):
         """Why the suggestion should not be trusted, or None.
 
-        A suggestion at the start of the range means the loss never fell:
-        nothing trained (a frozen model, too few steps) or every rate was
-        already too high.
+        A suggestion at the start of the range means the steepest fall was
+        found at its first rate: too few steps to see the curve, nothing
+        that trains, or every rate already too high.
         """
         if self.learning_rates and self.suggestion <= self.learning_rates[min(1, len(self.learning_rates) - 1)]:
             return (
-                f"the suggestion {self.suggestion:.1e} is at the start of the range tried: the loss never fell "
-                "there, so it is no measured optimum. Check that something trains (an unfrozen backbone or "
-                "head), try more steps, or start the range lower."
+                f"the suggestion {self.suggestion:.1e} is at the very start of the range tried, where the loss "
+                "had not yet begun to fall steeply, so it is no measured optimum. Try more steps, and check that "
+                "something trains (an unfrozen backbone, or the head)."
             )
         return None
 

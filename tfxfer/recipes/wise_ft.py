@@ -29,9 +29,13 @@ def wise_ft(model, mix, fine_tuned=None):
             earlier call (default: the model's current backbone weights).
             Pass it to try several mixes of the same two end points.
 
+    A model mixes once: its mix is recorded (`model.wise_ft_mix`, saved
+    with it), and mixing an already mixed model again without `fine_tuned`
+    is refused, since it would mix toward the mixed weights.
+
     Returns:
-        The fine-tuned weights (`{path: array}`), to pass back as
-        `fine_tuned`.
+        The fine-tuned weights (`FineTunedWeights`, a dict `{path: array}`),
+        to pass back as `fine_tuned`.
 
     Example:
 
@@ -43,6 +47,13 @@ def wise_ft(model, mix, fine_tuned=None):
     sources = _source_weights(model)
     adapted = _adapted_layers(model.backbone)
     if fine_tuned is None:
+        if getattr(model, "wise_ft_mix", None) is not None:
+            raise ValueError(
+                f"This model's backbone is already WiSE-FT mixed (mix={model.wise_ft_mix:g}); mixing it again "
+                "would mix toward the mixed weights. Mix the fine-tuned model itself (a run's "
+                "checkpoints/best.keras), or pass fine_tuned= with what the first wise_ft call returned. "
+                "If it was trained again since, set model.wise_ft_mix = None first."
+            )
         fine_tuned = fine_tuned_weights(model)
     mix = float(mix)
     for path, variable in named_backbone_variables(model.backbone):
@@ -53,12 +64,23 @@ def wise_ft(model, mix, fine_tuned=None):
     for path, layer in adapted.items():
         _, b, _ = lora_factors(layer)
         b.assign(mix * fine_tuned[f"{path}:lora_b"])
+    model.wise_ft_mix = mix
     return fine_tuned
+
+
+class FineTunedWeights(dict):
+    """`{weight path: array}` of a backbone's fine-tuned weights; a short repr for notebooks."""
+
+    def __repr__(self):
+        size = sum(value.size for value in self.values())
+        return f"FineTunedWeights({len(self)} backbone weights, {size:,} values)"
 
 
 def fine_tuned_weights(model):
     """A copy of the backbone's current weights, as `wise_ft` takes them."""
-    weights = {path: np.array(variable.numpy()) for path, variable in named_backbone_variables(model.backbone)}
+    weights = FineTunedWeights(
+        (path, np.array(variable.numpy())) for path, variable in named_backbone_variables(model.backbone)
+    )
     for path, layer in _adapted_layers(model.backbone).items():
         weights[f"{path}:lora_b"] = np.array(lora_factors(layer)[1].numpy())
     return weights
@@ -105,7 +127,7 @@ def choose_wise_ft_mix(model, validation_data, mixes=DEFAULT_MIXES, metric="accu
         raise ValueError("mixes must hold at least one value in [0, 1].")
     if validation_data is None:
         raise ValueError("Choosing the WiSE-FT mix needs validation data (validation_data=...).")
-    fine_tuned = wise_ft(model, 1.0)
+    fine_tuned = wise_ft(model, 1.0)  # refused for a model mixed before: its end point is gone
     scores = []
     for mix in mixes:
         wise_ft(model, mix, fine_tuned)

@@ -84,6 +84,7 @@ def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
     say(f"Suggested learning rate: {curve.suggestion:.2e} (the steepest fall of the loss); curve in {png}.")
     if curve.caveat:
         say(f"Careful: {curve.caveat}")
+        return curve.as_dict()
     if config.recipe == "linear_probe":
         say(f"Use it with: tfxfer train ... --recipe linear_probe --head-learning-rate {curve.suggestion:.2e}")
     else:

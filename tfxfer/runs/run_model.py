@@ -13,7 +13,7 @@ def build_run_model(config, data):
     >>> model = build_run_model(config, load_run_data(config))
     """
     from tfxfer import TransferModel
-    from tfxfer.option_errors import OptionValueError, option
+    from tfxfer.option_errors import OptionValueError, option, respelled
     from tfxfer.regularizers import regularizer_from_name
 
     is_images = data.modality == "image"
@@ -48,6 +48,18 @@ def build_run_model(config, data):
             "Drop them, or use {feature_key} to pick the backbone output the head reads.",
             signature=option("signature"), output_key=option("output_key"), feature_key=option("feature_key"),
         )
+    try:
+        return _build(config, data, common, is_images)
+    except OptionValueError as error:
+        # The model's arguments, as this config names them.
+        raise respelled(
+            error, targets=option("lora_targets"), rank=option("lora_rank"), layers=option("delta_layers")
+        ) from None
+
+
+def _build(config, data, common, is_images):
+    from tfxfer import TransferModel
+
     source = config.backbone or config.preset
     if config.preset:
         model = TransferModel.from_preset(

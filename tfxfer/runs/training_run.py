@@ -299,7 +299,7 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
 
     wise_ft = _apply_wise_ft(model, config, data, folder, say) if config.wise_ft is not None else None
 
-    say("Evaluating the best checkpoint ...")
+    say("Evaluating the WiSE-FT model ..." if wise_ft else "Evaluating the best checkpoint ...")
     evaluation_data = data.validation if data.validation is not None else data.train
     evaluation = evaluate_model(model, evaluation_data, data.class_names)
     evaluation["split"] = "validation" if data.validation is not None else "training (no validation split)"
@@ -461,8 +461,19 @@ def _apply_wise_ft(model, config, data, folder, say):
 
 def _save_wise_ft_model(model, folder, say):
     """The mixed model beside `best.keras`, which stays unmixed so a resume mixes it once again, not twice."""
-    with replaced_atomically(folder.wise_ft_checkpoint, fault_name="checkpoint:wise-ft-before-rename") as temporary:
-        model.save(temporary)
+    # The fine-tuning optimizer's slots are no part of the mixed model, and a resumed process has none:
+    # it is saved with a fresh optimizer of the same configuration, so the file is the same either way.
+    from tfxfer.optimizers.cloning import clone_optimizer
+
+    state = model._compile_arguments, model.optimizer
+    if state[0] is not None and state[1] is not None:
+        fresh = clone_optimizer(state[1])
+        model._compile_arguments, model.optimizer = {**state[0], "optimizer": fresh}, fresh
+    try:
+        with replaced_atomically(folder.wise_ft_checkpoint, fault_name="checkpoint:wise-ft-before-rename") as temporary:
+            model.save(temporary)
+    finally:
+        model._compile_arguments, model.optimizer = state
     say(f"  {folder.wise_ft_checkpoint} is the run's model (export and evaluate use it)")
 
 
