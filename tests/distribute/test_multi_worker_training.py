@@ -132,6 +132,9 @@ def test_launch_refusals(tmp_path):
     assert result.returncode == 2 and "TF_CONFIG is already set" in result.stderr
 
 
+# Slow and timing-bound: in one CI run of many (2026-11-24, 2 busy cores) the workers took the
+# launcher's 10 s grace period to stop instead of < 8 s, so it stays out of `make test`.
+@pytest.mark.slow
 def test_stopping_the_launcher_stops_and_marks_the_run(image_module, image_folder, tmp_path):
     import signal
     import time
