@@ -11,21 +11,13 @@ import pytest
 
 from tests.subprocesses import run as run_command
 from tests.subprocesses import tfxfer_command
-from tfxfer.runs import TrainConfig, train_run
+from tests.runs.test_training_run import _config as training_run_config
+from tfxfer.runs import train_run
 
 
 def _config(tmp_path, **options):
-    defaults = dict(
-        runs_dir=str(tmp_path / "runs"),
-        export_dir=str(tmp_path / "saved_models"),
-        batch_size=8,
-        epochs=1,
-        head_epochs=1,
-        head_learning_rate=0.05,
-        learning_rate=0.01,
-        validation_split=0.25,
-    )
-    return TrainConfig(**{**defaults, **options})
+    """test_training_run's tiny-run config: one epoch each phase, a quarter held out for validation."""
+    return training_run_config(tmp_path, **{"epochs": 1, "validation_split": 0.25, **options})
 
 
 def test_a_lora_run_with_l2_sp_reports_its_parameters_and_exports_merged(tiny_bert_preset, text_file, tmp_path):
