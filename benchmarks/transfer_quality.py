@@ -114,11 +114,16 @@ def parse_args(argv):
         type=float,
         help="peak fine-tuning rate instead of the table's (e.g. lr_find's suggestion); needs its own --results",
     )
+    parser.add_argument(
+        "--lora-rate",
+        type=float,
+        help="peak rate of the LoRA phase (adapters and head) instead of the table's 1e-3, for a rate sweep "
+        "(--methods lora); needs its own --results, where rows of several rates can share one file",
+    )
     args = parser.parse_args(argv)
-    if args.fine_tune_rate is not None and args.results == DEFAULT_RESULTS:
-        parser.error(
-            "--fine-tune-rate measures another setting: give --results another file, so the table's stay apart"
-        )
+    for flag, value in (("--fine-tune-rate", args.fine_tune_rate), ("--lora-rate", args.lora_rate)):
+        if value is not None and args.results == DEFAULT_RESULTS:
+            parser.error(f"{flag} measures another setting: give --results another file, so the table's stay apart")
     return args
 
 
@@ -230,7 +235,7 @@ def datasets_for(spec, train, evaluation, seed):
     return (train_data, None), (eval_data, None)
 
 
-def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None):
+def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None, lora_rate=None):
     import keras
 
     import tfxfer
@@ -238,6 +243,8 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, 
     rates = dict(SETTINGS[spec["kind"]])
     if fine_tune_rate is not None:
         rates["fine_tune"] = fine_tune_rate
+    if lora_rate is not None:
+        rates["lora"] = lora_rate
     (x, y), (eval_x, eval_y) = datasets_for(spec, train, evaluation, seed)
     delta_layers = (
         ["transformer_layer_1", "transformer_layer_3", "transformer_layer_5"] if spec["kind"] == "text" else None
@@ -316,7 +323,10 @@ def load_results(path):
 
 
 def run_grid(args):
-    done = {(r["dataset"], str(r["size"]), r["seed"], r["method"]) for r in load_results(args.results)}
+    # A rate sweep keeps its rates in one file: the rate is part of what makes a run done.
+    rates = lambda r: (r.get("fine_tune_rate"), r.get("lora_rate"))  # noqa: E731
+    done = {(r["dataset"], str(r["size"]), r["seed"], r["method"], rates(r)) for r in load_results(args.results)}
+    given = rates({"fine_tune_rate": args.fine_tune_rate, "lora_rate": args.lora_rate})
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
         train_all, evaluation, class_names, spec = load_dataset(name, args.shared)
@@ -325,7 +335,7 @@ def run_grid(args):
                 train = subset(train_all, size, seed)
                 epochs = epochs_for(spec["kind"], len(train))
                 for method in args.methods:
-                    key = (name, str(size), seed, method)
+                    key = (name, str(size), seed, method, given)
                     if key in done or (method in LORA_METHODS and spec["kind"] != "text"):
                         continue
                     print(
@@ -335,7 +345,7 @@ def run_grid(args):
                     )
                     result = run_one(
                         method, spec, train, evaluation, len(class_names), args.shared, seed, epochs,
-                        fine_tune_rate=args.fine_tune_rate,
+                        fine_tune_rate=args.fine_tune_rate, lora_rate=args.lora_rate,
                     )  # fmt: skip
                     print(f"accuracy {result['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
                     record = {
@@ -347,6 +357,7 @@ def run_grid(args):
                         "method": method,
                         "epochs": epochs,
                         **({"fine_tune_rate": args.fine_tune_rate} if args.fine_tune_rate is not None else {}),
+                        **({"lora_rate": args.lora_rate} if args.lora_rate is not None else {}),
                         **result,
                     }
                     with args.results.open("a") as out:

@@ -14,3 +14,17 @@ MIXED_PRECISION_NAMES = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 HEAD_LEARNING_RATE = 1e-3
 # Pretrained weights being fine-tuned: small steps, or they forget.
 FINE_TUNING_LEARNING_RATE = 1e-4
+# The fine-tuning phase with LoRA adapters (`--lora-rank`, `enable_lora`): the kernels stay frozen,
+# and new rank-r factors (B starts at 0) with the head barely move at 1e-4 (issue 24; measured in
+# docs/benchmarks.md, "LoRA's learning rate").
+LORA_LEARNING_RATE = 3e-3
+
+
+def fine_tuning_learning_rate(lora=False):
+    """The default peak rate of a fine-tuning phase: `LORA_LEARNING_RATE` with LoRA adapters, else
+    `FINE_TUNING_LEARNING_RATE`; the CLI, the recipes and `compile("auto")` all take it from here.
+
+    >>> fine_tuning_learning_rate(), fine_tuning_learning_rate(lora=True)
+    (0.0001, 0.003)
+    """
+    return LORA_LEARNING_RATE if lora else FINE_TUNING_LEARNING_RATE

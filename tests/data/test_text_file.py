@@ -117,3 +117,82 @@ def test_loaded_text_trains_a_transfer_model(tmp_path, dict_module, text_preproc
     model = TransferModel.from_hub(dict_module, num_classes=data.num_classes, preprocessor=text_preprocessor_module)
     history = model.fit(data.train, validation_data=data.validation, epochs=2, verbose=0)
     assert len(history.history["val_accuracy"]) == 2
+
+
+def _texts(dataset):
+    return sorted(t.decode() for x, _ in dataset for t in x.numpy())
+
+
+@pytest.mark.parametrize(
+    "name, header, row",
+    [
+        ("c.csv", "text,label", "{text},{label}"),
+        ("c.csv", "Label,Review", "{label},{text}"),
+        ("c.tsv", "sentence\tSENTIMENT", "{text}\t{label}"),
+        ("c.csv", "id,category,content", "7,{label},{text}"),
+        ("c.tsv", "document\tclass", "{text}\t{label}"),
+    ],
+)
+def test_a_header_naming_the_columns_picks_them(tmp_path, name, header, row):
+    # Issue 24: `text,label` was read as label = column 0: 33 reviews became 33 classes.
+    path = tmp_path / name
+    lines = [row.format(text=f"review {i} was {'fine' if i % 2 else 'dull'}", label="pos" if i % 2 else "neg")
+             for i in range(33)]  # fmt: skip
+    path.write_text(header + "\n" + "\n".join(lines) + "\n")
+    data = from_text_file(path, validation_split=0.2)
+    assert data.class_names == ["neg", "pos"]
+    assert (data.train_size, data.validation_size) == (27, 6)
+    assert "review 1 was fine" in _texts(data.train) + _texts(data.validation)
+
+
+def test_a_header_naming_no_known_columns_needs_the_column_flags(tmp_path):
+    path = tmp_path / "opinions.csv"
+    path.write_text("opinion,verdict\n" + "".join(f"film {i},{'yes' if i % 2 else 'no'}\n" for i in range(6)))
+    with pytest.raises(DataError) as caught:
+        from_text_file(path)
+    message, cli = str(caught.value), caught.value.cli_message
+    assert "['opinion', 'verdict']" in message and "text_column" in message and "label_column" in message
+    assert "--text-column" in cli and "--label-column" in cli and "text_column" not in cli
+    data = from_text_file(path, text_column="opinion", label_column="verdict")
+    assert data.class_names == ["no", "yes"] and data.train_size == 6
+    # One column named is enough when the other is the only one left.
+    assert from_text_file(path, label_column=1).class_names == ["no", "yes"]
+
+
+def test_headerless_text_then_label_is_an_error_not_one_class_per_text(tmp_path):
+    path = tmp_path / "swapped.csv"
+    path.write_text("".join(f"film number {i},{i % 2}\n" for i in range(10)))
+    with pytest.raises(DataError, match=r"text_column.*label_column"):
+        from_text_file(path)
+    data = from_text_file(path, text_column=0, label_column=1, header=False)
+    assert data.class_names == ["0", "1"] and data.train_size == 10
+
+
+def test_ag_news_layout_class_title_description(tmp_path):
+    # A header with one label column and two text columns: which text is meant is asked, not guessed.
+    path = tmp_path / "news.csv"
+    path.write_text(
+        '"class","title","description"\n"1","Talks","Leaders meet"\n"2","Win","Team wins"\n"1","Vote","Polls open"\n'
+    )
+    with pytest.raises(DataError, match=r"several text columns \['title', 'description'\].*text_column") as caught:
+        from_text_file(path)
+    assert "--text-column title,description" in caught.value.cli_message
+    data = from_text_file(path, text_column=["title", "description"])
+    assert data.class_names == ["1", "2"]
+    assert _texts(data.train) == ["Talks Leaders meet", "Vote Polls open", "Win Team wins"]
+    # Headerless, as AG News ships: three columns and no names is an error too.
+    bare = tmp_path / "bare.csv"
+    bare.write_text('"1","Talks","Leaders meet"\n"2","Win","Team wins"\n"1","Vote","Polls open"\n')
+    with pytest.raises(DataError, match=r"3 column\(s\) and no header"):
+        from_text_file(bare)
+
+
+def test_a_validation_split_that_holds_out_nothing_is_an_error(tmp_path):
+    path = tmp_path / "one_each.txt"
+    path.write_text("a first\nb second\nc third\n")
+    with pytest.raises(
+        DataError, match=r"validation_split=0.2 holds out no examples.*'a': 1, 'b': 1, 'c': 1"
+    ) as caught:
+        from_text_file(path, validation_split=0.2)
+    assert "--validation-split 0.2" in caught.value.cli_message
+    assert from_text_file(path).validation is None  # no split asked: none made, no error

@@ -188,6 +188,7 @@ def test_the_models_value_range_is_applied_in_the_graph_and_recorded(image_modul
         "decoding": "multiclass",
         "threshold": 0.5,
         "image_size": [10, 10],
+        "tensorflow_text_ops": [],  # plain TensorFlow loads it
     }
 
 

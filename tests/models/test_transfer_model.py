@@ -175,12 +175,12 @@ def test_batchnorm_stays_in_inference_mode_unless_asked(image_module):
     x, y = _image_data()
     frozen_stats = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     before = _moving_statistics(frozen_stats)
-    frozen_stats.fit(x * 3, y, epochs=1, verbose=0)
+    frozen_stats.fit(x, y, epochs=1, verbose=0)
     assert all(np.allclose(a, b) for a, b in zip(before, _moving_statistics(frozen_stats)))
 
     batch_stats = TransferModel.from_hub(image_module, num_classes=2, trainable_backbone=True, train_batchnorm=True)
     before = _moving_statistics(batch_stats)
-    batch_stats.fit(x * 3, y, epochs=1, verbose=0)
+    batch_stats.fit(x, y, epochs=1, verbose=0)
     assert not all(np.allclose(a, b) for a, b in zip(before, _moving_statistics(batch_stats)))
 
 
@@ -249,6 +249,20 @@ def test_weights_round_trip(image_module, tmp_path):
     fresh = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=True)
     fresh.load_weights(tmp_path / "model.weights.h5")
     np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_mixed_precision_policy_survives_save_and_load(image_module, tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = TransferModel.from_hub(image_module, num_classes=3, input_shape=(10, 10, 3))
+        x = random_images(4)
+        expected = model.predict(x, verbose=0)
+        model.save(tmp_path / "mixed.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    restored = keras.models.load_model(tmp_path / "mixed.keras")
+    assert restored.head.dtype_policy.name == restored.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), expected)
 
 
 def test_get_config_round_trip(image_module):

@@ -44,6 +44,20 @@ def test_grayscale_images_become_rgb():
     assert preprocessor.decode(tf.io.encode_png(gray)).shape == (4, 4, 3)
 
 
+def test_grayscale_and_rgba_batches_become_rgb_as_the_decoder_makes_them():
+    preprocessor = ImagePreprocessor(image_size=(4, 4))
+    rgba = np.concatenate([pixels(), np.full((2, 9, 7, 1), 128, np.uint8)], axis=-1)
+    gray = pixels()[..., :1]
+    # As tf.io.decode_image(..., channels=3) does: alpha dropped, gray repeated.
+    np.testing.assert_array_equal(preprocessor(rgba).numpy(), preprocessor(pixels()).numpy())
+    np.testing.assert_array_equal(preprocessor(gray).numpy(), preprocessor(np.repeat(gray, 3, axis=-1)).numpy())
+    decoded = preprocessor.decode(tf.io.encode_png(rgba[0]))
+    np.testing.assert_array_equal(decoded.numpy(), preprocessor.resized_uint8(pixels()[0]).numpy())
+    assert preprocessor.compute_output_shape((None, 9, 7, 4)) == (None, 4, 4, 3)
+    with pytest.raises(ValueError, match="images with 2 channels"):
+        preprocessor(pixels()[..., :2])
+
+
 def test_config_round_trips_through_keras_serialization():
     preprocessor = ImagePreprocessor(image_size=(6, 8), value_range=(-1, 1), interpolation="nearest")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(preprocessor))

@@ -245,3 +245,15 @@ def test_folders_of_killed_processes_are_removed_by_the_next_cache(image_module,
     assert [path.name for path in tmp_path.iterdir()] == [pathlib.Path(cache._directory).name]
     cache.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_verbose_2_caches_without_progress_bars(image_module, capsys):
+    # Issue 24, item 14: `--verbose 2` is for logs; the cache's progress is one plain line.
+    model = image_model(image_module)
+    model.freeze_backbone()
+    CachedFeatures(model, image_data(), verbose=2).close()
+    history = linear_probe(model, image_data(), cache_features=True, epochs=1, validation_data=image_data(), verbose=2)
+    out = capsys.readouterr().out
+    assert history.cached_features is not None
+    assert "\x1b[" not in out and "\r" not in out and "\b" not in out, repr(out)
+    assert "5/5 - " in out

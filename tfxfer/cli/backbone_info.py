@@ -95,6 +95,8 @@ def _describe_hub(handle):
     from tfxfer.backbones.hub_module import load_hub_module
 
     module = load_hub_module(handle)
+    if not callable(module) and getattr(module, "signatures", None):
+        return _describe_saved_model(handle, module)
     backbone = HubBackbone(handle)
     weights = [w for _, w in backbone.module_weights]
     trainable_capable = {id(w) for w in backbone._trainable_variables}
@@ -108,6 +110,24 @@ def _describe_hub(handle):
         f"  outputs: {_spec(backbone.output_structure)}",
         f"  signatures: {', '.join(sorted(getattr(module, 'signatures', {}) or [])) or 'none'}",
         f"  layer groups ({len(groups)}, input to output): {_names(groups)}",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_saved_model(path, module):
+    """A SavedModel with signatures but no `__call__`: a Keras `model.export()`, say, not a tfxfer export."""
+    lines = [
+        f"SavedModel: {path} (not a tfxfer export: no assets.extra/tfxfer_export.json; not a TF Hub "
+        "reusable module: no __call__)"
+    ]
+    for name, function in sorted(module.signatures.items()):
+        inputs = function.structured_input_signature[1]
+        lines.append(f"  signature {name}: inputs {_spec(inputs)} -> outputs {_spec(function.structured_outputs)}")
+    first = "serving_default" if "serving_default" in module.signatures else sorted(module.signatures)[0]
+    lines += [
+        "  tfxfer predict and tfxfer evaluate take a .keras model or a tfxfer export: make one with "
+        "tfxfer export RUN_FOLDER_OR_MODEL.keras",
+        f"  as a backbone to train on: tfxfer train --backbone {path} --signature {first}",
     ]
     return "\n".join(lines)
 
@@ -140,9 +160,21 @@ def _describe_export(path):
     import tensorflow as tf
 
     from tfxfer.export import read_export_metadata, read_warmup_requests
+    from tfxfer.export.serving_export import tensorflow_text_ops
 
-    loaded = tf.saved_model.load(path)
     metadata = read_export_metadata(path)
+    text_ops = metadata.get("tensorflow_text_ops")
+    if text_ops is None:  # exported before tfxfer recorded them
+        text_ops = tensorflow_text_ops(path)
+    if text_ops:
+        try:
+            import tensorflow_text  # noqa: F401  (registers the ops, so the export loads here)
+        except ImportError:
+            raise RuntimeError(
+                f"The export {path} tokenizes with TF Text ops ({', '.join(text_ops)}); install tensorflow-text "
+                "(the version matching TensorFlow) to load it."
+            ) from None
+    loaded = tf.saved_model.load(path)
     lines = [f"Export for TF Serving: {path}"]
     for name, function in sorted(loaded.signatures.items()):
         inputs = function.structured_input_signature[1]
@@ -162,6 +194,11 @@ def _describe_export(path):
         lines.append(f"  warmup requests: {len(read_warmup_requests(path))}")
     except (OSError, tf.errors.OpError):
         lines.append("  warmup requests: none")
+    if text_ops:
+        lines.append(
+            f'  loading: `import tensorflow_text` before tf.saved_model.load (else "Op type not registered"); '
+            f"it tokenizes with TF Text ops: {', '.join(text_ops)}"
+        )
     return "\n".join(lines)
 
 

@@ -103,6 +103,9 @@ def run_export(args):
         export_dir = args.export_dir or "saved_models"
     else:
         raise FileNotFoundError(f"{target} is neither a run folder (with config.yaml) nor a .keras file.")
+    from tfxfer.runs.output_folders import check_output_folder
+
+    check_output_folder(export_dir, "export_dir")  # before loading the model
     model = load_model_file(model_file, hub_handles=_hub_handles(args))
     # The model carries its preprocessing and class names: nothing else is needed.
     path = export_for_serving(
@@ -133,6 +136,10 @@ def run_predict(args):
     from tfxfer.export import predict_from_export, read_export_metadata
     from tfxfer.export.serving_export import export_version_path
 
+    if not args.export.strip():
+        raise ValueError(
+            "EXPORT is empty (''): pass saved_models/<name>, one of its version folders, or a .keras file."
+        )
     target = pathlib.Path(args.export).expanduser()
     model = None
     if target.suffix == ".keras" and target.is_file():
@@ -153,11 +160,14 @@ def run_predict(args):
         if metadata.get("input_name") not in ("image_bytes", "text"):
             raise ValueError(f"The export {path} takes no raw inputs (no image_bytes or text signature).")
     inputs = list(args.inputs)
-    if args.file:
-        file = pathlib.Path(args.file).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"--file {file} not found.")
-        inputs += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for number, value in enumerate(inputs, start=1):
+        if not value.strip():
+            raise ValueError(
+                f"input {number} is empty ({value!r}): pass image files or texts (an unset shell variable "
+                "gives an empty argument)."
+            )
+    if args.file is not None:
+        inputs += _file_inputs(args, class_names, takes_images=modality == "image")
     if not inputs:
         raise ValueError("Nothing to predict: pass image files or texts, or --file.")
     takes_images = modality == "image"
@@ -182,6 +192,34 @@ def run_predict(args):
 
 
 PREDICT_BATCH_SIZE = 32
+
+
+def _file_inputs(args, class_names, takes_images):
+    """The inputs `--file` holds: for a text model, read as `tfxfer train` reads `--data`."""
+    import sys
+
+    from tfxfer.data.text_file import read_texts
+    from tfxfer.runs.run_data import column_option
+
+    if not args.file.strip():
+        raise ValueError("--file is empty (''): pass the file of inputs.")
+    file = pathlib.Path(args.file).expanduser()
+    if file.is_dir():
+        raise ValueError(f"--file {file} is a folder; pass a file of inputs, or the inputs themselves.")
+    if not file.is_file():
+        raise FileNotFoundError(f"--file {file} not found.")
+    texts, report = read_texts(
+        file,
+        format="lines" if takes_images else args.data_format or "auto",  # image files: one a line
+        text_column=None if takes_images else column_option(args.text_column),
+        label_column=None if takes_images else column_option(args.label_column),
+        encoding_errors=args.encoding_errors or "strict",
+        on_bad_data=args.on_bad_data,
+        class_names=class_names,
+    )
+    for where, why in report.skipped:
+        print(f"skipped {where}: {why}", file=sys.stderr)
+    return [text for _, text in texts]
 
 
 def _readable_images(inputs, path, on_bad_data):

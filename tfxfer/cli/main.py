@@ -14,6 +14,15 @@ import sys
 
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
 
+# `tfxfer train`'s options for reading a text file that `predict --file` takes too.
+PREDICT_FILE_DEFAULTS = {
+    "data_format": "auto: .csv/.tsv by extension, any other file one input a line",
+    "text_column": "found as tfxfer train finds it",
+    "label_column": "found as tfxfer train finds it; not needed",
+    "encoding_errors": "strict",
+}
+PREDICT_FILE_OPTIONS = tuple(PREDICT_FILE_DEFAULTS)
+
 
 def build_parser():
     from tfxfer.runs.train_config import EVALUATION_DATA_OPTIONS, option_fields
@@ -50,7 +59,10 @@ def build_parser():
     )
     lr_find.add_argument("--config", help="YAML or JSON file with the options of tfxfer train")
     lr_find.add_argument("--steps", type=int, default=100, help="rates to try, one step each (default 100)")
-    lr_find.add_argument("--output", default=".", help="folder for lr_find.png and lr_find.json (default: here)")
+    lr_find.add_argument(
+        "--output",
+        help="folder for lr_find.png and lr_find.json (default: a new <name>-lr-find-<time> folder under --runs-dir)",
+    )
     _train_option_flags(lr_find)
     _output_flags(lr_find)
 
@@ -109,15 +121,29 @@ def build_parser():
     predict.add_argument("export")
     _hub_handle_flag(predict)
     predict.add_argument("inputs", nargs="*", help="image files, or texts for a text model")
-    predict.add_argument("--file", help="a text file with one input per line")
+    predict.add_argument(
+        "--file",
+        help="a file of inputs: one a line, or for a text model a CSV/TSV whose text column is read as "
+        "`tfxfer train` reads it (its header row and label column are no inputs)",
+    )
     predict.add_argument("--top", type=int, default=1, help="classes shown per input")
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
     predict.add_argument(
         "--on-bad-data",
         choices=("error", "skip"),
         default="error",
-        help="an unreadable image file: stop (error) or report it and go on (skip)",
+        help="an unreadable image file or a bad --file line: stop (error) or report it and go on (skip)",
     )
+    for option in PREDICT_FILE_OPTIONS:  # read --file as train reads --data
+        field = fields[option]
+        predict.add_argument(
+            "--" + option.replace("_", "-"),
+            dest=option,
+            type=field.metadata["type"],
+            choices=field.metadata["choices"],
+            default=None,
+            help=f"--file: {field.metadata['help']} (default: {PREDICT_FILE_DEFAULTS[option]})",
+        )
 
     launch = commands.add_parser(
         "launch",

@@ -98,7 +98,7 @@ def from_image_folder(
         class_names, train_files, validation_files, report, train_root, min_classes
     )
     if validation_root is None and validation_split:
-        train_files, validation_files = stratified_split(train_files, validation_split, seed)
+        train_files, validation_files = stratified_split(train_files, validation_split, seed, class_names)
     report.kept = len(train_files) + len(validation_files)
     train, validation = image_datasets(
         train_files,

@@ -2,11 +2,16 @@
 
 import random
 
-from tfxfer.data.data_report import DataError
+from tfxfer.data.data_report import DataError, _escaped
 
 
-def stratified_split(items, fraction, seed):
+def stratified_split(items, fraction, seed, class_names=None):
     """Splits `(example, label)` items, holding out `fraction` of each class.
+
+    Every class keeps at least one training example, so classes of one
+    example hold none out; a split that comes out empty is a `DataError`
+    naming `validation_split` and the examples per class (`class_names`
+    names them, label i being `class_names[i]`).
 
     Example:
 
@@ -28,6 +33,20 @@ def stratified_split(items, fraction, seed):
         cut = min(len(group) - 1, max(1, round(len(group) * fraction))) if len(group) > 1 else 0
         validation.extend(group[:cut])
         train.extend(group[cut:])
+    if not train or not validation:
+        counts = {class_names[label] if class_names else label: len(by_label[label]) for label in sorted(by_label)}
+        shown = ", ".join(f"{name!r}: {count}" for name, count in list(counts.items())[:10])
+        shown += ", ..." if len(counts) > 10 else ""
+        why = (
+            "there are no examples to split"
+            if not items
+            else "every class has a single example, which it keeps for training"
+        )
+        raise DataError(
+            f"{{split}} holds out no examples: {_escaped(why)} (examples per class: {{{{{_escaped(shown)}}}}}). "
+            "Give classes two examples or more, or a separate validation set.",
+            split=(f"validation_split={fraction}", f"--validation-split {fraction}"),
+        )
     return train, validation
 
 

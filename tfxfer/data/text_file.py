@@ -6,7 +6,7 @@ import pathlib
 
 import tensorflow as tf
 
-from tfxfer.data.data_report import DataError, DataReport
+from tfxfer.data.data_report import DataError, DataReport, _escaped
 from tfxfer.data.splitting import check_batches, stratified_split
 
 FORMATS = ("auto", "csv", "tsv", "label_text")
@@ -32,11 +32,22 @@ def from_text_file(
 ):
     """Loads labelled texts as raw strings.
 
-    Formats: `"csv"`/`"tsv"` with a text column and a label column chosen by
-    name or index (several text columns are joined with a space, e.g. a title
-    and a description), or `"label_text"`, one example a line as `<label>
-    <text>` (SST, TREC). `"auto"` goes by the extension (.csv, .tsv) and
-    otherwise by the first line.
+    Formats: `"csv"`/`"tsv"` with a text column and a label column, or
+    `"label_text"`, one example a line as `<label> <text>` (SST, TREC).
+    `"auto"` goes by the extension (.csv, .tsv) and otherwise by the first
+    line.
+
+    Columns: `text_column`/`label_column` name them (a header name or a
+    0-based index; several text columns are joined with a space, e.g. a
+    title and a description). A column not given is read off the header
+    (case-insensitive: `text`, `sentence`, `review`, `sms`, `document`,
+    `content`, `title`, `description`, ... hold texts; `label`, `class`,
+    `sentiment`, `category`, `target`, ... labels), else is the one column
+    left; a two-column file without a header is `<label>,<text>`. Anything
+    else is a `DataError` naming the columns to pass rather than a guess:
+    a header with two text columns, like AG News' `class,title,description`,
+    needs `text_column="title"` or `["title", "description"]` to join them,
+    and a headerless file of three columns needs both options.
 
     Labels: class names (`"spam"`) or integer ids; integer labels compare as
     integers (`01` and `1` are one class). Without `class_names` the classes
@@ -58,7 +69,8 @@ def from_text_file(
         path: the file.
         format, text_column, label_column, header: how to read it; `header`
             is True, False or `"auto"` (a first row that holds the column
-            names given, or that has no valid label).
+            names given or a known column name, or whose label cell recurs
+            in no other row and is no declared class).
         class_names, label_base: the label set (see above).
         validation_split: fraction held out, stratified and seeded.
         validation_path: a separate validation file in the same format.
@@ -83,12 +95,9 @@ def from_text_file(
     if encoding_errors not in ("strict", "replace"):
         raise ValueError(f"encoding_errors must be 'strict' or 'replace', got {encoding_errors!r}.")
     report = DataReport(on_bad_data)
-    rows = _read_examples(path, format, text_column, label_column, header, encoding_errors, report)
-    validation_rows = (
-        _read_examples(validation_path, format, text_column, label_column, header, encoding_errors, report)
-        if validation_path
-        else []
-    )
+    options = (format, text_column, label_column, header, encoding_errors, report, class_names)
+    rows = _read_examples(path, *options)
+    validation_rows = _read_examples(validation_path, *options) if validation_path else []
     class_names, labels = _label_ids(
         rows + validation_rows,
         class_names,
@@ -104,7 +113,7 @@ def from_text_file(
             "a classifier needs at least two."
         )
     if validation_split and not validation_path:
-        examples, validation = stratified_split(examples, validation_split, seed)
+        examples, validation = stratified_split(examples, validation_split, seed, class_names)
     report.kept = len(examples) + len(validation)
     check_batches(len(examples), batch_size, drop_remainder)
 
@@ -129,6 +138,50 @@ def from_text_file(
         train_examples=examples,
         validation_examples=validation,
     )
+
+
+def read_texts(
+    path,
+    *,
+    format="auto",
+    text_column=None,
+    label_column=None,
+    header="auto",
+    encoding_errors="strict",
+    on_bad_data="error",
+    class_names=None,
+):
+    """The texts of a file to predict on, read as `from_text_file` reads them, and a `DataReport`.
+
+    A CSV/TSV (by extension, or `format`) gives its text column, found as
+    `from_text_file` finds it (a header row and a label column are no
+    texts, and a label column need not be there); `"label_text"` gives each
+    line's text after its label; `"lines"`, and by default any other
+    file, is one text a line. `class_names` (the model's) tell a headerless
+    first row from a header.
+
+    Returns:
+        `([(where, text)], report)`, `where` being `file:line`.
+
+    Example:
+
+    >>> texts, report = read_texts("reviews.csv")  # header: text,label
+    >>> [text for _, text in texts][:1]
+    ['a gripping film']
+    """
+    if format not in FORMATS + ("lines",):
+        raise ValueError(f"format must be one of {FORMATS + ('lines',)}, got {format!r}.")
+    if encoding_errors not in ("strict", "replace"):
+        raise ValueError(f"encoding_errors must be 'strict' or 'replace', got {encoding_errors!r}.")
+    if format == "auto":
+        suffix = pathlib.Path(path).suffix.lower()
+        format = "csv" if suffix == ".csv" else "tsv" if suffix in (".tsv", ".tab") else "lines"
+    report = DataReport(on_bad_data)
+    rows = _read_examples(
+        path, format, text_column, label_column, header, encoding_errors, report, class_names, labelled=False
+    )
+    report.kept = len(rows)
+    return [(where, text) for where, text, _ in rows], report
 
 
 def _read_lines(path, encoding_errors, report):
@@ -166,18 +219,28 @@ def _detect_format(file, lines):
     return "tsv" if "\t" in first else "label_text"
 
 
-def _read_examples(path, format, text_column, label_column, header, encoding_errors, report):
-    """[(where, text, raw_label)] for one file."""
+def _read_examples(
+    path, format, text_column, label_column, header, encoding_errors, report, class_names=None, labelled=True
+):
+    """[(where, text, raw_label)] for one file; without `labelled`, raw_label is None.
+
+    `format="lines"` (unlabelled only) reads one text a line.
+    """
     file, lines = _read_lines(path, encoding_errors, report)
     if format == "auto":
         format = _detect_format(file, lines)
     examples = []
+    if format == "lines":
+        return [(f"{file}:{number}", line.strip(), None) for number, line in lines if line.strip()]
     if format == "label_text":
         for number, line in lines:
             if not line.strip():
                 continue
             parts = line.strip().split(None, 1)
             where = f"{file}:{number}"
+            if not labelled:
+                examples.append((where, parts[-1], None))  # a line without a label is all text
+                continue
             if len(parts) < 2:
                 report.problem(where, "missing text after the label" if parts else "missing label")
                 continue
@@ -198,23 +261,20 @@ def _read_examples(path, format, text_column, label_column, header, encoding_err
             rows.append((reader.line_num, row))
     if not rows:
         raise DataError(f"{file} holds no rows.")
-    first = rows[0][1]
-    names_given = any(isinstance(c, str) for c in _as_list(text_column) + _as_list(label_column))
-    has_header = header if header != "auto" else (names_given or _looks_like_header(rows, label_column))
-    columns = first if has_header else None
+    text_indices, label_index, has_header = _choose_columns(
+        file, rows, text_column, label_column, header, class_names, labelled
+    )
     if has_header:
         rows = rows[1:]
-    text_indices = [_column_index(c, columns, file) for c in (_as_list(text_column) or [1])]
-    label_index = _column_index(0 if label_column is None else label_column, columns, file)
     for number, row in rows:
         where = f"{file}:{number}"
-        needed = max(text_indices + [label_index])
+        needed = max(text_indices + ([label_index] if labelled else []))
         if len(row) <= needed:
             report.problem(where, f"has {len(row)} column(s), column {needed + 1} is needed")
             continue
-        label = row[label_index].strip()
+        label = row[label_index].strip() if labelled else None
         text = " ".join(row[i].strip() for i in text_indices).strip()
-        if not label:
+        if labelled and not label:
             report.problem(where, "missing label")
             continue
         if not text:
@@ -224,12 +284,118 @@ def _read_examples(path, format, text_column, label_column, header, encoding_err
     return examples
 
 
-def _looks_like_header(rows, label_column):
-    """A first row whose label cell never recurs below is a header row."""
+# Header names that say what a column holds (compared in lower case).
+TEXT_COLUMN_NAMES = (
+    "text", "texts", "sentence", "sentences", "review", "reviews", "sms", "message", "document", "content",
+    "body", "tweet", "comment", "question", "utterance", "query", "title", "description", "headline",
+    "abstract", "passage", "excerpt", "summary",
+)  # fmt: skip
+LABEL_COLUMN_NAMES = (
+    "label", "labels", "sentiment", "class", "classes", "category", "target", "topic", "intent",
+    "polarity", "emotion", "rating", "stars", "tag",
+)  # fmt: skip
+
+
+def _role(name):
+    """`"text"`, `"label"` or None for a header cell."""
+    name = name.strip().lower()
+    return "text" if name in TEXT_COLUMN_NAMES else "label" if name in LABEL_COLUMN_NAMES else None
+
+
+def _choose_columns(file, rows, text_column, label_column, header, class_names, labelled):
+    """(text column indices, label column index, whether the first row is a header).
+
+    Columns the caller names are used; the others come from a header's
+    names (`TEXT_COLUMN_NAMES`, `LABEL_COLUMN_NAMES`), else are the one
+    column left, else (a two-column file without a header) label first,
+    then text. What stays unclear is a `DataError` naming the options.
+    """
+    first = rows[0][1]
+    names_given = any(isinstance(c, str) for c in _as_list(text_column) + _as_list(label_column))
+    known = any(_role(cell) for cell in first)
+    if header != "auto":
+        has_header = bool(header)
+    else:
+        has_header = names_given or known or _looks_like_header(rows, label_column, class_names)
+    columns = first if has_header else None
+    width = len(first)
+    text_indices = [_column_index(c, columns, file) for c in _as_list(text_column)]
+    label_index = None if label_column is None else _column_index(label_column, columns, file)
+    if has_header:
+        roles = [_role(cell) for cell in first]
+        if label_index is None:  # without labels too: a label column is no text
+            found = [i for i, role in enumerate(roles) if role == "label" and i not in text_indices]
+            if len(found) > 1:
+                raise _column_error(
+                    file,
+                    f"the header {first} has several label columns {[first[i] for i in found]}",
+                    "label",
+                    [first[i] for i in found],
+                )
+            label_index = found[0] if found else None
+        if not text_indices:
+            found = [i for i, role in enumerate(roles) if role == "text" and i != label_index]
+            if len(found) > 1:
+                raise _column_error(
+                    file,
+                    f"the header {first} has several text columns {[first[i] for i in found]}",
+                    "text",
+                    [first[i] for i in found],
+                )
+            text_indices = found
+    elif not text_indices and label_index is None and width == 2:
+        text_indices, label_index = [1], 0  # `<label>,<text>`, as SST and SMS spam
+    # A column not named is the one left, if one is.
+    if labelled and label_index is None and text_indices:
+        rest = [i for i in range(width) if i not in text_indices]
+        label_index = rest[0] if len(rest) == 1 else None
+    if not text_indices and (label_index is not None or not labelled):
+        rest = [i for i in range(width) if i != label_index]
+        text_indices = rest if len(rest) == 1 else []
+    missing = [
+        what for what, unknown in (("texts", not text_indices), ("labels", labelled and label_index is None)) if unknown
+    ]
+    if missing:
+        wanted = " and the ".join(missing)
+        shape = f"the header is {first}" if has_header else f"it has {width} column(s) and no header row naming them"
+        raise _column_error(file, f"cannot tell which column holds the {wanted}: {shape}", None, labelled)
+    return text_indices, label_index, has_header
+
+
+def _column_error(file, what, several, names):
+    """A `DataError`: `what` is unclear; the options that settle it, in the caller's spelling.
+
+    `names`: the columns found for the `several` role (`"text"`, `"label"`),
+    or with `several=None` whether the label column is asked for too.
+    """
+    if several == "label":
+        return DataError(
+            f"{_escaped(file)}: {_escaped(what)}; pass {{label}}.",
+            label=(f"label_column={names[0]!r}", f"--label-column {names[0]}"),
+        )
+    if several == "text":
+        return DataError(
+            f"{_escaped(file)}: {_escaped(what)}; pass {{text}} to read one, or {{joined}} to join them.",
+            text=(f"text_column={names[0]!r}", f"--text-column {names[0]}"),
+            joined=(f"text_column={names!r}", f"--text-column {','.join(names)}"),
+        )
+    recognised = "a header naming them text/sentence/review/... and label/class/sentiment/... needs neither"
+    return DataError(
+        f"{_escaped(file)}: {_escaped(what)}. Pass {{text}}{' and {label}' if names else ''} (a header name "
+        f"or a 0-based index; {_escaped(recognised)}).",
+        text=("text_column", "--text-column"),
+        label=("label_column", "--label-column"),
+    )
+
+
+def _looks_like_header(rows, label_column, class_names=None):
+    """A first row whose label cell never recurs below (and is no declared class) is a header row."""
     index = label_column if isinstance(label_column, int) else 0
-    if len(rows) < 3 or len(rows[0][1]) <= index:
+    if len(rows) < 3 or len(rows[0][1]) <= index or len(rows[0][1]) < 2:
         return False
     first = rows[0][1][index]
+    if class_names is not None and first.strip() in [str(name) for name in class_names]:
+        return False
     return all(len(row) <= index or row[index] != first for _, row in rows[1:])
 
 

@@ -218,7 +218,8 @@ def read_export_metadata(path):
 
     Keys: `input_name` (`image_bytes`, `text` or None), `modality`,
     `class_names`, `decoding` (`multiclass`, `binary` or `multi_label`),
-    `threshold`, `image_size`.
+    `threshold`, `image_size`, `tensorflow_text_ops` (the TF Text ops the
+    graph runs, which need `import tensorflow_text` before loading).
     """
     metadata = pathlib.Path(path) / METADATA_FILE
     return json.loads(metadata.read_text()) if metadata.exists() else {}
@@ -235,9 +236,71 @@ def _write_metadata(export_dir, model, module, class_names, threshold):
         "decoding": model.head.kind,
         "threshold": threshold,
         "image_size": list(preprocessor.image_size) if model.modality == "image" else None,
+        "tensorflow_text_ops": tensorflow_text_ops(export_dir),
     }
     (export_dir / "assets.extra").mkdir(exist_ok=True)
     (export_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    (export_dir / NOTE_FILE).write_text(_loading_note(metadata))
+
+
+NOTE_FILE = os.path.join("assets.extra", "README.txt")
+
+
+def tensorflow_text_ops(path):
+    """The ops of the SavedModel at `path` outside core TensorFlow (in tfxfer's exports: TF Text's), sorted.
+
+    Without `import tensorflow_text` first, `tf.saved_model.load` of such an
+    export fails with `Op type not registered 'RegexSplitWithOffsets'`.
+
+    Example:
+
+    >>> tensorflow_text_ops("saved_models/sst2/1")
+    ['FastWordpieceTokenizeWithOffsets', 'RegexSplitWithOffsets', 'TFText>RoundRobinTrim']
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((pathlib.Path(path) / "saved_model.pb").read_bytes())
+    ops = set()
+    for graph in saved_model.meta_graphs:
+        ops.update(node.op for node in graph.graph_def.node)
+        for function in graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    # Core ops all have a tf.raw_ops wrapper; TF Text's (and the functions' own names) do not.
+    functions = {f.signature.name for graph in saved_model.meta_graphs for f in graph.graph_def.library.function}
+    return sorted(op for op in ops - functions if not hasattr(tf.raw_ops, op))
+
+
+def _loading_note(metadata):
+    """`assets.extra/README.txt`: how to load and check this export, for whoever finds the folder."""
+    name = metadata["input_name"]
+    lines = [
+        "A TF Serving export written by tfxfer's export_for_serving (TF Serving ignores assets.extra/).",
+        "",
+        f"serving_default takes {name or 'the model input tensors'}"
+        + {"image_bytes": " (encoded JPEG/PNG/GIF/BMP strings)", "text": " (UTF-8 strings)"}.get(name, "")
+        + "; predict_preprocessed takes the model's input tensors.",
+        "tfxfer_export.json records the input name, modality, class names, decoding and threshold.",
+        "",
+        "In Python: tf.saved_model.load(PATH).signatures['serving_default'], or tfxfer.predict_from_export(PATH, inputs).",
+    ]
+    ops = metadata["tensorflow_text_ops"]
+    if ops:
+        lines += [
+            "",
+            f"The graph tokenizes with TF Text ops: {', '.join(ops)}.",
+            "Run `import tensorflow_text` (pip package tensorflow-text, the version matching TensorFlow) before",
+            "tf.saved_model.load, or loading fails with \"Op type not registered '...'\" naming one of them.",
+            "The stock tensorflow/serving image does not register them (tensorflow/serving#1490): serve with a",
+            "build that links TF Text, or call predict_preprocessed and tokenize in the client.",
+        ]
+    if metadata["modality"] == "image":
+        lines += [
+            "",
+            "Images are decoded by TensorFlow in the graph. To compare served outputs with your own arrays, decode",
+            "with tf.io.decode_image: PIL decodes some JPEGs differently (by up to 18 gray levels).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _default_save_options(model):

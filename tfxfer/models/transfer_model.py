@@ -9,7 +9,7 @@ import tensorflow as tf
 from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
-from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+from tfxfer.choices import HEAD_LEARNING_RATE, fine_tuning_learning_rate
 from tfxfer.data.length_bucketing import (
     PADDING_MASK_KEYS,
     grouped_by_length,
@@ -42,12 +42,13 @@ from tfxfer.models.lora_adapters import (
     merged_lora,
     normalized_targets,
 )
+from tfxfer.models.raw_inputs import prepared_data, readable_errors
 from tfxfer.optimizers.cloning import clone_optimizer
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.option_errors import OptionValueError
 from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
-from tfxfer.preprocessing.modality import data_modality, preprocessor_modality
+from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
@@ -73,7 +74,12 @@ class TransferModel(keras_hub.models.Task):
     (`model.head.decode`). `fit`, `evaluate` and `predict` take raw inputs
     (pixel values in [0, 255] of any size, or strings) and run the
     preprocessor inside the `tf.data` input pipeline, outside the train
-    step, which stays XLA-compilable. Calling the model directly,
+    step, which stays XLA-compilable. Images may come as a list of any
+    sizes, grayscale or RGBA; labels as class ids, names from
+    `class_names` or exact one-hot rows (multi-hot for multi-label heads).
+    Inputs and labels that cannot be right (images already scaled to
+    [0, 1], ids out of range, ...) are refused before they train
+    (`tfxfer.models.raw_inputs`). Calling the model directly,
     `model(x)`, takes preprocessed inputs (`model(model.preprocessor(x))`).
     The `tfxfer.data` loaders, `export_for_serving`, `verify_export` and the
     CLI all use the same preprocessor.
@@ -178,6 +184,7 @@ class TransferModel(keras_hub.models.Task):
     ):
         activation = _resolve_activation(activation, num_classes, multi_label)
         regularizer = _resolve_regularizer(regularizer)
+        dtype = kwargs.pop("dtype", None)  # the head's policy (saved: a mixed policy survives a reload)
         if isinstance(preprocessor, dict):
             preprocessor = keras.saving.deserialize_keras_object(preprocessor)
         if preprocessor is None and isinstance(backbone, HubBackbone) and backbone.takes_images:
@@ -196,6 +203,7 @@ class TransferModel(keras_hub.models.Task):
             feature_key=feature_key,
             multi_label=multi_label,
             threshold=threshold,
+            dtype=dtype,
             name="head",
         )
         if isinstance(backbone, HubBackbone):
@@ -230,11 +238,9 @@ class TransferModel(keras_hub.models.Task):
             head_kwargs["padding_mask"] = _padding_mask(inputs)
         outputs = self.head(backbone(inputs), **head_kwargs)
         super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
-        if isinstance(backbone, HubBackbone):
-            # A SavedModel's graph is float32 whatever the global policy; the
-            # model follows the head, so compile() adds loss scaling under
-            # mixed_float16.
-            self.dtype_policy = self.head.dtype_policy
+        # The model follows the head (a SavedModel's graph is float32 whatever
+        # the policy), so compile() adds loss scaling under mixed_float16.
+        self.dtype_policy = self.head.dtype_policy
 
         # === Config ===
         self.num_classes = num_classes
@@ -606,8 +612,9 @@ class TransferModel(keras_hub.models.Task):
 
         `optimizer="auto"` is Adam at `HEAD_LEARNING_RATE` (1e-3) while the
         backbone is frozen and `FINE_TUNING_LEARNING_RATE` (1e-4) once any
-        of it trains; `loss="auto"` is sparse categorical
-        cross-entropy for softmax heads and binary cross-entropy for sigmoid
+        of it trains (`LORA_LEARNING_RATE`, 3e-3, with LoRA adapters: the
+        same default as `tfxfer train --lora-rank`); `loss="auto"` is sparse
+        categorical cross-entropy for softmax heads and binary cross-entropy for sigmoid
         heads (from logits when `activation=None`); `metrics="auto"` is
         accuracy.
         """
@@ -654,9 +661,10 @@ class TransferModel(keras_hub.models.Task):
         **kwargs,
     ):
         try:
-            return self._fit_raw_inputs(
-                x, y, batch_size, sample_weight, validation_data, validation_split, shuffle, **kwargs
-            )
+            with readable_errors():
+                return self._fit_raw_inputs(
+                    x, y, batch_size, sample_weight, validation_data, validation_split, shuffle, **kwargs
+                )
         except tf.errors.InvalidArgumentError as error:
             unsupported = xla_unsupported_ops(error)
             if not unsupported:
@@ -674,7 +682,7 @@ class TransferModel(keras_hub.models.Task):
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
                 callback.prepare(self)
         check_learning_rate(self)
-        self._check_raw_inputs(x, "fit")
+        x, y, validation_data = self._raw_data("fit", x, y, validation_data)
         if self._needs_feature_attention():
             batches = x if isinstance(x, tf.data.Dataset) else _labelled_batches(x, y, batch_size)
             self._measure_feature_attention(batches)
@@ -714,45 +722,26 @@ class TransferModel(keras_hub.models.Task):
             **kwargs,
         )
 
-    def evaluate(self, x=None, *args, **kwargs):
-        self._check_raw_inputs(x, "evaluate")
-        if self.preprocessor is None:
-            return keras.Model.evaluate(self, x, *args, **kwargs)
-        return super().evaluate(x, *args, **kwargs)
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation data: prepared by fit
+            x, y, _ = self._raw_data("evaluate", x, y)
+        with readable_errors():
+            if self.preprocessor is None:
+                return keras.Model.evaluate(self, x, y, *args, **kwargs)
+            return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        self._check_raw_inputs(x, "predict")
-        if self.preprocessor is None:
-            return keras.Model.predict(self, x, *args, **kwargs)
-        return super().predict(x, *args, **kwargs)
+        x, _, _ = self._raw_data("predict", x)
+        with readable_errors():
+            if self.preprocessor is None:
+                return keras.Model.predict(self, x, *args, **kwargs)
+            return super().predict(x, *args, **kwargs)
 
-    def _check_raw_inputs(self, x, method):
-        """Inputs of the other modality, and float arrays in [0, 1] given to an image model, are errors."""
+    def _raw_data(self, method, x, y=None, validation_data=None):
+        """Raw inputs and labels checked and adapted (`tfxfer.models.raw_inputs`)."""
         if self._training_on_features is not None:
-            return  # cached backbone features, not raw inputs
-        given = data_modality(x)
-        if self.modality == "text" and given == "image":
-            raise ValueError(
-                f"{method} got numbers (images or tensors), but this model takes text: raw "
-                "strings (a list, an array of str, or a tf.data.Dataset of strings). For "
-                "images, build an image model (e.g. an image TF Hub module)."
-            )
-        if self.modality == "image" and given == "text":
-            raise ValueError(
-                f"{method} got strings, but this model takes images: raw pixel values "
-                "[batch, height, width, 3] in [0, 255] (or tfxfer.data.from_image_folder). "
-                "For text, build a text model (TransferModel.from_preset or from_hub with a text encoder)."
-            )
-        if self.modality != "image" or not is_array_like(x) or isinstance(x, (list, tuple)):
-            return
-        values = np.asarray(x)
-        if values.dtype.kind == "f" and values.size and 0.0 <= values.min() and values.max() <= 1.0:
-            raise ValueError(
-                f"{method} takes raw pixel values in [0, 255] (uint8 or float); these images "
-                "are all in [0, 1]. The model's preprocessor scales pixels itself "
-                f"(to {self.preprocessor.value_range}). Pass the images times 255, or call "
-                "the model directly on preprocessed inputs: model(images)."
-            )
+            return x, y, validation_data  # cached backbone features, not raw inputs
+        return prepared_data(self, method, x, y, validation_data)
 
     # --- Length bucketing (text) ------------------------------------------
 
@@ -954,13 +943,16 @@ class TransferModel(keras_hub.models.Task):
             y_pred = self.head.classify(x, training=False)
         else:
             y_pred = self(x, training=False)
-        # Evaluation has no penalty: its task loss is its loss, and its
-        # regularization_loss stays 0.
+        # Evaluation has no penalty: its task loss is its loss, and its logs
+        # leave regularization_loss out.
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         if self.regularizer is not None:
             self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if self.regularizer is not None:
+            logs.pop(self.regularization_loss_tracker.name, None)
+        return logs
 
     def _is_binary(self):
         return self.multi_label or self.num_classes == 1 or (self.activation == "sigmoid")
@@ -968,7 +960,11 @@ class TransferModel(keras_hub.models.Task):
     def _resolve_optimizer(self, optimizer):
         if optimizer != "auto":
             return optimizer
-        rate = HEAD_LEARNING_RATE if self._trainable_backbone is False else FINE_TUNING_LEARNING_RATE
+        rate = (
+            HEAD_LEARNING_RATE
+            if self._trainable_backbone is False
+            else fine_tuning_learning_rate(lora=self.lora is not None)
+        )
         return keras.optimizers.Adam(rate)
 
     def _resolve_loss(self, loss):
@@ -1077,6 +1073,7 @@ class TransferModel(keras_hub.models.Task):
                 "lora": self.lora,
                 "keep_source_weights": self.keep_source_weights,
                 "wise_ft_mix": self.wise_ft_mix,
+                "dtype": keras.dtype_policies.serialize(self.head.dtype_policy),
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)
                 ),

@@ -6,6 +6,8 @@ import tensorflow as tf
 
 DEFAULT_IMAGE_SIZE = (224, 224)
 DEFAULT_VALUE_RANGE = (0.0, 1.0)
+CHANNELS = {1: "grayscale", 3: "RGB", 4: "RGBA"}
+"""The channel counts raw images may have; the preprocessor makes RGB of them."""
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -23,7 +25,9 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
     is saved in the model's config.
 
     Inputs are raw pixel values in [0, 255] (uint8 or float), any height
-    and width, batched or not.
+    and width, batched or not, RGB, grayscale or RGBA: grayscale is
+    repeated to three channels and alpha dropped, as
+    `tf.io.decode_image(..., channels=3)` (the `decode` step) does.
 
     Args:
         image_size: `(height, width)` the model takes.
@@ -103,8 +107,8 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
         return (offset, offset + 255.0 * scale)
 
     def pixels(self, images):
-        """Raw images to float32 pixels of `image_size`, rounded to 8 bits."""
-        images = tf.convert_to_tensor(images)
+        """Raw images to float32 RGB pixels of `image_size`, rounded to 8 bits."""
+        images = rgb(tf.convert_to_tensor(images))
         height, width = self.image_size
         same_size = tuple(images.shape[-3:-1]) == (height, width)
         images = tf.cast(images, tf.float32)
@@ -124,9 +128,6 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
 
     def resized_uint8(self, image):
         """One decoded image (RGB or grayscale, any size) to uint8 `[h, w, 3]` pixels."""
-        image = tf.convert_to_tensor(image)
-        if image.shape[-1] == 1:
-            image = tf.image.grayscale_to_rgb(image)
         pixels = tf.cast(self.pixels(image), tf.uint8)
         pixels.set_shape((*self.image_size, 3))
         return pixels
@@ -141,7 +142,7 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
         return images
 
     def compute_output_shape(self, input_shape):
-        return (*input_shape[:-3], *self.image_size, input_shape[-1])
+        return (*input_shape[:-3], *self.image_size, 3)
 
     def get_config(self):
         config = super().get_config()
@@ -149,6 +150,30 @@ class ImagePreprocessor(keras_hub.layers.ImageConverter):
         for key in ("bounding_box_format", "pad_to_aspect_ratio", "data_format"):
             config.pop(key, None)
         return config
+
+
+def rgb(images):
+    """Grayscale, RGB or RGBA images (batched or not) as RGB, as `tf.io.decode_image(..., channels=3)` makes them.
+
+    Grayscale is repeated to three channels and alpha dropped; an unknown
+    channel count passes through unchanged.
+
+    Example:
+
+    >>> rgb(np.zeros((2, 4, 4, 4), "uint8")).shape
+    TensorShape([2, 4, 4, 3])
+    """
+    channels = images.shape[-1]
+    if channels is None or channels == 3:
+        return images
+    if channels not in CHANNELS:
+        raise ValueError(
+            f"The preprocessor got images with {channels} channels; it takes "
+            f"{', '.join(f'{name} ({count})' for count, name in CHANNELS.items())} images."
+        )
+    if channels == 1:
+        return tf.image.grayscale_to_rgb(images)
+    return images[..., :3]
 
 
 def _checked_image_size(image_size):

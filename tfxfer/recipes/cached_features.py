@@ -97,7 +97,8 @@ class CachedFeatures:
             features go to files in `directory` (a temporary folder by
             default), removed by `close()`.
         directory: where features over the budget go.
-        verbose: show a progress bar while computing.
+        verbose: 0 silent, 1 a progress bar while computing, 2 one plain
+            line when done (for logs: no bar redrawn with escape codes).
 
     Example:
 

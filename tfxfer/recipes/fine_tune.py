@@ -4,7 +4,7 @@ import math
 
 import tensorflow as tf
 
-from tfxfer.choices import FINE_TUNING_LEARNING_RATE
+from tfxfer.choices import fine_tuning_learning_rate
 from tfxfer.optimizers.discriminative import discriminative_optimizer, optimizer_class
 from tfxfer.optimizers.schedules import warmup_cosine
 from tfxfer.recipes.compiling import compile_keeping_loss
@@ -20,7 +20,7 @@ def fine_tune(
     *,
     epochs=3,
     initial_epoch=0,
-    learning_rate=FINE_TUNING_LEARNING_RATE,
+    learning_rate=None,
     warmup_fraction=WARMUP_FRACTION,
     layer_decay=None,
     unfreeze_top=None,
@@ -44,7 +44,8 @@ def fine_tune(
         model: a `TransferModel`.
         x, y: training data as for `fit`.
         epochs: epochs to train (counted from `initial_epoch`).
-        learning_rate: peak rate.
+        learning_rate: peak rate (default: `FINE_TUNING_LEARNING_RATE`, 1e-4;
+            `LORA_LEARNING_RATE`, 3e-3, once `enable_lora` was called).
         warmup_fraction: share of the steps spent warming up.
         layer_decay: per-group decay toward the input, e.g. 0.8.
         unfreeze_top: layer groups to unfreeze (None: all).
@@ -69,6 +70,8 @@ def fine_tune(
     else:
         model.unfreeze(top=unfreeze_top)
     steps = steps_per_epoch or _steps_per_epoch(x, y, batch_size)
+    if learning_rate is None:
+        learning_rate = fine_tuning_learning_rate(lora=bool(getattr(model, "lora", None)))
     rate = fine_tuning_rate(learning_rate, steps, epochs, warmup_fraction)
     if layer_decay is None:
         phase_optimizer = optimizer_class(optimizer)(learning_rate=rate)

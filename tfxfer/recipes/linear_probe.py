@@ -88,7 +88,7 @@ def linear_probe(
 
 def _fit_on_cached_features(model, x, epochs, *, validation_data=None, verbose="auto", **fit_options):
     fit_options.pop("batch_size", None)  # the cache keeps the dataset's batches
-    show = 0 if verbose == 0 else 1
+    show = verbose if verbose in (0, 2) else 1  # 2 (logs): one line per cache, no progress bar
     train = CachedFeatures(model, x, verbose=show)
     validation = None
     try:

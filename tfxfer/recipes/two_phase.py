@@ -2,7 +2,7 @@
 
 import keras
 
-from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
+from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.recipes.fine_tune import fine_tune
 from tfxfer.recipes.linear_probe import check_cache_features, linear_probe
 
@@ -16,7 +16,7 @@ def two_phase(
     head_epochs=1,
     epochs=3,
     head_learning_rate=HEAD_LEARNING_RATE,
-    learning_rate=FINE_TUNING_LEARNING_RATE,
+    learning_rate=None,
     warmup_fraction=0.1,
     layer_decay=None,
     unfreeze_top=None,
@@ -48,7 +48,8 @@ def two_phase(
         validation_data: as for `fit`.
         head_epochs: epochs of phase 1 (0 skips it).
         epochs: epochs of phase 2.
-        head_learning_rate, learning_rate: peak rates of the two phases.
+        head_learning_rate, learning_rate: peak rates of the two phases
+            (`learning_rate` default: 1e-4, or 3e-3 with LoRA; see `fine_tune`).
         warmup_fraction: share of phase 2 spent warming up.
         layer_decay: per-group learning-rate decay toward the input in
             phase 2, e.g. 0.8; None for one rate.

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from tfxfer.reports.figure_files import save_figure_atomically
+
 
 def confusion_matrix(labels, predictions, num_classes):
     """Counts: row = true class, column = predicted class.
@@ -59,7 +61,4 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
                 color="white" if normalised[row, column] > 0.5 else "black",
             )
     axis.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure_atomically(figure, path)

@@ -1,5 +1,7 @@
 """`plot_training_curves`: loss and metrics per epoch, training beside validation."""
 
+from tfxfer.reports.figure_files import save_figure_atomically
+
 
 def plot_training_curves(history, path, title=None, phase_boundaries=()):
     """Writes a PNG with one panel per metric (loss, accuracy, ...).
@@ -41,7 +43,4 @@ def plot_training_curves(history, path, title=None, phase_boundaries=()):
         axis.legend()
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return str(path)
+    return save_figure_atomically(figure, path)

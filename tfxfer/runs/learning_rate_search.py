@@ -40,14 +40,16 @@ def write_learning_rate_curve(curve, folder, title):
     return png
 
 
-def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
+def lr_find_run(config, output_dir=None, steps=FINDER_STEPS, verbose=1):
     """`tfxfer lr-find`: builds the run's model and data, runs the finder, writes the curve.
 
     Nothing trains for real: the finder works on a copy of the weights.
 
     Args:
         config: a `TrainConfig` (as for `tfxfer train`).
-        output_dir: where `lr_find.png` and `lr_find.json` go.
+        output_dir: where `lr_find.png` and `lr_find.json` go (each written
+            atomically); default a new folder `<name>-lr-find-<time>` under
+            `config.runs_dir`, beside the runs.
         steps: how many rates to try (one training step each).
         verbose: 0 silent, 1 messages.
 
@@ -68,8 +70,16 @@ def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 5:
         from tfxfer.option_errors import OptionValueError
 
-        raise OptionValueError(f"{{steps}} must be a whole number of at least 5, got {steps!r}.",
-                               steps=("steps", "--steps"))
+        raise OptionValueError(
+            f"{{steps}} must be a whole number of at least 5, got {steps!r}.", steps=("steps", "--steps")
+        )
+    from tfxfer.runs.output_folders import check_output_folder
+    from tfxfer.runs.run_folder import new_stamped_folder
+
+    if output_dir is None:
+        check_output_folder(config.runs_dir, "runs_dir")  # before anything slow
+    else:
+        check_output_folder(output_dir, "output_dir", spelling=("output_dir", "--output"))
     say = speaker(verbose)
     keras.utils.set_random_seed(config.seed)
     choice = select_strategy(config.strategy)
@@ -80,6 +90,8 @@ def lr_find_run(config, output_dir=".", steps=FINDER_STEPS, verbose=1):
         model = build_run_model(config, data)
         say(f"Trying {steps} learning rates from 1e-7 to 1, one training step each ...")
         curve = find_fine_tuning_rate(model, config, data.train, steps=steps)
+    if output_dir is None:
+        output_dir = new_stamped_folder(config.runs_dir, f"{config.run_name}-lr-find")
     png = write_learning_rate_curve(curve, output_dir, title=f"{config.run_name}: learning-rate finder")
     say(f"Suggested learning rate: {curve.suggestion:.2e} (the steepest fall of the loss); curve in {png}.")
     if curve.caveat:

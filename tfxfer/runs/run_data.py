@@ -57,8 +57,8 @@ def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocesso
     if validation_split is None and not config.validation_data:
         validation_split = default_split
     return tfxfer.data.from_text_file(
-        path, format=config.data_format, text_column=_column(config.text_column),
-        label_column=_column(config.label_column), label_base=config.label_base,
+        path, format=config.data_format, text_column=column_option(config.text_column),
+        label_column=column_option(config.label_column), label_base=config.label_base,
         class_names=class_names or config.class_names,
         validation_split=validation_split, validation_path=config.validation_data,
         seed=config.seed, batch_size=config.batch_size, on_bad_data=config.on_bad_data,
@@ -84,7 +84,22 @@ def _augment(value):
     return None if value in (None, "none", "None", False) else value
 
 
-def _column(value):
+def column_option(value):
+    """A `--text-column`/`--label-column` value as `from_text_file` takes it.
+
+    Digits are a 0-based index, other words a header name, and several,
+    comma-separated (`title,description`) or a list, are joined columns.
+
+    Example:
+
+    >>> column_option("1"), column_option("review"), column_option("title,description")
+    (1, 'review', ['title', 'description'])
+    """
     if value is None:
         return None
-    return int(value) if str(value).isdigit() else value
+    if isinstance(value, (list, tuple)):
+        parts = [str(part).strip() for part in value]
+    else:
+        parts = [part.strip() for part in str(value).split(",")] if "," in str(value) else [str(value)]
+    columns = [int(part) if part.isdigit() else part for part in parts]
+    return columns if len(columns) > 1 else columns[0]

@@ -23,13 +23,8 @@ class RunFolder:
 
     @classmethod
     def create(cls, runs_dir, name):
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path = pathlib.Path(runs_dir) / f"{name}-{stamp}"
-        suffix = 1
-        while path.exists():  # two runs started in the same second
-            suffix += 1
-            path = pathlib.Path(runs_dir) / f"{name}-{stamp}-{suffix}"
-        (path / "checkpoints").mkdir(parents=True)
+        path = new_stamped_folder(runs_dir, name)
+        (path / "checkpoints").mkdir()
         return cls(path)
 
     @classmethod
@@ -122,3 +117,24 @@ class RunFolder:
 
     def write_text(self, name, text):
         write_text_atomically(self.path / name, text)
+
+
+def new_stamped_folder(parent, name):
+    """Creates and returns a new folder `parent/<name>-<YYYYmmdd-HHMMSS>` (`-2`, `-3`, ... when taken).
+
+    Example:
+
+    >>> new_stamped_folder("runs", "hymenoptera-lr-find")
+    PosixPath('runs/hymenoptera-lr-find-20261122-101500')
+    """
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    parent = pathlib.Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    suffix = 1
+    while True:
+        path = parent / (f"{name}-{stamp}" if suffix == 1 else f"{name}-{stamp}-{suffix}")
+        try:
+            path.mkdir()  # exclusive: two runs started in the same second get two folders
+            return path
+        except FileExistsError:
+            suffix += 1

@@ -6,12 +6,15 @@ import math
 import pathlib
 
 from tfxfer.choices import (
+    FINE_TUNING_LEARNING_RATE,
+    HEAD_LEARNING_RATE,
+    LORA_LEARNING_RATE,
     MIXED_PRECISION_NAMES,
     RECIPE_NAMES,
     REGULARIZER_NAMES,
     STRATEGY_NAMES,
+    fine_tuning_learning_rate,
 )
-from tfxfer.choices import FINE_TUNING_LEARNING_RATE, HEAD_LEARNING_RATE
 from tfxfer.option_errors import OptionValueError, option
 
 # Larger sides are almost always a typo (8192x8192x3 floats is 800 MB per image).
@@ -87,12 +90,14 @@ class TrainConfig:
     epochs: int = _option(3, "epochs (for two_phase: of the fine-tuning phase)", int)
     head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
     learning_rate: float = _option(
-        FINE_TUNING_LEARNING_RATE, "peak fine-tuning learning rate, or auto (the learning-rate finder's "
-        "suggestion; see tfxfer lr-find)", _rate_or_auto)
+        None, "peak fine-tuning learning rate, or auto (the learning-rate finder's suggestion; see tfxfer "
+        f"lr-find) (default: {FINE_TUNING_LEARNING_RATE:g}; {LORA_LEARNING_RATE:g} with --lora-rank, where the "
+        "adapters barely move at the full fine-tuning rate; the run records the rate used)", _rate_or_auto)
     head_learning_rate: float = _option(HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float)
     cache_features: bool = _option(
-        True, "train a frozen backbone's head on features computed once (linear probe, head phase; "
-        "not with augmentation)", None)
+        None, "train a frozen backbone's head on features computed once (linear probe, head phase); "
+        "default: where the data allows (no image augmentation); true: asked for (refused with augmentation); "
+        "false: never", None)
     unfreeze_top: int = _option(None, "fine-tune only the top K layer groups", int)
     layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
     regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZER_NAMES)
@@ -160,6 +165,8 @@ class TrainConfig:
             choices = field.metadata.get("choices")
             if choices and value not in choices:
                 raise _bad(field.name, f"must be one of {', '.join(map(str, choices))}", value)
+        if self.learning_rate is None:  # not given: the default of this kind of fine-tuning, recorded as such
+            self.learning_rate = fine_tuning_learning_rate(lora=self.lora_rank is not None)
         for name in ("learning_rate", "head_learning_rate"):
             if name == "learning_rate" and self.learning_rate == "auto":
                 continue

@@ -15,15 +15,16 @@ import warnings
 
 import numpy as np
 
+from tfxfer import faults
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
-from tfxfer import faults
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionMessage, OptionValueError, option
-from tfxfer.runs.run_data import load_run_data
+from tfxfer.runs.output_folders import check_output_folders
+from tfxfer.runs.progress import speaker
+from tfxfer.runs.run_data import data_modality, load_run_data
 from tfxfer.runs.run_evaluation import evaluate_model
 from tfxfer.runs.run_export import export_run_model
-from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import build_run_model
 from tfxfer.runs.run_status import write_status
@@ -115,7 +116,14 @@ def _resume(folder, verbose, given=None):
 def _check_same_options(folder, recorded, given):
     """A restarted job must be the same job: its options must be those the folder recorded."""
     before, now = recorded.to_dict(absolute_paths=True), given.to_dict(absolute_paths=True)
-    changed = [name for name in now if name != "run_folder" and before.get(name) != now[name]]
+    changed = [
+        name
+        for name in now
+        if name != "run_folder"
+        and before.get(name) != now[name]
+        # Runs recorded before cache_features became "when possible" (None) recorded it as True.
+        and not (name == "cache_features" and {before.get(name), now[name]} == {True, None})
+    ]
     if changed:
         spellings = {name: option(name) for name in changed}
         # Values are text in the template: their braces are escaped.
@@ -138,6 +146,10 @@ def _start(config, verbose, folder):
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     role = worker_role()
+    if folder is None:  # a new run; a resumed one keeps the options it recorded
+        check_feature_caching(config, data_modality(config.data))
+    if role.is_chief:  # the others write to a scratch folder of their own
+        check_output_folders(config, resuming=folder is not None)
     if role.workers > 1 and config.strategy not in ("auto", "multi_worker"):
         raise OptionValueError(
             f"TF_CONFIG names {role.workers} workers, but {{strategy}} {config.strategy} trains on one "
@@ -146,8 +158,7 @@ def _start(config, verbose, folder):
             strategy=option("strategy"),
         )
     if role.workers > 1:
-        say(f"Waiting for the {role.workers} workers TF_CONFIG names to start (this blocks until "
-            "all have started) ...")
+        say(f"Waiting for the {role.workers} workers TF_CONFIG names to start (this blocks until all have started) ...")
     choice = select_strategy(config.strategy)
     if choice.workers > 1 and not role.is_chief:
         return _run_beside_the_chief(config, choice, role, started, verbose, folder)
@@ -219,9 +230,13 @@ def _run(config, choice, policy, started, verbose, say, folder):
     say(f"Loading data from {config.data} ...")
     drop_remainder = config.drop_remainder if config.drop_remainder is not None else choice.fixed_shapes
     data = _sharded(load_run_data(config, drop_remainder=drop_remainder), choice, config, drop_remainder)
-    say(f"  {data.train_size} training and {data.validation_size} validation examples, "
+    if folder is None:
+        check_feature_caching(config, data.modality)  # tfds:NAME: known once loaded
+    say(
+        f"  {data.train_size} training and {data.validation_size} validation examples, "
         f"{data.num_classes} classes: {', '.join(map(str, data.class_names[:10]))}"
-        + (" ..." if data.num_classes > 10 else ""))
+        + (" ..." if data.num_classes > 10 else "")
+    )
 
     with choice.strategy.scope():
         say(f"Building the model on {config.backbone or config.preset} ...")
@@ -230,7 +245,9 @@ def _run(config, choice, policy, started, verbose, say, folder):
             # A KerasHub image preset brings its own image size.
             data = _sharded(
                 load_run_data(config, drop_remainder=drop_remainder, preprocessor=model.preprocessor),
-                choice, config, drop_remainder,
+                choice,
+                config,
+                drop_remainder,
             )
     # The folder appears once data and model are sound, so mistakes leave none behind.
     resuming = folder is not None
@@ -263,6 +280,26 @@ def _run(config, choice, policy, started, verbose, say, folder):
             lock.release()
 
 
+def check_feature_caching(config, modality):
+    """Refuses `cache_features=True` (`--cache-features`) with image augmentation, which it cannot be used with.
+
+    Cached features are computed once, and augmentation changes the training
+    images every epoch; left to its default, caching is used only where the
+    data allows it.
+    """
+    if config.cache_features is not True or modality != "image" or config.augment == "none":
+        return
+    raise OptionValueError(
+        "{cache} asks for the frozen backbone's features to be computed once, but {augment} changes the "
+        "training images every epoch, so they cannot be cached. Pass {none} to cache them, or {drop} to train "
+        "with augmentation (the backbone then runs every epoch).",
+        cache=("cache_features=True", "--cache-features"),
+        augment=(f"augment={config.augment!r}", f"--augment {config.augment}"),
+        none=("augment='none'", "--augment none"),
+        drop=("leave out cache_features=True", "drop --cache-features"),
+    )
+
+
 class RunInterrupted(OptionMessage, KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a run; the message says how to continue it."""
 
@@ -281,9 +318,11 @@ def _lock(folder):
 def _train_and_finish(model, config, data, choice, policy, started, folder, resuming, verbose, say):
     with choice.strategy.scope():
         if not resuming:
-            folder.write_text("data_report.txt", "\n".join(
-                [data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped]
-            ) + "\n")
+            folder.write_text(
+                "data_report.txt",
+                "\n".join([data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped])
+                + "\n",
+            )
             say(f"Run folder: {folder.path}")
         else:
             done = _progress(folder, config)["epochs_completed"]
@@ -306,10 +345,15 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
 
     from tfxfer.reports import plot_confusion_matrix, plot_training_curves
 
-    plot_training_curves(recipe["history"], folder.training_curves, title=config.run_name,
-                         phase_boundaries=recipe["phase_boundaries"])
-    plot_confusion_matrix(evaluation["confusion_matrix"], data.class_names, folder.confusion_matrix,
-                          title=f"{config.run_name}: {evaluation['split'].split(' ')[0]}")
+    plot_training_curves(
+        recipe["history"], folder.training_curves, title=config.run_name, phase_boundaries=recipe["phase_boundaries"]
+    )
+    plot_confusion_matrix(
+        evaluation["confusion_matrix"],
+        data.class_names,
+        folder.confusion_matrix,
+        title=f"{config.run_name}: {evaluation['split'].split(' ')[0]}",
+    )
 
     export = None
     if config.export:
@@ -336,8 +380,10 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
         "lora": model.lora,
         "wise_ft": wise_ft,
         "data": {
-            "source": config.data, "class_names": list(model.class_names),
-            "train_examples": data.train_size, "validation_examples": data.validation_size,
+            "source": config.data,
+            "class_names": list(model.class_names),
+            "train_examples": data.train_size,
+            "validation_examples": data.validation_size,
             "skipped": len(data.report.skipped),
         },
         "history": {key: [float(v) for v in values] for key, values in recipe["history"].items()},
@@ -361,8 +407,10 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
     write_run_report(folder, config.to_dict(), metrics)
     write_status(folder, "completed", **_progress(folder, config, finished=True))
     shutil.rmtree(folder.backup_dir, ignore_errors=True)
-    say(f"Accuracy on {evaluation['split']}: {evaluation['accuracy']:.3f} "
-        f"(macro F1 {evaluation['macro_f1']:.3f}); report: {folder.report}")
+    say(
+        f"Accuracy on {evaluation['split']}: {evaluation['accuracy']:.3f} "
+        f"(macro F1 {evaluation['macro_f1']:.3f}); report: {folder.report}"
+    )
     return metrics
 
 
@@ -383,7 +431,7 @@ def _train(model, config, data, choice, folder, verbose, say):
         progress.on_train_batch_end = lambda batch, logs: fault_point("train:batch-end")
     tensorboard = keras.callbacks.TensorBoard(log_dir=str(folder.logs_dir), write_graph=False, profile_batch=0)
     # The checkpoint goes first: a backup of epoch N exists only once epoch N's best checkpoint does.
-    callbacks = [checkpoint, tensorboard, backup, progress]
+    callbacks = [_epoch_header(_total_epochs(config)), checkpoint, tensorboard, backup, progress]
     steps_per_execution = config.steps_per_execution or choice.steps_per_execution
     compile_options = {"steps_per_execution": steps_per_execution} if steps_per_execution > 1 else {}
     if choice.jit_compile is not None:
@@ -391,21 +439,33 @@ def _train(model, config, data, choice, folder, verbose, say):
     learning_rate = config.learning_rate
     if learning_rate == "auto":
         learning_rate = _found_learning_rate(model, config, data, folder, say)
-    say(f"Training: {config.recipe}, regularizer {config.regularizer}"
-        + (f", LoRA rank {model.lora['rank']}" if model.lora else ""))
+    say(
+        f"Training: {config.recipe}, regularizer {config.regularizer}"
+        + (f", LoRA rank {model.lora['rank']}" if model.lora else "")
+    )
     history, boundaries = run_recipe(
-        config.recipe, model, data.train, epochs=config.epochs, head_epochs=config.head_epochs,
-        learning_rate=learning_rate, head_learning_rate=config.head_learning_rate,
-        layer_decay=config.layer_decay, unfreeze_top=config.unfreeze_top,
-        compile_options=compile_options, validation_data=data.validation, verbose=verbose,
+        config.recipe,
+        model,
+        data.train,
+        epochs=config.epochs,
+        head_epochs=config.head_epochs,
+        learning_rate=learning_rate,
+        head_learning_rate=config.head_learning_rate,
+        layer_decay=config.layer_decay,
+        unfreeze_top=config.unfreeze_top,
+        compile_options=compile_options,
+        validation_data=data.validation,
+        verbose=verbose,
         callbacks=callbacks,
         # A TPU runs the backbone only inside its compiled steps; the rehearsal does as the TPU does.
-        cache_features="auto" if config.cache_features and not choice.fixed_shapes else False,
+        cache_features="auto" if config.cache_features is not False and not choice.fixed_shapes else False,
     )
     if getattr(history, "cached_features", None):
         cache = history.cached_features
-        say(f"  The frozen backbone's features were computed once ({cache['examples']} examples, "
-            f"{cache['storage']}, {cache['seconds']:.0f} s) and the head trained on them.")
+        say(
+            f"  The frozen backbone's features were computed once ({cache['examples']} examples, "
+            f"{cache['storage']}, {cache['seconds']:.0f} s) and the head trained on them."
+        )
     return {
         "history": backup.history,  # every epoch, also those before a resume
         "phase_boundaries": boundaries,
@@ -414,6 +474,23 @@ def _train(model, config, data, choice, folder, verbose, say):
         "cached_features": getattr(history, "cached_features", None),
         "learning_rate": {"value": learning_rate, "found": config.learning_rate == "auto"},
     }
+
+
+def _epoch_header(total):
+    """Prints `Epoch 1/N` over a one-epoch fit's line (a two-phase run's head phase), where Keras prints none.
+
+    Keras heads an epoch's line only in fits of more than one epoch, so the
+    first line of a log had no `Epoch 1/N`; later fits (`initial_epoch` > 0)
+    are headed by Keras itself.
+    """
+    import keras
+
+    class EpochHeader(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if self.params.get("verbose") and (self.params.get("epochs") or 0) <= 1:
+                print(f"Epoch {epoch + 1}/{total}", flush=True)
+
+    return EpochHeader()
 
 
 def _found_learning_rate(model, config, data, folder, say):
@@ -448,7 +525,8 @@ def _apply_wise_ft(model, config, data, folder, say):
         raise OptionValueError(
             "{wise_ft} auto picks the mix on the validation split, and this run has none: give "
             "{validation_data} or {validation_split}, or a fixed mix such as {wise_ft} 0.5.",
-            wise_ft=option("wise_ft"), validation_data=option("validation_data"),
+            wise_ft=option("wise_ft"),
+            validation_data=option("validation_data"),
             validation_split=option("validation_split"),
         )
     say("WiSE-FT: choosing the mix on the validation split ...")
@@ -523,11 +601,15 @@ def _lost_worker(error, choice, config):
     """A collective failed because another worker is gone: say so, and how to continue."""
     import tensorflow as tf
 
-    if choice.workers < 2 or not isinstance(error, (tf.errors.UnavailableError, tf.errors.CancelledError,
-                                                    tf.errors.AbortedError, tf.errors.InternalError)):
+    if choice.workers < 2 or not isinstance(
+        error, (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError, tf.errors.InternalError)
+    ):
         return None
-    again = ("the same command (same {run_folder})" if config.run_folder
-             else "with {resume} RUN_FOLDER (or give every worker the same {run_folder})")
+    again = (
+        "the same command (same {run_folder})"
+        if config.run_folder
+        else "with {resume} RUN_FOLDER (or give every worker the same {run_folder})"
+    )
     return OptionRuntimeError(
         f"Another worker of this {choice.workers}-worker job stopped or became unreachable, so training "
         f"cannot go on (TensorFlow {type(error).__name__}). Start every worker again with {again}: the "

@@ -1,0 +1,87 @@
+"""`tfxfer predict --file` reads a text file as `train` does; bad inputs get one clear line (issue 24)."""
+
+import json
+
+import pytest
+
+from tfxfer.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def text_model_file(dict_module, text_preprocessor_module, tmp_path_factory):
+    from tfxfer import TransferModel
+
+    model = TransferModel.from_hub(
+        dict_module, num_classes=2, preprocessor=text_preprocessor_module, class_names=["neg", "pos"]
+    )
+    path = tmp_path_factory.mktemp("model") / "text.keras"
+    model.save(path)
+    return path
+
+
+def _cli(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _inputs(out):
+    return [json.loads(line)["input"] for line in out.strip().splitlines()]
+
+
+def test_predict_file_reads_the_text_column_of_a_csv(text_model_file, tmp_path, capsys):
+    csv = tmp_path / "reviews.csv"
+    csv.write_text('text,label\ngood film,pos\n"bad, awful plot",neg\ngreat plot,pos\n')
+    code, out, err = _cli(["predict", text_model_file, "--file", csv, "--json"], capsys)
+    assert code == 0, err
+    assert _inputs(out) == ["good film", "bad, awful plot", "great plot"]  # no header, no ",label" tails
+    tsv = tmp_path / "messages.tsv"
+    tsv.write_text("Label\tSMS\npos\tgood film\nneg\tbad plot\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", tsv, "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["good film", "bad plot"], err
+    # The same column flags as train, and the same error when columns are unclear.
+    odd = tmp_path / "odd.csv"
+    odd.write_text("opinion,verdict\ngood film,yes\nbad plot,no\nfine film,yes\n")
+    code, _, err = _cli(["predict", text_model_file, "--file", odd], capsys)
+    assert code == 2 and "cannot tell which column holds the texts" in err and "--text-column" in err, err
+    assert "text_column" not in err.replace("--text-column", "")
+    code, out, err = _cli(["predict", text_model_file, "--file", odd, "--text-column", "opinion", "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["good film", "bad plot", "fine film"], err
+    # Any other file is one input a line, as before.
+    lines = tmp_path / "lines.txt"
+    lines.write_text("good film\n\nbad plot, really\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", lines, "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["good film", "bad plot, really"], err
+
+
+def test_predict_file_with_bad_bytes_names_the_file_line_and_flag(text_model_file, tmp_path, capsys):
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("text,label\ngood film,pos\ncaf\u00e9 film,neg\n".encode("latin-1"))
+    code, out, err = _cli(["predict", text_model_file, "--file", latin1], capsys)
+    assert code == 2 and out == "", err
+    first = err.strip().splitlines()[0]
+    assert f"{latin1}:3: not valid UTF-8" in first and "--encoding-errors replace" in first, err
+    assert "codec can't decode" not in err and "Traceback" not in err
+    code, out, err = _cli(
+        ["predict", text_model_file, "--file", latin1, "--encoding-errors", "replace", "--json"], capsys
+    )
+    assert code == 0 and _inputs(out) == ["good film", "caf\ufffd film"], err
+    code, out, err = _cli(["predict", text_model_file, "--file", latin1, "--on-bad-data", "skip", "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["good film"] and f"skipped {latin1}:3: not valid UTF-8" in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["good film", ""], "input 2 is empty"),
+        (["--file", ""], "--file is empty"),
+    ],
+)
+def test_predict_refuses_an_empty_argument(text_model_file, capsys, argv, expected):
+    code, out, err = _cli(["predict", text_model_file, *argv], capsys)
+    assert code == 2 and expected in err and "is a folder" not in err and out == "", err
+
+
+def test_predict_refuses_an_empty_export_argument(capsys):
+    code, _, err = _cli(["predict", "", "good film"], capsys)
+    assert code == 2 and "EXPORT is empty" in err and "is a folder" not in err, err
