@@ -11,8 +11,11 @@ from tfxfer.runs import load_config
 def cli_config(*flags):
     """The `TrainConfig` that `tfxfer train FLAGS` would run with (parsed as the CLI does, not run)."""
     args = build_parser().parse_args(["train", "--preset", "some_preset", "--data", "texts.txt", *flags])
-    overrides = {key: value for key, value in vars(args).items() if key not in ("command", "config", "quiet",
-                                                                               "verbose", "resume")}
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command", "config", "quiet", "verbose", "resume")
+    }
     return load_config(args.config, **overrides)
 
 
@@ -77,6 +80,7 @@ def test_compile_auto_and_the_recipe_default_follow_lora(monkeypatch):
     monkeypatch.setattr(fine_tune_module, "fine_tuning_rate", recorded)
     for rate in (None, 5e-5):
         with pytest.raises(StopIteration):
-            fine_tune_module.fine_tune(model, ["good film"] * 4, [1, 0, 1, 0], epochs=1,
-                                       **({} if rate is None else {"learning_rate": rate}))
+            fine_tune_module.fine_tune(
+                model, ["good film"] * 4, [1, 0, 1, 0], epochs=1, **({} if rate is None else {"learning_rate": rate})
+            )
     assert peaks == [LORA_LEARNING_RATE, 5e-5]

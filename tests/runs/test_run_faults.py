@@ -1,7 +1,6 @@
 """`tfxfer train` killed with SIGKILL at many points, then `--resume`d, in real subprocesses."""
 
 import json
-import pathlib
 
 import keras
 import pytest

@@ -6,12 +6,11 @@ import warnings
 import zipfile
 
 import h5py
-
 import pytest
 
+from tests.runs.test_training_run import _config as training_run_config
 from tests.subprocesses import run as run_command
 from tests.subprocesses import tfxfer_command
-from tests.runs.test_training_run import _config as training_run_config
 from tfxfer.runs import train_run
 
 
@@ -32,11 +31,21 @@ def test_a_lora_run_with_l2_sp_reports_its_parameters_and_exports_merged(tiny_be
 
 def test_model_errors_name_the_config_fields_from_python(tiny_bert_preset, text_file, tmp_path):
     with pytest.raises(ValueError, match="matches lora_targets nothing"):
-        train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), lora_rank=2,
-                          lora_targets=["nothing"]), verbose=0)
+        train_run(
+            _config(tmp_path, preset=tiny_bert_preset, data=str(text_file), lora_rank=2, lora_targets=["nothing"]),
+            verbose=0,
+        )
     with pytest.raises(ValueError, match="give delta_layers among"):
-        train_run(_config(tmp_path, preset=tiny_bert_preset, data=str(text_file), regularizer="delta",
-                          delta_layers=["padding_mask"]), verbose=0)
+        train_run(
+            _config(
+                tmp_path,
+                preset=tiny_bert_preset,
+                data=str(text_file),
+                regularizer="delta",
+                delta_layers=["padding_mask"],
+            ),
+            verbose=0,
+        )
 
 
 def test_lora_on_a_tf_hub_backbone_names_the_flags(image_module, image_folder, tmp_path):
@@ -71,9 +80,11 @@ def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset,
         weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
         optimizer_values = []
         weights.visititems(
-            lambda name, item: optimizer_values.append(item.size)
-            if isinstance(item, h5py.Dataset) and name.startswith(("optimizer", "compile_arguments"))
-            else None
+            lambda name, item: (
+                optimizer_values.append(item.size)
+                if isinstance(item, h5py.Dataset) and name.startswith(("optimizer", "compile_arguments"))
+                else None
+            )
         )
         assert "layers" in weights and sum(optimizer_values) <= 2
     curve = metrics["wise_ft"]["curve"]
@@ -165,8 +176,10 @@ def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, tex
         (["--recipe", "linear_probe", "--learning-rate", "auto"], "linear_probe fine-tunes nothing"),
         (["--recipe", "linear_probe", "--wise-ft", "auto"], "--recipe linear_probe leaves the backbone pretrained"),
         (["--lora-rank", "2", "--lora-targets", "nothing"], "matches --lora-targets nothing"),
-        (["--lora-rank", "2", "--lora-targets", "pooled_dense", "--pooling", "masked_avg"],
-         "\\(--pooling masked_avg\\).*leave them out of --lora-targets"),
+        (
+            ["--lora-rank", "2", "--lora-targets", "pooled_dense", "--pooling", "masked_avg"],
+            "\\(--pooling masked_avg\\).*leave them out of --lora-targets",
+        ),
         (["--regularizer", "delta", "--delta-layers", "padding_mask"], "give --delta-layers among"),
     ],
 )

@@ -62,8 +62,11 @@ def write_run_report(folder, config, metrics):
             f"Parameters: {network['trainable']:,} of {network['total']:,} ({share:.2f}%) trained in the last phase"
             + (
                 f", through LoRA adapters of rank {lora['rank']}"
-                + (f" at a peak learning rate of {metrics['learning_rate']['value']:g}"
-                   if (metrics.get("learning_rate") or {}).get("value") is not None else "")
+                + (
+                    f" at a peak learning rate of {metrics['learning_rate']['value']:g}"
+                    if (metrics.get("learning_rate") or {}).get("value") is not None
+                    else ""
+                )
                 + " (the export merges them into the kernels)."
                 if lora
                 else "."

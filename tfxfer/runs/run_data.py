@@ -30,8 +30,12 @@ def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocesso
     source = config.data
     if source.startswith("tfds:"):
         return tfxfer.data.from_tfds(
-            source[len("tfds:"):], image_size=config.image_size, preprocessor=preprocessor,
-            augment=augment, batch_size=config.batch_size, seed=config.seed,
+            source[len("tfds:") :],
+            image_size=config.image_size,
+            preprocessor=preprocessor,
+            augment=augment,
+            batch_size=config.batch_size,
+            seed=config.seed,
             drop_remainder=drop_remainder,
         )
     path = pathlib.Path(source).expanduser()
@@ -47,22 +51,34 @@ def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocesso
                 "(train/ and val/ subfolders) or uses --validation-split."
             )
         return tfxfer.data.from_image_folder(
-            path, image_size=config.image_size, preprocessor=preprocessor,
+            path,
+            image_size=config.image_size,
+            preprocessor=preprocessor,
             batch_size=config.batch_size,
             validation_split=config.validation_split if config.validation_split is not None else default_split,
-            seed=config.seed, augment=augment, on_bad_data=config.on_bad_data,
-            drop_remainder=drop_remainder, min_classes=1 if evaluation else 2,
+            seed=config.seed,
+            augment=augment,
+            on_bad_data=config.on_bad_data,
+            drop_remainder=drop_remainder,
+            min_classes=1 if evaluation else 2,
         )
     validation_split = config.validation_split
     if validation_split is None and not config.validation_data:
         validation_split = default_split
     return tfxfer.data.from_text_file(
-        path, format=config.data_format, text_column=column_option(config.text_column),
-        label_column=column_option(config.label_column), label_base=config.label_base,
+        path,
+        format=config.data_format,
+        text_column=column_option(config.text_column),
+        label_column=column_option(config.label_column),
+        label_base=config.label_base,
         class_names=class_names or config.class_names,
-        validation_split=validation_split, validation_path=config.validation_data,
-        seed=config.seed, batch_size=config.batch_size, on_bad_data=config.on_bad_data,
-        encoding_errors=config.encoding_errors, drop_remainder=drop_remainder,
+        validation_split=validation_split,
+        validation_path=config.validation_data,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        on_bad_data=config.on_bad_data,
+        encoding_errors=config.encoding_errors,
+        drop_remainder=drop_remainder,
         min_classes=1 if evaluation and (class_names or config.class_names) else 2,
     )
 

@@ -6,8 +6,8 @@ import pathlib
 import numpy as np
 
 from tfxfer.runs.class_matching import label_mapping
-from tfxfer.runs.run_data import data_modality, load_run_data
 from tfxfer.runs.progress import speaker
+from tfxfer.runs.run_data import data_modality, load_run_data
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.run_model import load_model_file
 from tfxfer.runs.train_config import TrainConfig
@@ -124,7 +124,9 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
             _check_modality(model.modality, str(data), f"The model {model_file}")
             config = TrainConfig(**_evaluation_values(folder, data, data_options))
             dataset = load_run_data(
-                config, evaluation=True, preprocessor=_image_preprocessor(model),
+                config,
+                evaluation=True,
+                preprocessor=_image_preprocessor(model),
                 class_names=_text_classes(model.modality, model.class_names),
             )
             _check_modality(model.modality, str(data), f"The model {model_file}", dataset.modality)
@@ -144,8 +146,10 @@ def evaluate_run(target, data=None, verbose=1, hub_handles=None, data_options=No
 
     write_text_atomically(where / f"{name_prefix}.json", json.dumps(evaluation, indent=2))
     plot_confusion_matrix(evaluation["confusion_matrix"], class_names, where / f"{name_prefix}_confusion_matrix.png")
-    say(f"Accuracy {evaluation['accuracy']:.3f} (macro F1 {evaluation['macro_f1']:.3f}) on "
-        f"{evaluation['examples']} examples; written to {where / (name_prefix + '.json')}")
+    say(
+        f"Accuracy {evaluation['accuracy']:.3f} (macro F1 {evaluation['macro_f1']:.3f}) on "
+        f"{evaluation['examples']} examples; written to {where / (name_prefix + '.json')}"
+    )
     return evaluation
 
 
@@ -159,7 +163,7 @@ def _evaluate_export(export_path, raw, labels, data_names, export_names, data_so
             "matched to the data's labels by name. Export a model that has class_names."
         )
     mapping = label_mapping(data_names, export_names, data_source)
-    outputs = [predict_from_export(export_path, raw[i:i + EXPORT_BATCH]) for i in range(0, len(raw), EXPORT_BATCH)]
+    outputs = [predict_from_export(export_path, raw[i : i + EXPORT_BATCH]) for i in range(0, len(raw), EXPORT_BATCH)]
     if "class_ids" not in outputs[0]:
         raise ValueError(f"The export {export_path} is multi-label; evaluation here is for single-label models.")
     predictions = np.concatenate([o["class_ids"] for o in outputs])

@@ -12,7 +12,6 @@ def build_run_model(config, data):
 
     >>> model = build_run_model(config, load_run_data(config))
     """
-    from tfxfer import TransferModel
     from tfxfer.option_errors import OptionValueError, option, respelled
     from tfxfer.regularizers import regularizer_from_name
 
@@ -27,7 +26,9 @@ def build_run_model(config, data):
             "{lora_rank} adds LoRA adapters to the layers of a Keras-native backbone: give a KerasHub "
             "{preset}. {backbone} " + repr(config.backbone) + " is a TF Hub module, a fixed graph whose "
             "layers cannot take adapters; fine-tune it with a {regularizer} instead.",
-            lora_rank=option("lora_rank"), preset=option("preset"), backbone=option("backbone"),
+            lora_rank=option("lora_rank"),
+            preset=option("preset"),
+            backbone=option("backbone"),
             regularizer=option("regularizer"),
         )
     regularizer = regularizer_from_name(config.regularizer, config.alpha, config.beta)
@@ -36,8 +37,11 @@ def build_run_model(config, data):
 
         regularizer = DELTA(alpha=config.alpha, beta=config.beta, layers=list(config.delta_layers))
     common = dict(
-        dropout=config.dropout, pooling=config.pooling, class_names=list(data.class_names),
-        regularizer=regularizer, length_bucketing=config.length_bucketing,
+        dropout=config.dropout,
+        pooling=config.pooling,
+        class_names=list(data.class_names),
+        regularizer=regularizer,
+        length_bucketing=config.length_bucketing,
         keep_source_weights=config.wise_ft is not None,
     )
     if config.feature_key:
@@ -46,7 +50,9 @@ def build_run_model(config, data):
         raise OptionValueError(
             "{signature} and {output_key} choose what a TF Hub module returns; a KerasHub preset has neither. "
             "Drop them, or use {feature_key} to pick the backbone output the head reads.",
-            signature=option("signature"), output_key=option("output_key"), feature_key=option("feature_key"),
+            signature=option("signature"),
+            output_key=option("output_key"),
+            feature_key=option("feature_key"),
         )
     try:
         return _build(config, data, common, is_images)
@@ -70,13 +76,19 @@ def _build(config, data, common, is_images):
         if is_images:
             image_options = dict(image_size=config.image_size, value_range=config.value_range)
         model = TransferModel.from_hub(
-            config.backbone, num_classes=data.num_classes, preprocessor=config.preprocessor,
-            signature=config.signature, output_key=config.output_key, **image_options, **common,
+            config.backbone,
+            num_classes=data.num_classes,
+            preprocessor=config.preprocessor,
+            signature=config.signature,
+            output_key=config.output_key,
+            **image_options,
+            **common,
         )
     if model.modality != data.modality:
         takes = {"image": "images", "text": "raw strings", None: "only preprocessed tensors"}[model.modality]
         fix = (
-            "pass an image backbone" if is_images
+            "pass an image backbone"
+            if is_images
             else "pass a text preset, or a TF Hub text encoder with --preprocessor"
         )
         raise ValueError(f"The data at {config.data} are {data.modality}s but {source} takes {takes}; {fix}.")

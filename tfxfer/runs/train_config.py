@@ -26,9 +26,7 @@ PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
 
 
 def _option(default, help, type=None, choices=None, nargs=None):
-    return dataclasses.field(
-        default=default, metadata={"help": help, "type": type, "choices": choices, "nargs": nargs}
-    )
+    return dataclasses.field(default=default, metadata={"help": help, "type": type, "choices": choices, "nargs": nargs})
 
 
 def _rate_or_auto(value):
@@ -71,7 +69,9 @@ class TrainConfig:
     text_column: str = _option(None, "text column of a CSV/TSV (name or index)", str)
     label_column: str = _option(None, "label column of a CSV/TSV (name or index)", str)
     data_format: str = _option("auto", "text file format", str, ("auto", "csv", "tsv", "label_text"))
-    class_names: list = _option(None, "the classes of a text file, declared (other labels are bad data)", str, nargs="+")
+    class_names: list = _option(
+        None, "the classes of a text file, declared (other labels are bad data)", str, nargs="+"
+    )
     label_base: int = _option(0, "the first integer label (AG News counts from 1)", int)
     encoding_errors: str = _option("strict", "bad UTF-8 in text files", str, ("strict", "replace"))
     on_bad_data: str = _option("error", "unreadable images / bad lines", str, ("error", "skip"))
@@ -81,7 +81,8 @@ class TrainConfig:
     augment: str = _option("default", "image augmentation", str, ("default", "randaugment", "none"))
     sequence_length: int = _option(None, "token sequence length for presets", int)
     length_bucketing: bool = _option(
-        True, "pad text batches only to the smallest of a few lengths that fits them (off on TPUs)", None)
+        True, "pad text batches only to the smallest of a few lengths that fits them (off on TPUs)", None
+    )
     # The model.
     pooling: str = _option("auto", "head pooling", str, ("auto", "avg", "max", "first", "masked_avg", "none"))
     dropout: float = _option(0.0, "dropout before the classifier", float)
@@ -90,32 +91,51 @@ class TrainConfig:
     epochs: int = _option(3, "epochs (for two_phase: of the fine-tuning phase)", int)
     head_epochs: int = _option(1, "head-only epochs before fine-tuning (two_phase)", int)
     learning_rate: float = _option(
-        None, "peak fine-tuning learning rate, or auto (the learning-rate finder's suggestion; see tfxfer "
+        None,
+        "peak fine-tuning learning rate, or auto (the learning-rate finder's suggestion; see tfxfer "
         f"lr-find) (default: {FINE_TUNING_LEARNING_RATE:g}; {LORA_LEARNING_RATE:g} with --lora-rank, where the "
-        "adapters barely move at the full fine-tuning rate; the run records the rate used)", _rate_or_auto)
-    head_learning_rate: float = _option(HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float)
+        "adapters barely move at the full fine-tuning rate; the run records the rate used)",
+        _rate_or_auto,
+    )
+    head_learning_rate: float = _option(
+        HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float
+    )
     cache_features: bool = _option(
-        None, "train a frozen backbone's head on features computed once (linear probe, head phase); "
+        None,
+        "train a frozen backbone's head on features computed once (linear probe, head phase); "
         "default: where the data allows (no image augmentation); true: asked for (refused with augmentation); "
-        "false: never", None)
+        "false: never",
+        None,
+    )
     unfreeze_top: int = _option(None, "fine-tune only the top K layer groups", int)
     layer_decay: float = _option(None, "discriminative learning-rate decay per layer group", float)
     regularizer: str = _option("l2_sp", "regularizer toward the source weights", str, REGULARIZER_NAMES)
     alpha: float = _option(0.01, "strength on the pretrained weights", float)
     delta_layers: list = _option(
-        None, "with --regularizer delta: backbone layers (KerasHub: e.g. transformer_layer_5) or TF Hub "
+        None,
+        "with --regularizer delta: backbone layers (KerasHub: e.g. transformer_layer_5) or TF Hub "
         "outputs whose feature maps stay near the source model's (default: the features the head reads)",
-        str, nargs="+")
+        str,
+        nargs="+",
+    )
     lora_rank: int = _option(
-        None, "fine-tune through LoRA adapters of this rank instead of the backbone's weights "
-        "(KerasHub presets; exports merge them)", int)
+        None,
+        "fine-tune through LoRA adapters of this rank instead of the backbone's weights "
+        "(KerasHub presets; exports merge them)",
+        int,
+    )
     lora_targets: list = _option(
-        None, "with --lora-rank: the layers (names or patterns) that get adapters (default: attention "
-        "query and value)", str, nargs="+")
+        None,
+        "with --lora-rank: the layers (names or patterns) that get adapters (default: attention query and value)",
+        str,
+        nargs="+",
+    )
     wise_ft: str = _option(
-        None, "WiSE-FT after fine-tuning: mix the backbone with the pretrained one, (1-mix)*w0 + mix*w; "
+        None,
+        "WiSE-FT after fine-tuning: mix the backbone with the pretrained one, (1-mix)*w0 + mix*w; "
         "auto picks mix on the validation split (curve in wise_ft.png), or give a mix in [0, 1]",
-        _mix_or_auto)
+        _mix_or_auto,
+    )
     beta: float = _option(0.01, "strength on the new head", float)
     batch_size: int = _option(32, "global batch size", int)
     mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION_NAMES)
@@ -129,8 +149,11 @@ class TrainConfig:
     export_dir: str = _option("saved_models", "folder for TF Serving exports", str)
     export: bool = _option(True, "export for TF Serving after training", None)
     run_folder: str = _option(
-        None, "a fixed run folder instead of runs_dir/<name>-<time>: started when new, resumed when "
-        "unfinished (for jobs a cluster manager restarts with the same command)", str)
+        None,
+        "a fixed run folder instead of runs_dir/<name>-<time>: started when new, resumed when "
+        "unfinished (for jobs a cluster manager restarts with the same command)",
+        str,
+    )
 
     def __post_init__(self):
         self.validate()
@@ -144,8 +167,9 @@ class TrainConfig:
                 preset=option("preset"),
             )
         if not self.data:
-            raise OptionValueError("No data given: pass {data} (an image folder, a text file or tfds:NAME).",
-                                   data=option("data"))
+            raise OptionValueError(
+                "No data given: pass {data} (an image folder, a text file or tfds:NAME).", data=option("data")
+            )
         if self.augment in (None, False):
             self.augment = "none"
         for field in dataclasses.fields(self):
@@ -180,8 +204,12 @@ class TrainConfig:
         if self.name is not None:
             self.name = str(self.name)
             if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith("."):
-                raise _bad("name", "must be a plain name (no '/', '\\' or leading '.'): it names a folder "
-                           "under the runs and export folders", self.name)
+                raise _bad(
+                    "name",
+                    "must be a plain name (no '/', '\\' or leading '.'): it names a folder "
+                    "under the runs and export folders",
+                    self.name,
+                )
         if not 0.0 <= self.dropout < 1.0:
             raise _bad("dropout", "must be in [0, 1)", self.dropout)
         for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length", "lora_rank"):
@@ -191,21 +219,30 @@ class TrainConfig:
             raise OptionValueError(
                 "{learning_rate} auto finds the fine-tuning rate, and {recipe} linear_probe fine-tunes nothing: "
                 "it trains the head at {head_learning_rate} (`tfxfer lr-find --recipe linear_probe` suggests one).",
-                learning_rate=option("learning_rate"), recipe=option("recipe"),
-                head_learning_rate=option("head_learning_rate"))
+                learning_rate=option("learning_rate"),
+                recipe=option("recipe"),
+                head_learning_rate=option("head_learning_rate"),
+            )
         if self.wise_ft is not None and self.recipe == "linear_probe":
             raise OptionValueError(
                 "{wise_ft} mixes the fine-tuned backbone with the pretrained one, and {recipe} linear_probe "
                 "leaves the backbone pretrained, so every mix is the same model; drop {wise_ft} or fine-tune "
                 "(e.g. {recipe} two_phase).",
-                wise_ft=option("wise_ft"), recipe=option("recipe"))
+                wise_ft=option("wise_ft"),
+                recipe=option("recipe"),
+            )
         if self.lora_targets is not None and self.lora_rank is None:
-            raise OptionValueError("{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",
-                                   lora_targets=option("lora_targets"), lora_rank=option("lora_rank"))
+            raise OptionValueError(
+                "{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",
+                lora_targets=option("lora_targets"),
+                lora_rank=option("lora_rank"),
+            )
         if self.delta_layers is not None and self.regularizer != "delta":
             raise OptionValueError(
                 f"{{delta_layers}} applies to {{regularizer}} delta, not {self.regularizer!r}.",
-                delta_layers=option("delta_layers"), regularizer=option("regularizer"))
+                delta_layers=option("delta_layers"),
+                regularizer=option("regularizer"),
+            )
         if self.head_epochs < 0:
             raise _bad("head_epochs", "must be 0 or more", self.head_epochs)
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
@@ -215,8 +252,9 @@ class TrainConfig:
         self.image_size = _pair(self.image_size, int, "image_size", "224 224", square=True)
         self.value_range = _pair(self.value_range, float, "value_range", "-1 1")
         if min(self.image_size) < 1:
-            raise _bad("image_size", "must be two positive whole numbers (height width, e.g. 224 224)",
-                       list(self.image_size))
+            raise _bad(
+                "image_size", "must be two positive whole numbers (height width, e.g. 224 224)", list(self.image_size)
+            )
         if max(self.image_size) > MAX_IMAGE_SIDE and not self.allow_large_images:
             raise OptionValueError(
                 f"{{image_size}} {self.image_size[0]} {self.image_size[1]} is above {MAX_IMAGE_SIDE} pixels a side; "
@@ -315,7 +353,9 @@ def read_config_file(path):
 
             values = yaml.safe_load(text)
     except (json.JSONDecodeError, Exception) as error:  # yaml.YAMLError has no common base here
-        raise ValueError(f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {_parse_problem(error)}") from None
+        raise ValueError(
+            f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {_parse_problem(error)}"
+        ) from None
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -324,9 +364,7 @@ def read_config_file(path):
     known = {field.name for field in option_fields()}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(
-            f"{file}: unknown option(s) {', '.join(unknown)}. Known options: {', '.join(sorted(known))}."
-        )
+        raise ValueError(f"{file}: unknown option(s) {', '.join(unknown)}. Known options: {', '.join(sorted(known))}.")
     return values
 
 
