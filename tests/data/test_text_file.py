@@ -196,3 +196,19 @@ def test_a_validation_split_that_holds_out_nothing_is_an_error(tmp_path):
         from_text_file(path, validation_split=0.2)
     assert "--validation-split 0.2" in caught.value.cli_message
     assert from_text_file(path).validation is None  # no split asked: none made, no error
+
+
+def test_a_byte_order_mark_is_no_part_of_a_label_or_column_name(tmp_path):
+    sst = tmp_path / "sst_bom.txt"
+    sst.write_text("1 a gripping film\n0 dull and slow\n1 a joy\n0 a mess\n", encoding="utf-8-sig")
+    assert from_text_file(sst).class_names == ["0", "1"]
+    csv_file = tmp_path / "bom.csv"
+    csv_file.write_text("text,label\ngreat,pos\nawful,neg\nfine,pos\n", encoding="utf-8-sig")
+    assert from_text_file(csv_file, text_column="text").class_names == ["neg", "pos"]
+
+
+def test_named_columns_match_padded_or_capitalised_header_cells(tmp_path):
+    path = tmp_path / "padded.csv"
+    path.write_text(" Text , LABEL \ngreat,pos\nawful,neg\nfine,pos\n")
+    data = from_text_file(path, text_column="text", label_column="label")
+    assert data.class_names == ["neg", "pos"] and data.train_size == 3

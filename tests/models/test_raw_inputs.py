@@ -180,3 +180,85 @@ def test_grayscale_and_rgba_images_become_rgb(image_module):
     np.testing.assert_allclose(model.predict(_dataset(rgba), verbose=0), model.predict(rgb, verbose=0), rtol=1e-6)
     with pytest.raises(ValueError, match="x has images with 2 channels"):
         model.predict(rgb[..., :2], verbose=0)
+
+
+# --- The cached-features path (linear_probe, fine_tune's head phase) ---------
+
+
+@pytest.mark.parametrize("as_dataset", [False, True], ids=["arrays", "dataset"])
+def test_the_cached_features_path_checks_and_maps_labels_as_fit_does(image_module, as_dataset):
+    from tfxfer.recipes import linear_probe
+
+    x = random_images(8)
+
+    def data(labels):
+        return (_dataset(x, labels),) if as_dataset else (x, labels)
+
+    model = _model(image_module, class_names=NAMES)
+    with pytest.raises(ValueError, match="not whole numbers.*0.5"):
+        linear_probe(model, *data(np.array([0.0, 1.0, 2.0, 0.5] * 2)), epochs=1, verbose=0, cache_features=True)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        linear_probe(model, *data(np.array([0, 1, 2, 3] * 2)), epochs=1, verbose=0, cache_features=True)
+    names = np.array(["ants", "bees", "wasps", "ants"] * 2)
+    history = linear_probe(model, *data(names), epochs=1, verbose=0, cache_features=True,
+                           validation_data=_dataset(x, names))  # fmt: skip
+    assert history.cached_features is not None
+    assert 0.0 <= history.history["val_accuracy"][0] <= 1.0
+    one_hot = np.eye(3)[[0, 1, 2, 0] * 2]
+    assert linear_probe(model, *data(one_hot), epochs=1, verbose=0, cache_features=True).cached_features is not None
+    with pytest.raises(ValueError, match=r"all in \[0, 1\]"):
+        scaled = (_dataset(x / 255.0, names),) if as_dataset else (x / 255.0, names)
+        linear_probe(model, *scaled, epochs=1, verbose=0, cache_features=True)
+
+
+def test_one_scaled_image_among_raw_ones_is_refused_and_black_images_are_not(image_module):
+    model = _model(image_module)
+    images = random_images(3).astype("float32")
+    mixed = [images[0], images[1] / 255.0, images[2]]
+    with pytest.raises(ValueError, match=r"all in \[0, 1\].*Positions of such images: \[1\]"):
+        model.predict(mixed, verbose=0)
+    with pytest.raises(ValueError, match=r"all in \[0, 1\].*Positions of such images: \[1\]"):
+        model.predict(np.stack(mixed), verbose=0)
+    with pytest.raises(ValueError, match=r"x\[1\] are all in \[0, 1\]"):
+        model.predict([images[0], random_images(1, size=7)[0] / 255.0], verbose=0)
+    black = np.zeros_like(images)
+    assert model.predict(black, verbose=0).shape == (3, 3)  # zeros are zeros at either scale
+
+
+# --- Shapes and counts that Keras reports from deep inside --------------------
+
+
+def test_labels_shaped_batch_by_one_train_like_flat_labels(image_module):
+    model = _model(image_module, num_classes=2)
+    x, y = random_images(6), np.array([0, 1] * 3)
+    model.fit(x, y, epochs=1, verbose=0, batch_size=6)
+    # A later fit with [batch, 1] labels used to retrace with labels of unknown rank.
+    history = model.fit(x, y[:, None], epochs=1, verbose=0, batch_size=6)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_empty_inputs_and_mismatched_counts_are_named(image_module):
+    model = _model(image_module, num_classes=2)
+    for empty in ([], np.zeros((0, 10, 10, 3), "uint8")):
+        with pytest.raises(ValueError, match="predict got no examples: x is empty"):
+            model.predict(empty, verbose=0)
+    with pytest.raises(ValueError, match="x holds 6 examples but y holds 4 labels"):
+        model.fit(random_images(6), np.array([0, 1] * 2), epochs=1, verbose=0)
+
+
+def test_text_inputs_one_text_non_texts_and_unbatched_datasets(tiny_bert_preset):
+    model = TransferModel.from_preset(tiny_bert_preset, num_classes=2, sequence_length=8)
+    texts = ["a gripping film", "dull"]
+    np.testing.assert_allclose(
+        model.predict("a gripping film", verbose=0), model.predict(texts[:1], verbose=0), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match=r"x\[1\] is NoneType.*not a text"):
+        model.predict(["ok", None], verbose=0)
+    with pytest.raises(ValueError, match="fit got one text as x"):
+        model.fit("a gripping film", np.array([1]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"dataset of single texts.*\.batch"):
+        model.predict(tf.data.Dataset.from_tensor_slices(texts), verbose=0)
+    with pytest.raises(ValueError, match="predict got no examples"):
+        model.predict([], verbose=0)
+    history = model.fit(texts, np.array([[1], [0]]), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -1,5 +1,6 @@
 """`from_text_file`: labelled text files (CSV, TSV, `<label> <text>`) to `tf.data`."""
 
+import codecs
 import csv
 import io
 import pathlib
@@ -190,7 +191,8 @@ def _read_lines(path, encoding_errors, report):
         raise FileNotFoundError(f"Text file not found: {file} (absolute: {file.resolve()}).")
     if file.is_dir():
         raise DataError(f"{file} is a folder; pass the file itself.")
-    data = file.read_bytes()
+    # A byte-order mark (Excel and Notepad write one) is no part of the first label or column name.
+    data = file.read_bytes().removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         raise DataError(f"{file} is empty: there are no examples to load.")
     lines = []
@@ -412,9 +414,13 @@ def _column_index(column, columns, file):
         raise DataError(
             f"{file}: column '{column}' was named but the file has no header row; pass a column index or header=True."
         )
-    if column not in columns:
-        raise DataError(f"{file}: no column '{column}'; the header has {columns}.")
-    return columns.index(column)
+    if column in columns:
+        return columns.index(column)
+    # Header cells are often padded or capitalised (` Text `): a name matches them as the header detection does.
+    loose = [i for i, name in enumerate(columns) if name.strip().lower() == str(column).strip().lower()]
+    if len(loose) == 1:
+        return loose[0]
+    raise DataError(f"{_escaped(file)}: no column '{_escaped(column)}'; the header has {_escaped(columns)}.")
 
 
 def _is_int(text):

@@ -97,6 +97,7 @@ class _Contract:
     def __init__(self, model, method):
         self.method = method
         self.images = model.modality == IMAGE
+        self.texts = model.modality == TEXT
         self.preprocessor = model.preprocessor
         self.class_names = model.class_names
         self.num_classes = model.head.num_classes
@@ -111,11 +112,35 @@ class _Contract:
     def prepared(self, x, y, x_name, y_name, labelled=True):
         if isinstance(x, tf.data.Dataset):
             return self.dataset(x, x_name, "y", labelled=labelled), y
+        if self.texts:
+            x = self._text_batch(x, x_name)
+        if is_array_like(x) and not isinstance(x, dict) and _length(x) == 0:
+            raise ValueError(f"{self.method} got no examples: {x_name} is empty.")
         if self.images and is_array_like(x) and not isinstance(x, dict):
             x = self._image_batch(x, x_name)
         if labelled and y is not None and is_array_like(y) and not isinstance(y, dict):
             y = self._label_array(y, y_name)
+            if is_array_like(x) and not isinstance(x, dict) and _length(x) != _length(y):
+                raise ValueError(
+                    f"{x_name} holds {_length(x)} examples but {y_name} holds {_length(y)} labels; "
+                    "give one label per example."
+                )
         return x, y
+
+    def _text_batch(self, x, name):
+        """One text is a batch of one for `predict`; a list must hold texts only."""
+        if isinstance(x, (str, bytes)):
+            if self.method != "predict":
+                raise ValueError(f"{self.method} got one text as {name}; pass a list of texts (and a list of labels).")
+            return [x]
+        if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+            for index, value in enumerate(x):
+                if not isinstance(value, (str, bytes)):
+                    raise ValueError(
+                        f"{name}[{index}] is {type(value).__name__} ({str(value)[:40]!r}), not a text; "
+                        f"{name} holds strings."
+                    )
+        return x
 
     def _image_batch(self, x, name):
         if isinstance(x, np.ndarray) and x.dtype == object:
@@ -140,13 +165,13 @@ class _Contract:
 
     def _resized(self, images, name):
         """Differently sized images, each resized by the preprocessor, as one batch."""
-        for image in images:
+        for index, image in enumerate(images):
             if image.ndim != 3:
                 raise ValueError(
                     f"{name} is a list of images of different sizes, but one has shape {image.shape}; "
                     "each image is [height, width, channels]."
                 )
-            self._check_images(tf.convert_to_tensor(image[None]), name)
+            self._check_images(tf.convert_to_tensor(image[None]), f"{name}[{index}]", positions=False)
         # Exactly what the preprocessor makes of each image alone: its
         # pixels at image_size, which it then leaves as they are.
         return np.stack([self.preprocessor.pixels(image).numpy() for image in images])
@@ -164,6 +189,10 @@ class _Contract:
     def dataset(self, dataset, x_name, y_name, labelled=True):
         spec = dataset.element_spec
         parts = list(spec) if isinstance(spec, tuple) else [spec]
+        if self.texts and isinstance(parts[0], tf.TensorSpec) and parts[0].shape.rank == 0:
+            raise ValueError(
+                f"{x_name} is a dataset of single texts, not of batches; call .batch(...) on it (e.g. .batch(32))."
+            )
         check_images = self.images and isinstance(parts[0], tf.TensorSpec) and self._needs_value_check(parts[0], x_name)
         check_labels = (
             labelled
@@ -223,7 +252,7 @@ class _Contract:
         if not (dtype.is_integer or dtype.is_floating) or dtype in (tf.uint32, tf.uint64):
             raise ValueError(f"{name} holds {dtype.name} values; images are uint8 or float pixel values in [0, 255].")
 
-    def _check_images(self, images, name, scope=""):
+    def _check_images(self, images, name, scope="", positions=True):
         """`images`, once their values are seen to be raw pixels in [0, 255] (eagerly: raises, else checks in the graph)."""
         self._check_image_shape(images.shape, images.dtype, name)
         if images.dtype == tf.uint8 or (tf.executing_eagerly() and int(tf.size(images)) == 0):
@@ -240,14 +269,20 @@ class _Contract:
         if not images.dtype.is_floating:
             return checked
         value_range = getattr(self.preprocessor, "value_range", None)
+        # Image by image, so that one scaled image among raw ones is seen; an
+        # all-black image reads the same either way.
+        per_image = tf.reshape(values, [tf.shape(values)[0], -1])
+        image_high = tf.reduce_max(per_image, axis=1)
+        scaled = (tf.reduce_min(per_image, axis=1) >= 0.0) & (image_high <= 1.0) & (image_high > 0.0)
         return _required(
             checked,
-            ~((low >= 0.0) & (high <= 1.0)),
-            f"{self.method} takes raw pixel values in [0, 255] (uint8 or float); the images in {name}{scope} "
+            ~tf.reduce_any(scaled),
+            f"{self.method} takes raw pixel values in [0, 255] (uint8 or float); images in {name}{scope} "
             "are all in [0, 1]. The model's preprocessor scales pixels itself"
             + (f" (to {value_range})" if value_range else "")
-            + ". Pass the images times 255, or call the model directly on preprocessed inputs: model(images)",
-            None,
+            + ". Pass the images times 255, or call the model directly on preprocessed inputs: model(images)"
+            + (". Positions of such images" if positions else ""),
+            tf.where(scaled)[:, 0] if positions else None,
         )
 
     def _targets(self, y, name, scope):
@@ -267,6 +302,10 @@ class _Contract:
             raise ValueError(f"{name} has shape {_shape(y.shape)}; this model's head takes {takes}.")
         if y.dtype == tf.bool:
             y = tf.cast(y, tf.int32)
+        if y.shape.rank == 2 and y.shape[-1] == 1:
+            # [batch, 1] and [batch] are the same labels; one shape, or a later
+            # fit retraces with labels of unknown rank, which the loss refuses.
+            y = tf.reshape(y, [-1])
         if self.labels == "multi_hot":
             if rows:
                 return self._in_unit_range(y, name, scope)
@@ -381,6 +420,11 @@ def _unescaped(text):
         return codecs.escape_decode(text.encode("utf-8"))[0].decode("utf-8", "replace")
     except ValueError:
         return text
+
+
+def _length(data):
+    """The number of examples in an array, tensor or list."""
+    return len(data) if isinstance(data, (list, tuple)) else int(data.shape[0]) if data.shape else 1
 
 
 def _shape(shape):

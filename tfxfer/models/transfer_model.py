@@ -727,8 +727,13 @@ class TransferModel(keras_hub.models.Task):
             x, y, _ = self._raw_data("evaluate", x, y)
         with readable_errors():
             if self.preprocessor is None:
-                return keras.Model.evaluate(self, x, y, *args, **kwargs)
-            return super().evaluate(x, y, *args, **kwargs)
+                results = keras.Model.evaluate(self, x, y, *args, **kwargs)
+            else:
+                results = super().evaluate(x, y, *args, **kwargs)
+        if isinstance(results, dict) and self.regularizer is not None:
+            # No penalty in evaluation: fit's val_ logs and evaluate(return_dict=True) leave it out.
+            results.pop(self.regularization_loss_tracker.name, None)
+        return results
 
     def predict(self, x, *args, **kwargs):
         x, _, _ = self._raw_data("predict", x)
@@ -943,16 +948,15 @@ class TransferModel(keras_hub.models.Task):
             y_pred = self.head.classify(x, training=False)
         else:
             y_pred = self(x, training=False)
-        # Evaluation has no penalty: its task loss is its loss, and its logs
-        # leave regularization_loss out.
+        # Evaluation has no penalty: its task loss is its loss (`evaluate`
+        # leaves regularization_loss out of what it returns; the step's logs
+        # keep it, or Keras would take them for a custom step's and return the
+        # last batch's logs instead of the metrics' results).
         loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
         self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         if self.regularizer is not None:
             self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        if self.regularizer is not None:
-            logs.pop(self.regularization_loss_tracker.name, None)
-        return logs
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
     def _is_binary(self):
         return self.multi_label or self.num_classes == 1 or (self.activation == "sigmoid")

@@ -1,6 +1,7 @@
 """The `linear_probe` recipe: train only the new head on a frozen backbone."""
 
 from tfxfer.choices import HEAD_LEARNING_RATE
+from tfxfer.models.raw_inputs import prepared_data, readable_errors
 from tfxfer.optimizers.discriminative import optimizer_class
 from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers, training_on
 from tfxfer.recipes.compiling import compile_keeping_loss
@@ -55,6 +56,11 @@ def linear_probe(
     compile_keeping_loss(model, optimizer_class(optimizer)(learning_rate=learning_rate), compile_options)
     end = fit_options.pop("initial_epoch", 0) + epochs
     if cache_features:
+        # The head then trains on features, past the checks and label mapping
+        # of the model's own fit: the raw data gets them here, first.
+        x, y, validation = prepared_data(model, "fit", x, y, fit_options.get("validation_data"))
+        if validation is not None:
+            fit_options["validation_data"] = validation
         if y is not None and is_array_like(x):
             # Arrays become the batches fit would make of them: validation_split
             # taken off the end first, then reshuffled each epoch unless shuffle=False.
@@ -89,6 +95,11 @@ def linear_probe(
 def _fit_on_cached_features(model, x, epochs, *, validation_data=None, verbose="auto", **fit_options):
     fit_options.pop("batch_size", None)  # the cache keeps the dataset's batches
     show = verbose if verbose in (0, 2) else 1  # 2 (logs): one line per cache, no progress bar
+    with readable_errors():  # a failed input check of the pipeline, met while caching
+        return _fit_on_features(model, x, epochs, validation_data, show, verbose, fit_options)
+
+
+def _fit_on_features(model, x, epochs, validation_data, show, verbose, fit_options):
     train = CachedFeatures(model, x, verbose=show)
     validation = None
     try:
