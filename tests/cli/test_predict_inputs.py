@@ -85,3 +85,45 @@ def test_predict_refuses_an_empty_argument(text_model_file, capsys, argv, expect
 def test_predict_refuses_an_empty_export_argument(capsys):
     code, _, err = _cli(["predict", "", "good film"], capsys)
     assert code == 2 and "EXPORT is empty" in err and "is a folder" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["info", ""], "TARGET is empty"),
+        (["export", ""], "TARGET is empty"),
+        (["evaluate", "saved_models/x", "--data", ""], "--data is empty"),
+        (["evaluate", "saved_models/x", "--data="], "--data is empty"),
+    ],
+)
+def test_every_command_refuses_an_empty_argument(capsys, argv, expected):
+    code, out, err = _cli(argv, capsys)
+    assert code == 2 and expected in err and "is a folder" not in err and out == "", err
+
+
+def test_predict_file_reads_labelled_lines_and_tsv_as_train_does(text_model_file, tmp_path, capsys):
+    labelled = tmp_path / "labelled.txt"  # the model's classes are neg, pos
+    labelled.write_text("neg good film\npos bad film\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", labelled, "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["good film", "bad film"] and "--data-format lines" in err, err
+    code, out, _ = _cli(["predict", text_model_file, "--file", labelled, "--data-format", "lines", "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["neg good film", "pos bad film"]
+    sms = tmp_path / "SMSSpamCollection"
+    sms.write_text("Label\tSMS\nham\tsee you at noon\nspam\tWIN a prize now\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", sms, "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["see you at noon", "WIN a prize now"], err
+    plain = tmp_path / "plain.txt"
+    plain.write_text("3 reasons to watch\nfine\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", plain, "--json"], capsys)
+    assert code == 0 and _inputs(out) == ["3 reasons to watch", "fine"] and "read as" not in err, err
+
+
+def test_predict_file_refuses_semicolons_and_header_only_files(text_model_file, tmp_path, capsys):
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("text;label\ngreat;pos\ndull;neg\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", str(semicolons)], capsys)
+    assert code == 2 and "separated by semicolons" in err and out == "", err
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("text,label\n")
+    code, out, err = _cli(["predict", text_model_file, "--file", str(header_only)], capsys)
+    assert code == 2 and "has a header row" in err and "no rows after it" in err, err

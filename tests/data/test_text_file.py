@@ -212,3 +212,15 @@ def test_named_columns_match_padded_or_capitalised_header_cells(tmp_path):
     path.write_text(" Text , LABEL \ngreat,pos\nawful,neg\nfine,pos\n")
     data = from_text_file(path, text_column="text", label_column="label")
     assert data.class_names == ["neg", "pos"] and data.train_size == 3
+
+
+def test_a_semicolon_separated_csv_is_named_and_texts_with_semicolons_are_not(tmp_path):
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_text("text;label\ngreat;pos\ndull;neg\nfine;pos\n")
+    with pytest.raises(DataError, match="separated by semicolons"):
+        from_text_file(semicolons)
+    from tfxfer.data.text_file import read_texts
+
+    prose = tmp_path / "prose.csv"
+    prose.write_text("great; loved it\nno\nfine; fine\n")
+    assert [text for _, text in read_texts(prose)[0]] == ["great; loved it", "no", "fine; fine"]

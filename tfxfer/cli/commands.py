@@ -136,10 +136,6 @@ def run_predict(args):
     from tfxfer.export import predict_from_export, read_export_metadata
     from tfxfer.export.serving_export import export_version_path
 
-    if not args.export.strip():
-        raise ValueError(
-            "EXPORT is empty (''): pass saved_models/<name>, one of its version folders, or a .keras file."
-        )
     target = pathlib.Path(args.export).expanduser()
     model = None
     if target.suffix == ".keras" and target.is_file():
@@ -166,15 +162,15 @@ def run_predict(args):
                 f"input {number} is empty ({value!r}): pass image files or texts (an unset shell variable "
                 "gives an empty argument)."
             )
-    if args.file is not None:
-        inputs += _file_inputs(args, class_names, takes_images=modality == "image")
+    listed = _file_inputs(args, class_names, takes_images=modality == "image") if args.file is not None else []
+    inputs += listed
     if not inputs:
         raise ValueError("Nothing to predict: pass image files or texts, or --file.")
     takes_images = modality == "image"
     if not takes_images and all(pathlib.Path(v).suffix.lower() in IMAGE_EXTENSIONS for v in inputs):
         raise ValueError(f"{path} is a text model but the inputs are image file names; pass texts.")
     if takes_images:
-        inputs = _readable_images(inputs, path, args.on_bad_data)
+        inputs = _readable_images(inputs, path, args.on_bad_data, listed=set(listed))
     predict = (lambda raw: predict_from_export(path, raw)) if model is None else _model_predictor(model)
     # In batches: memory stays flat however many inputs there are, and results appear as they come.
     for start in range(0, len(inputs), PREDICT_BATCH_SIZE):
@@ -201,8 +197,6 @@ def _file_inputs(args, class_names, takes_images):
     from tfxfer.data.text_file import read_texts
     from tfxfer.runs.run_data import column_option
 
-    if not args.file.strip():
-        raise ValueError("--file is empty (''): pass the file of inputs.")
     file = pathlib.Path(args.file).expanduser()
     if file.is_dir():
         raise ValueError(f"--file {file} is a folder; pass a file of inputs, or the inputs themselves.")
@@ -219,10 +213,14 @@ def _file_inputs(args, class_names, takes_images):
     )
     for where, why in report.skipped:
         print(f"skipped {where}: {why}", file=sys.stderr)
+    for note in report.notes:
+        print(f"{note} (--data-format lines reads every line as an input)", file=sys.stderr)
+    if not texts:
+        raise ValueError(f"--file {file} holds no inputs.")
     return [text for _, text in texts]
 
 
-def _readable_images(inputs, path, on_bad_data):
+def _readable_images(inputs, path, on_bad_data, listed=()):
     """The image files to predict on; a bad one stops everything, or with `skip` is reported and left out."""
     import sys
 
@@ -234,7 +232,9 @@ def _readable_images(inputs, path, on_bad_data):
         if file.is_dir():
             problem = f"is a folder; pass the image files in it (e.g. {file}/*.jpg)"
         elif not file.exists():
-            problem = "not found"
+            problem = "not found" + (
+                " (an image model's --file lists image files, one a line)" if value in listed else ""
+            )
         else:
             problem = image_file_problem(str(file))
         if problem is None:

@@ -16,7 +16,8 @@ EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
 
 # `tfxfer train`'s options for reading a text file that `predict --file` takes too.
 PREDICT_FILE_DEFAULTS = {
-    "data_format": "auto: .csv/.tsv by extension, any other file one input a line",
+    "data_format": "auto: .csv/.tsv by extension; other files one input a line, unless every line has a tab "
+    "(TSV) or starts with a class name (<label> <text>); lines: always one input a line",
     "text_column": "found as tfxfer train finds it",
     "label_column": "found as tfxfer train finds it; not needed",
     "encoding_errors": "strict",
@@ -140,7 +141,10 @@ def build_parser():
             "--" + option.replace("_", "-"),
             dest=option,
             type=field.metadata["type"],
-            choices=field.metadata["choices"],
+            # `lines`: every line one text, whatever it looks like.
+            choices=tuple(field.metadata["choices"]) + ("lines",)
+            if option == "data_format"
+            else field.metadata["choices"],
             default=None,
             help=f"--file: {field.metadata['help']} (default: {PREDICT_FILE_DEFAULTS[option]})",
         )
@@ -228,6 +232,10 @@ def main(argv=None):
             args.inputs = list(args.inputs) + extras
         else:
             parser.parse_args(argv)  # exits with argparse's own message
+    empty = _empty_argument(args, sys.argv[1:] if argv is None else argv)
+    if empty:
+        print(f"tfxfer {args.command}: error: {empty}", file=sys.stderr)
+        return 2
     debug = bool(os.environ.get("TFXFER_DEBUG")) or getattr(args, "verbose", 1) == 2
     if not debug and sys.stderr is sys.__stderr__:  # not when a caller (pytest) captures stderr
         quiet_native_logs()
@@ -252,6 +260,25 @@ def main(argv=None):
         print(f"tfxfer {args.command}: error: {cli_message(error)}", file=sys.stderr)
         print("(set TFXFER_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
+
+
+def _empty_argument(args, argv):
+    """The message for an empty path or value (`tfxfer info ""`, an unset shell variable), else None.
+
+    Without it an empty path reads as the current folder, and the error that
+    follows names `.`.
+    """
+    for name, value in vars(args).items():
+        if not isinstance(value, str) or value.strip() or name == "command":
+            continue
+        flag = "--" + name.replace("_", "-")
+        given_as_flag = any(token == flag or token.startswith(flag + "=") for token in argv)
+        shown = flag if given_as_flag else name.upper()
+        return (
+            f"{shown} is empty ({value!r}); give a value (an unset shell variable gives an empty argument). "
+            f"See tfxfer {args.command} --help."
+        )
+    return None
 
 
 def _interrupt(signum, frame):

@@ -23,6 +23,7 @@ class DataReport:
     on_bad_data: str = "error"
     kept: int = 0
     skipped: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)  # how the data was read, where it was a guess
 
     def __post_init__(self):
         if self.on_bad_data not in ON_BAD_DATA:

@@ -157,9 +157,12 @@ def read_texts(
     A CSV/TSV (by extension, or `format`) gives its text column, found as
     `from_text_file` finds it (a header row and a label column are no
     texts, and a label column need not be there); `"label_text"` gives each
-    line's text after its label; `"lines"`, and by default any other
-    file, is one text a line. `class_names` (the model's) tell a headerless
-    first row from a header.
+    line's text after its label; `"lines"` is one text a line. `"auto"`
+    reads other files as `tfxfer train` would where they are plainly its
+    data (a tab on every line: TSV; every line starting with one of
+    `class_names`: `<label> <text>`, noted in the report's `notes`), and
+    otherwise one text a line. `class_names` (the model's) also tell a
+    headerless first row from a header.
 
     Returns:
         `([(where, text)], report)`, `where` being `file:line`.
@@ -174,9 +177,6 @@ def read_texts(
         raise ValueError(f"format must be one of {FORMATS + ('lines',)}, got {format!r}.")
     if encoding_errors not in ("strict", "replace"):
         raise ValueError(f"encoding_errors must be 'strict' or 'replace', got {encoding_errors!r}.")
-    if format == "auto":
-        suffix = pathlib.Path(path).suffix.lower()
-        format = "csv" if suffix == ".csv" else "tsv" if suffix in (".tsv", ".tab") else "lines"
     report = DataReport(on_bad_data)
     rows = _read_examples(
         path, format, text_column, label_column, header, encoding_errors, report, class_names, labelled=False
@@ -221,6 +221,25 @@ def _detect_format(file, lines):
     return "tsv" if "\t" in first else "label_text"
 
 
+def _detect_unlabelled_format(file, lines, class_names, report):
+    """The format of a file of texts to predict on: one text a line, unless it is plainly labelled data."""
+    suffix = file.suffix.lower()
+    if suffix in (".csv", ".tsv", ".tab"):
+        return _detect_format(file, lines)
+    texts = [line for _, line in lines if line.strip()]
+    if texts and all("\t" in line for line in texts):
+        report.notes.append(f"{file}: read as TSV (a tab on every line), its text column as tfxfer train finds it")
+        return "tsv"
+    names = {str(name) for name in class_names or ()}
+    if len(texts) >= 2 and names and all(len(line.split(None, 1)) == 2 and line.split()[0] in names for line in texts):
+        report.notes.append(
+            f"{file}: read as '<label> <text>' lines (every line starts with a class name), as tfxfer train "
+            "reads it; the labels are left out"
+        )
+        return "label_text"
+    return "lines"
+
+
 def _read_examples(
     path, format, text_column, label_column, header, encoding_errors, report, class_names=None, labelled=True
 ):
@@ -230,7 +249,9 @@ def _read_examples(
     """
     file, lines = _read_lines(path, encoding_errors, report)
     if format == "auto":
-        format = _detect_format(file, lines)
+        format = (
+            _detect_format(file, lines) if labelled else _detect_unlabelled_format(file, lines, class_names, report)
+        )
     examples = []
     if format == "lines":
         return [(f"{file}:{number}", line.strip(), None) for number, line in lines if line.strip()]
@@ -267,7 +288,9 @@ def _read_examples(
         file, rows, text_column, label_column, header, class_names, labelled
     )
     if has_header:
-        rows = rows[1:]
+        header_row, rows = rows[0][1], rows[1:]
+        if not rows:
+            raise DataError(f"{file} has a header row {header_row} and no rows after it.")
     for number, row in rows:
         where = f"{file}:{number}"
         needed = max(text_indices + ([label_index] if labelled else []))
@@ -321,6 +344,21 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
         has_header = names_given or known or _looks_like_header(rows, label_column, class_names)
     columns = first if has_header else None
     width = len(first)
+    # One column whose cells all hold the same number of `;` (or `|`): another separator, not texts.
+    cells = [row[0] for _, row in rows[:20] if len(row) == 1]
+    separator = next(
+        (
+            name
+            for mark, name in ((";", "semicolons"), ("|", "bars"))
+            if len(cells) == min(len(rows), 20) and len({cell.count(mark) for cell in cells}) == 1 and mark in first[0]
+        ),
+        None,
+    )
+    if width == 1 and separator and text_column is None:
+        raise DataError(
+            f"{file}: every row is one column, and its first row {first} looks separated by {separator}; the "
+            "file is read as comma-separated (.csv) or tab-separated (.tsv). Save it with commas or tabs."
+        )
     text_indices = [_column_index(c, columns, file) for c in _as_list(text_column)]
     label_index = None if label_column is None else _column_index(label_column, columns, file)
     if has_header:
@@ -359,8 +397,12 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     ]
     if missing:
         wanted = " and the ".join(missing)
-        shape = f"the header is {first}" if has_header else f"it has {width} column(s) and no header row naming them"
-        raise _column_error(file, f"cannot tell which column holds the {wanted}: {shape}", None, labelled)
+        if has_header:
+            guessed = header == "auto" and not names_given and not known
+            shape = f"the first row, read as a header, is {first}" if guessed else f"the header is {first}"
+        else:
+            shape = f"it has {width} column(s) and no header row naming them"
+        raise _column_error(file, f"cannot tell which column holds the {wanted}: {shape}", None, missing)
     return text_indices, label_index, has_header
 
 
@@ -368,7 +410,7 @@ def _column_error(file, what, several, names):
     """A `DataError`: `what` is unclear; the options that settle it, in the caller's spelling.
 
     `names`: the columns found for the `several` role (`"text"`, `"label"`),
-    or with `several=None` whether the label column is asked for too.
+    or with `several=None` the roles left unknown (`"texts"`, `"labels"`).
     """
     if several == "label":
         return DataError(
@@ -383,7 +425,11 @@ def _column_error(file, what, several, names):
         )
     recognised = "a header naming them text/sentence/review/... and label/class/sentiment/... needs neither"
     return DataError(
-        f"{_escaped(file)}: {_escaped(what)}. Pass {{text}}{' and {label}' if names else ''} (a header name "
+        f"{_escaped(file)}: {_escaped(what)}. Pass "
+        + " and ".join(
+            placeholder for placeholder, role in (("{text}", "texts"), ("{label}", "labels")) if role in names
+        )
+        + " (a header name "
         f"or a 0-based index; {_escaped(recognised)}).",
         text=("text_column", "--text-column"),
         label=("label_column", "--label-column"),
@@ -420,7 +466,7 @@ def _column_index(column, columns, file):
     loose = [i for i, name in enumerate(columns) if name.strip().lower() == str(column).strip().lower()]
     if len(loose) == 1:
         return loose[0]
-    raise DataError(f"{_escaped(file)}: no column '{_escaped(column)}'; the header has {_escaped(columns)}.")
+    raise DataError(f"{file}: no column '{column}'; the header has {columns}.")  # a plain message: no escapes
 
 
 def _is_int(text):
@@ -455,9 +501,10 @@ def _label_ids(examples, class_names, label_base, report, training_wheres):
             else:
                 report.problem(
                     where,
-                    f"label '{label}' appears in the validation data but in no training "
-                    f"example (training classes: {names}); declare the classes with "
-                    "class_names (--class-names) or fix the label",
+                    f"label '{_escaped(label)}' appears in the validation data but in no training "
+                    f"example (training classes: {_escaped(names)}); declare the classes with "
+                    "{class_names} or fix the label",
+                    class_names=("class_names", "--class-names"),
                 )
         return names, ids
     names = [str(name) for name in class_names]
