@@ -41,6 +41,10 @@ DOCTESTED = [
     "tfxfer.data.dataset_inspection.pipeline_ops",
     "tfxfer.recipes.lr_finder.steepest_descent",
     "tfxfer.regularizers.delta.attention_from_importance",
+    "tfxfer.choices.fine_tuning_learning_rate",
+    "tfxfer.runs.run_data.column_option",
+    "tfxfer.reports.figure_files.drawable",
+    "tfxfer.reports.figure_files.drawable_labels",
 ]
 
 

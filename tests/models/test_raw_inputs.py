@@ -114,6 +114,8 @@ def test_unknown_string_labels_list_the_class_names(image_module):
         model.fit(x, ["ants", "moths", "bees"], epochs=1, verbose=0)
     with pytest.raises(ValueError, match=message):
         model.evaluate(_dataset(x, ["ants", "moths", "bees"]), verbose=0)
+    with pytest.raises(ValueError, match=r"class_names .*: \['Ants'\]\.$"):  # each unknown name once
+        model.fit(x, ["Ants", "Ants", "Ants"], epochs=1, verbose=0)
     without_names = _model(image_module)
     with pytest.raises(ValueError, match="y holds strings, but this model has no class_names"):
         without_names.fit(x, ["ants", "bees", "ants"], epochs=1, verbose=0)

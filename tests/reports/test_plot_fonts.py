@@ -36,3 +36,15 @@ def test_an_installed_font_that_has_the_characters_is_used():
     assert fonts_covering("plain ascii") == []  # nothing missing: nothing changes
     # A CJK font where one is installed, else none (and the warning is silenced).
     assert all(has(font, "猫") for font in fonts_covering("猫"))
+
+
+def test_names_no_installed_font_can_draw_become_class_numbers_with_a_note(tmp_path):
+    from tfxfer.reports.figure_files import drawable, drawable_labels
+
+    # U+10FFFD (private use) is in no font: it would be a box.
+    labels, note = drawable_labels(["ants", "\U0010fffd"])
+    assert labels == ["ants", "#1"] and "#1" in note and "report.md" in note
+    assert drawable("ants") and not drawable("\U0010fffd")
+    assert drawable_labels(["ants", "bees"]) == (["ants", "bees"], None)
+    plot_confusion_matrix([[1, 0], [0, 1]], ["ants", "\U0010fffd"], tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0

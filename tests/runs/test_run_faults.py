@@ -1,6 +1,7 @@
 """`tfxfer train` killed with SIGKILL at many points, then `--resume`d, in real subprocesses."""
 
 import json
+import pathlib
 
 import keras
 import pytest
@@ -128,3 +129,25 @@ def test_interrupt_marks_the_run(image_module, image_folder, tmp_path):
     status = _only_run_folder(tmp_path).status()
     assert status["state"] == "interrupted" and "note" not in status
     assert f"--resume {_only_run_folder(tmp_path).path}" in stderr
+
+
+def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(image_module, image_folder, tmp_path):
+    import shutil
+
+    command = _train_command(image_module, image_folder, tmp_path, export=False)
+    assert killed(run(command, kill_at="train:epoch-end@1"))
+    folder = _only_run_folder(tmp_path)
+    moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
+    stuck = run(tfxfer_command("train", "--resume", folder.path))
+    assert stuck.returncode == 2 and "no longer exists" in stuck.stderr, stuck.stderr[-2000:]
+    assert f"tfxfer train --resume {folder.path} --data NEW_PATH" in stuck.stderr
+    other = run(tfxfer_command("train", "--resume", folder.path, "--epochs", 5, "--data", moved))
+    assert other.returncode == 2 and "drop --epochs" in other.stderr
+    resumed = run(tfxfer_command("train", "--resume", folder.path, "--data", moved, "--quiet"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    config = folder.read_config()
+    assert config.data == str(pathlib.Path(moved).resolve()) and config.run_name == "shapes"
+    assert json.loads(folder.metrics_file.read_text())["resumed_after_epoch"] == 1
+    # Data that is still where the run recorded it is not replaced.
+    again = run(tfxfer_command("train", "--resume", folder.path, "--data", tmp_path))
+    assert again.returncode == 2 and "still exists" in again.stderr, again.stderr[-2000:]

@@ -24,13 +24,17 @@ def run_train(args):
         if key not in ("command", "config", "quiet", "verbose", "resume")
     }
     if args.resume:
+        from tfxfer.runs.training_run import MOVABLE_DATA
+
+        moved = {key: overrides.pop(key) for key in MOVABLE_DATA if key in overrides}
         given = ["--config"] * bool(args.config) + ["--" + key.replace("_", "-") for key in overrides]
         if given:
             raise ValueError(
                 f"--resume continues a run with the options it recorded (its config.yaml); drop {', '.join(given)}, "
-                "or start a new run without --resume."
+                "or start a new run without --resume (only --data and --validation-data may be given, for data "
+                "that moved)."
             )
-        resume_run(args.resume, verbose=_verbosity(args))
+        resume_run(args.resume, verbose=_verbosity(args), moved_data=moved)
         return
     config = load_config(args.config, **overrides)
     train_run(config, verbose=_verbosity(args))

@@ -330,7 +330,7 @@ class _Contract:
             ids,
             tf.reduce_all(known),
             f"{name} holds labels that are not in class_names {self.class_names}{scope}",
-            tf.boolean_mask(y, ~known),
+            tf.unique(tf.reshape(tf.boolean_mask(y, ~known), [-1]))[0],
         )
 
     def _one_hot_ids(self, y, name, scope):

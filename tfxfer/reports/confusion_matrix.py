@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfxfer.reports.figure_files import save_figure_atomically
+from tfxfer.reports.figure_files import drawable_labels, save_figure_atomically
 
 
 def confusion_matrix(labels, predictions, num_classes):
@@ -46,8 +46,11 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
     figure, axis = plt.subplots(figsize=(side + 1, side))
     image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axis, fraction=0.046, label="fraction of the true class")
-    axis.set_xticks(range(size), labels=class_names, rotation=45, ha="right")
-    axis.set_yticks(range(size), labels=class_names)
+    labels, note = drawable_labels(class_names)
+    axis.set_xticks(range(size), labels=labels, rotation=45, ha="right")
+    axis.set_yticks(range(size), labels=labels)
+    if note:
+        figure.text(0.01, 0.01, note, fontsize=7, wrap=True)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     for row in range(size):

@@ -70,6 +70,44 @@ def fonts_covering(text):
     return chosen
 
 
+def drawable(text):
+    """Whether the installed fonts have every character of `text` (else it would be drawn as boxes).
+
+    Example:
+
+    >>> drawable("ants"), drawable("\U0010fffd")  # a private-use character: in no font
+    (True, False)
+    """
+    from matplotlib import font_manager
+
+    missing = {ord(c) for c in text if not c.isspace()} - _characters(
+        font_manager.findfont(font_manager.FontProperties())
+    )
+    for name in fonts_covering(text):
+        missing -= _characters(font_manager.findfont(font_manager.FontProperties(family=name)))
+    return not missing
+
+
+def drawable_labels(names):
+    """`names` for a plot's ticks: a name no installed font can draw becomes `#<index>`, and a note says so.
+
+    Returns `(labels, note)`, the note None when every name can be drawn.
+
+    Example:
+
+    >>> drawable_labels(["ants", "bees"])
+    (['ants', 'bees'], None)
+    """
+    labels = [str(name) if drawable(str(name)) else f"#{index}" for index, name in enumerate(names)]
+    replaced = [label for label, name in zip(labels, names) if label != str(name)]
+    if not replaced:
+        return labels, None
+    return labels, (
+        f"{', '.join(replaced)}: class numbers, for names no installed font can draw (their names are in "
+        "report.md; install a font that has them, e.g. Noto Sans CJK, to see them here)"
+    )
+
+
 @functools.cache
 def _characters(font_file):
     from matplotlib.ft2font import FT2Font

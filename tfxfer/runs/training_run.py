@@ -66,10 +66,13 @@ def train_run(config, verbose=1):
     return _start(config, verbose, folder=None)
 
 
-def resume_run(run_folder, verbose=1):
+def resume_run(run_folder, verbose=1, moved_data=None):
     """Continues a killed, interrupted or failed run from its last completed epoch.
 
-    The run's recorded options (`config.yaml`) are used as they are. Its
+    The run's recorded options (`config.yaml`) are used as they are, but
+    for data that was moved: `moved_data` maps `data` / `validation_data`
+    to their new paths, taken only where the recorded path no longer exists
+    (and recorded in `config.yaml`; the run keeps its name). Its
     backup (`backup/`, written at every epoch end by `RunBackup`) brings
     back the weights, the original w⁰, the optimizer's state and step (the
     learning-rate schedule's position), and the recipe's phase and
@@ -80,6 +83,8 @@ def resume_run(run_folder, verbose=1):
     Args:
         run_folder: `runs/<name>-<time>/`.
         verbose: as for `train_run`.
+        moved_data: `{"data": new_path}` (and/or `"validation_data"`) for
+            data moved since the run started.
 
     Returns:
         The run's metrics dict.
@@ -93,7 +98,57 @@ def resume_run(run_folder, verbose=1):
         raise FileNotFoundError(f"Run folder not found: {folder.path}.")
     if not folder.config_file.exists():
         raise FileNotFoundError(f"{folder.path} is not a run folder (it has no config.yaml); nothing to resume.")
+    if moved_data:
+        _record_moved_data(folder, moved_data)
+    _check_recorded_data(folder)
     return _resume(folder, verbose)
+
+
+MOVABLE_DATA = ("data", "validation_data")
+
+
+def _record_moved_data(folder, moved_data):
+    """Points a run's recorded data paths at where the data went; only paths that no longer exist change."""
+    config = folder.read_config()
+    values = config.to_dict()
+    for name, new in moved_data.items():
+        if name not in MOVABLE_DATA:
+            raise ValueError(f"moved_data takes {', '.join(MOVABLE_DATA)}, got {name!r}.")
+        recorded = getattr(config, name)
+        new_path = pathlib.Path(new).expanduser().resolve()
+        if recorded and _local_path_exists(recorded):
+            if pathlib.Path(recorded).expanduser().resolve() == new_path:
+                continue
+            raise OptionValueError(
+                f"{{name}} {recorded}, recorded by the run {folder.path}, still exists; a resumed run reads the "
+                "data it started with. Drop {{name}}, or start a new run to train on other data.",
+                name=option(name),
+            )
+        if not new_path.exists():
+            raise OptionValueError(f"{{name}} {new_path} not found.", name=option(name))
+        values[name] = str(new_path)
+    values["name"] = config.run_name  # named after its data: the run, its report and export keep their name
+    folder.write_config(values)
+
+
+def _check_recorded_data(folder):
+    """Recorded data that is gone is named with the way to point the run at it."""
+    config = folder.read_config()
+    for name in MOVABLE_DATA:
+        recorded = getattr(config, name)
+        if recorded and not recorded.startswith("tfds:") and not _local_path_exists(recorded):
+            raise OptionValueError(
+                f"{{name}} {recorded}, recorded by the run {folder.path}, no longer exists. If it moved, {{resume}}.",
+                name=option(name),
+                resume=(
+                    f"pass resume_run({str(folder.path)!r}, moved_data={{{name!r}: NEW_PATH}})",
+                    f"pass tfxfer train --resume {folder.path} {option(name)[1]} NEW_PATH",
+                ),
+            )
+
+
+def _local_path_exists(path):
+    return "://" in str(path) or pathlib.Path(path).expanduser().exists()
 
 
 def _resume(folder, verbose, given=None):
