@@ -224,3 +224,10 @@ def test_a_semicolon_separated_csv_is_named_and_texts_with_semicolons_are_not(tm
     prose = tmp_path / "prose.csv"
     prose.write_text("great; loved it\nno\nfine; fine\n")
     assert [text for _, text in read_texts(prose)[0]] == ["great; loved it", "no", "fine; fine"]
+
+
+def test_an_unclosed_quote_is_named_not_merged_into_one_example(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('text,label\ngood,pos\n"unterminated,pos\nbad,neg\nfine,pos\n')
+    with pytest.raises(DataError, match=r"quote.csv:3: not valid CSV.*closing quote"):
+        from_text_file(path)

@@ -275,13 +275,24 @@ def _read_examples(
     for number, line in lines:
         text[number - 1] = line
     if format == "csv":
-        reader = csv.reader(io.StringIO("\n".join(text)))
+        # strict: a quote left open is an error, not a field that swallows the rest of the file.
+        reader = csv.reader(io.StringIO("\n".join(text)), strict=True)
     else:  # TSV carries quotes literally (e.g. SMS messages quoting someone).
         reader = csv.reader(io.StringIO("\n".join(text)), delimiter="\t", quoting=csv.QUOTE_NONE)
     rows = []
-    for row in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            raise DataError(
+                f"{file}:{start}: not valid CSV ({error}): a quoted field must end with its closing quote, and a "
+                'quote inside one is written twice (""). Fix the row, or save the file as .tsv.'
+            ) from None
         if row and any(cell.strip() for cell in row):
-            rows.append((reader.line_num, row))
+            rows.append((start, row))
     if not rows:
         raise DataError(f"{file} holds no rows.")
     text_indices, label_index, has_header = _choose_columns(
