@@ -163,8 +163,15 @@ def tf1_hub_module(tmp_path_factory):
 
 
 def tiny_bert(words, sequence_length, max_sequence_length):
-    """A 2-layer KerasHub BERT backbone (hidden 8) and its preprocessor over `words`."""
+    """A 2-layer KerasHub BERT backbone (hidden 8) and its preprocessor over `words`.
+
+    Seeded here: a session fixture is built before the test's own seeding, so
+    its weights would otherwise depend on which tests ran first.
+    """
+    import keras
     import keras_hub
+
+    keras.utils.set_random_seed(0)
 
     vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(words)
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary)
