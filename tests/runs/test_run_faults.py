@@ -151,3 +151,26 @@ def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(image_module, i
     # Data that is still where the run recorded it is not replaced.
     again = run(tfxfer_command("train", "--resume", folder.path, "--data", tmp_path))
     assert again.returncode == 2 and "still exists" in again.stderr, again.stderr[-2000:]
+    assert "Drop --data," in again.stderr and "{" not in again.stderr
+
+
+def test_moved_data_that_is_not_the_runs_data_is_refused_and_the_run_stays_resumable(
+    image_module, image_folder, tmp_path
+):
+    import shutil
+
+    command = _train_command(image_module, image_folder, tmp_path, export=False)
+    assert killed(run(command, kill_at="train:epoch-end@1"))
+    folder = _only_run_folder(tmp_path)
+    recorded = folder.config_file.read_text()
+    moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
+    other = tmp_path / "other"
+    shutil.copytree(moved, other)
+    for split in ("train", "val"):
+        (other / split / "dark").rename(other / split / "night")  # other class names
+    wrong = run(tfxfer_command("train", "--resume", folder.path, "--data", other))
+    assert wrong.returncode == 2 and "is not the data the run" in wrong.stderr, wrong.stderr[-2000:]
+    assert "class_names" in wrong.stderr and "Pass --data the folder" in wrong.stderr
+    assert folder.config_file.read_text() == recorded  # unchanged: the right data still resumes it
+    resumed = run(tfxfer_command("train", "--resume", folder.path, "--data", moved, "--quiet"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -24,7 +24,7 @@ def run_train(args):
         if key not in ("command", "config", "quiet", "verbose", "resume")
     }
     if args.resume:
-        from tfxfer.runs.training_run import MOVABLE_DATA
+        from tfxfer.runs.moved_data import MOVABLE_DATA
 
         moved = {key: overrides.pop(key) for key in MOVABLE_DATA if key in overrides}
         given = ["--config"] * bool(args.config) + ["--" + key.replace("_", "-") for key in overrides]

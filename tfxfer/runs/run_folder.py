@@ -62,6 +62,7 @@ class RunFolder:
     backup_dir = property(lambda self: self.path / "backup")
     logs_dir = property(lambda self: self.path / "logs")
     lock_file = property(lambda self: self.path / "run.lock")
+    data_file = property(lambda self: self.path / "data.json")
 
     @property
     def model_file(self):
@@ -89,6 +90,14 @@ class RunFolder:
         from tfxfer.runs.train_config import load_config
 
         return load_config(self.config_file)
+
+    def write_data_facts(self, facts):
+        """What the run's data held when it started (`data.json`): a resume checks moved data against it."""
+        write_text_atomically(self.data_file, json.dumps(facts, indent=2))
+
+    def read_data_facts(self):
+        """`data.json`'s facts, or None for a run started before tfxfer recorded them."""
+        return json.loads(self.data_file.read_text()) if self.data_file.exists() else None
 
     def write_metrics(self, metrics):
         write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))

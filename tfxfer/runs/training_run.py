@@ -20,6 +20,7 @@ from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
 from tfxfer.option_errors import OptionMessage, OptionValueError, option
+from tfxfer.runs.moved_data import check_recorded_data, data_facts, record_moved_data
 from tfxfer.runs.output_folders import check_output_folders
 from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_data import data_modality, load_run_data
@@ -99,56 +100,9 @@ def resume_run(run_folder, verbose=1, moved_data=None):
     if not folder.config_file.exists():
         raise FileNotFoundError(f"{folder.path} is not a run folder (it has no config.yaml); nothing to resume.")
     if moved_data:
-        _record_moved_data(folder, moved_data)
-    _check_recorded_data(folder)
+        record_moved_data(folder, moved_data)
+    check_recorded_data(folder)
     return _resume(folder, verbose)
-
-
-MOVABLE_DATA = ("data", "validation_data")
-
-
-def _record_moved_data(folder, moved_data):
-    """Points a run's recorded data paths at where the data went; only paths that no longer exist change."""
-    config = folder.read_config()
-    values = config.to_dict()
-    for name, new in moved_data.items():
-        if name not in MOVABLE_DATA:
-            raise ValueError(f"moved_data takes {', '.join(MOVABLE_DATA)}, got {name!r}.")
-        recorded = getattr(config, name)
-        new_path = pathlib.Path(new).expanduser().resolve()
-        if recorded and _local_path_exists(recorded):
-            if pathlib.Path(recorded).expanduser().resolve() == new_path:
-                continue
-            raise OptionValueError(
-                f"{{name}} {recorded}, recorded by the run {folder.path}, still exists; a resumed run reads the "
-                "data it started with. Drop {{name}}, or start a new run to train on other data.",
-                name=option(name),
-            )
-        if not new_path.exists():
-            raise OptionValueError(f"{{name}} {new_path} not found.", name=option(name))
-        values[name] = str(new_path)
-    values["name"] = config.run_name  # named after its data: the run, its report and export keep their name
-    folder.write_config(values)
-
-
-def _check_recorded_data(folder):
-    """Recorded data that is gone is named with the way to point the run at it."""
-    config = folder.read_config()
-    for name in MOVABLE_DATA:
-        recorded = getattr(config, name)
-        if recorded and not recorded.startswith("tfds:") and not _local_path_exists(recorded):
-            raise OptionValueError(
-                f"{{name}} {recorded}, recorded by the run {folder.path}, no longer exists. If it moved, {{resume}}.",
-                name=option(name),
-                resume=(
-                    f"pass resume_run({str(folder.path)!r}, moved_data={{{name!r}: NEW_PATH}})",
-                    f"pass tfxfer train --resume {folder.path} {option(name)[1]} NEW_PATH",
-                ),
-            )
-
-
-def _local_path_exists(path):
-    return "://" in str(path) or pathlib.Path(path).expanduser().exists()
 
 
 def _resume(folder, verbose, given=None):
@@ -378,6 +332,7 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
                 "\n".join([data.report.summary()] + [f"skipped {where}: {why}" for where, why in data.report.skipped])
                 + "\n",
             )
+            folder.write_data_facts(data_facts(data))
             say(f"Run folder: {folder.path}")
         else:
             done = _progress(folder, config)["epochs_completed"]
