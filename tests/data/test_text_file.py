@@ -231,3 +231,29 @@ def test_an_unclosed_quote_is_named_not_merged_into_one_example(tmp_path):
     path.write_text('text,label\ngood,pos\n"unterminated,pos\nbad,neg\nfine,pos\n')
     with pytest.raises(DataError, match=r"quote.csv:3: not valid CSV.*closing quote"):
         from_text_file(path)
+
+
+def test_an_unquoted_comma_in_a_text_is_a_row_problem_not_a_new_class(tmp_path):
+    path = tmp_path / "reviews.csv"
+    rows = ["great,pos", "awful,neg", "fine,pos", "funny, sharp and moving,pos", "dull,neg", "trailing,neg,"]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"reviews.csv:5: has 3 fields but the header has 2.*quoted"):
+        from_text_file(path)
+    data = from_text_file(path, on_bad_data="skip")
+    assert data.class_names == ["neg", "pos"] and data.train_size == 5  # the trailing comma is no field
+    assert [where for where, _ in data.report.skipped] == [f"{path}:5"]
+
+
+def test_a_column_index_past_the_last_column_names_the_option(tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("a,b,c\nx,y,z\nu,v,w\n")
+    with pytest.raises(DataError, match=r"text_column 5 is no column: the first row has 3"):
+        from_text_file(path, text_column=5, label_column=0)
+
+
+def test_a_tab_separated_csv_is_named_with_the_format_to_pass(tmp_path):
+    path = tmp_path / "tabs.csv"
+    path.write_text("text\tlabel\nhello\tpos\nbye\tneg\nhi\tpos\n")
+    with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
+        from_text_file(path)
+    assert from_text_file(path, format="tsv").class_names == ["neg", "pos"]

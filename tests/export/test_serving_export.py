@@ -136,6 +136,18 @@ def test_verify_and_predict_from_export(image_module, dict_module, text_preproce
     text_path = export_for_serving(text_model, tmp_path / "texts")
     assert verify_export(text_path, ["good film", "awful plot"], text_model)["max_abs_difference"] <= 1e-5
 
+    # What users pass: one text is a batch of one (not one input per character), the model's
+    # folder means its newest version, and wrong inputs are named.
+    one = predict_from_export(tmp_path / "texts", "good film")["probabilities"]
+    np.testing.assert_array_equal(one, predict_from_export(text_path, ["good film"])["probabilities"])
+    for bad, message in (([], "got no inputs"), (["ok", None], r"inputs\[1\] is NoneType"), (3, "got int")):
+        with pytest.raises(ValueError, match=message):
+            predict_from_export(text_path, bad)
+    with pytest.raises(ValueError, match=r"inputs\[0\] is a str.*read the file first"):
+        predict_from_export(path, ["ant.jpg"])
+    with pytest.raises(FileNotFoundError, match="No export at"):
+        predict_from_export(tmp_path, samples)
+
 
 def test_verify_export_catches_a_different_model(image_module, tmp_path):
     from tfxfer import verify_export

@@ -298,12 +298,24 @@ def _read_examples(
     text_indices, label_index, has_header = _choose_columns(
         file, rows, text_column, label_column, header, class_names, labelled
     )
+    width = len(rows[0][1])
     if has_header:
         header_row, rows = rows[0][1], rows[1:]
         if not rows:
             raise DataError(f"{file} has a header row {header_row} and no rows after it.")
+    separator = "commas" if format == "csv" else "tabs"
     for number, row in rows:
         where = f"{file}:{number}"
+        while len(row) > width and not row[-1].strip():
+            row = row[:-1]  # trailing empty cells (`a,b,`) add nothing
+        if len(row) > width:
+            report.problem(
+                where,
+                f"has {len(row)} fields but the {'header' if has_header else 'first row'} has {width}: a text "
+                f'holding {separator} must be quoted ("funny, sharp and moving"), or its tail is read as '
+                "another column",
+            )
+            continue
         needed = max(text_indices + ([label_index] if labelled else []))
         if len(row) <= needed:
             report.problem(where, f"has {len(row)} column(s), column {needed + 1} is needed")
@@ -360,11 +372,17 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     separator = next(
         (
             name
-            for mark, name in ((";", "semicolons"), ("|", "bars"))
+            for mark, name in ((";", "semicolons"), ("|", "bars"), ("\t", "tabs"))
             if len(cells) == min(len(rows), 20) and len({cell.count(mark) for cell in cells}) == 1 and mark in first[0]
         ),
         None,
     )
+    if width == 1 and separator == "tabs" and text_column is None:
+        raise DataError(
+            f"{_escaped(file)}: every row is one column, and its first row {_escaped(first)} looks separated by "
+            "tabs; read it as tab-separated with {tsv}.",
+            tsv=("format='tsv'", "--data-format tsv"),
+        )
     if width == 1 and separator and text_column is None:
         raise DataError(
             f"{file}: every row is one column, and its first row {first} looks separated by {separator}; the "
@@ -372,6 +390,14 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
         )
     text_indices = [_column_index(c, columns, file) for c in _as_list(text_column)]
     label_index = None if label_column is None else _column_index(label_column, columns, file)
+    for role, indices in (("text", text_indices), ("label", [label_index])):
+        for index in indices:
+            if index is not None and not 0 <= index < width:
+                raise DataError(
+                    f"{_escaped(file)}: {{{role}}} {index} is no column: the first row has {width} "
+                    f"({_escaped(first)}), numbered from 0.",
+                    **{role: (f"{role}_column", f"--{role}-column")},
+                )
     if has_header:
         roles = [_role(cell) for cell in first]
         if label_index is None:  # without labels too: a label column is no text

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 import tempfile
@@ -9,7 +10,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.export.serving_export import read_export_metadata
+from tfxfer.export.serving_export import export_version_path, read_export_metadata
 
 _LOADED = {}
 
@@ -35,20 +36,49 @@ np.savez(outputs_file, **{k: v.numpy() for k, v in outputs.items()})
 def predict_from_export(path, inputs):
     """Runs an export's `serving_default` on raw inputs (image bytes or texts).
 
-    For users without a server. Returns a dict of numpy arrays.
+    For users without a server. `path` is a version folder
+    (`saved_models/sst2/1`) or the model's folder (its newest version);
+    `inputs` a list of texts or of encoded image files' bytes (one of either
+    is a batch of one). Returns a dict of numpy arrays.
 
     Example:
 
     >>> predict_from_export("saved_models/sst2/1", ["a gripping film"])["class_ids"]
     array([1])
     """
-    if path not in _LOADED:
+    version = export_version_path(pathlib.Path(path).expanduser())
+    if version is None:
+        raise FileNotFoundError(f"No export at {path}: pass saved_models/<name> or one of its version folders.")
+    key = str(version)
+    if key not in _LOADED:
         _register_text_ops()
-        _LOADED[path] = tf.saved_model.load(str(path)).signatures["serving_default"]
-    serving = _LOADED[path]
+        _LOADED[key] = tf.saved_model.load(key).signatures["serving_default"]
+    serving = _LOADED[key]
     (name,) = serving.structured_input_signature[1]
-    outputs = serving(**{name: tf.constant(list(inputs))})
+    outputs = serving(**{name: tf.constant(_serving_batch(inputs, name))})
     return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _serving_batch(inputs, name):
+    """`inputs` as the list of strings `serving_default` takes, or a `ValueError` saying what it takes."""
+    what = "encoded image files' bytes (open(path, 'rb').read())" if name == "image_bytes" else "texts"
+    if isinstance(inputs, (str, bytes)):
+        inputs = [inputs]
+    elif isinstance(inputs, np.ndarray):
+        inputs = inputs.reshape(-1).tolist()
+    elif not isinstance(inputs, (list, tuple)):
+        raise ValueError(f"predict_from_export takes a list of {what}, got {type(inputs).__name__}.")
+    inputs = list(inputs)
+    if not inputs:
+        raise ValueError(f"predict_from_export got no inputs: pass a list of {what}.")
+    for index, value in enumerate(inputs):
+        if not isinstance(value, (str, bytes)):
+            raise ValueError(f"inputs[{index}] is {type(value).__name__}, not one of the {what} this export takes.")
+        if name == "image_bytes" and isinstance(value, str):
+            raise ValueError(
+                f"inputs[{index}] is a str ({value[:60]!r}); this export takes {what}: read the file first."
+            )
+    return inputs
 
 
 # How far a served probability may be from the model's, by the model's compute dtype:
