@@ -257,3 +257,10 @@ def test_a_tab_separated_csv_is_named_with_the_format_to_pass(tmp_path):
     with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
         from_text_file(path)
     assert from_text_file(path, format="tsv").class_names == ["neg", "pos"]
+
+
+def test_whole_number_labels_written_as_floats_are_the_same_class(tmp_path):
+    path = tmp_path / "spreadsheet.csv"
+    path.write_text("text,label\ngreat,1\nawful,0\nfine,1.0\nbad,0.0\n")
+    data = from_text_file(path)
+    assert data.class_names == ["0", "1"] and data.train_size == 4

@@ -68,7 +68,15 @@ def test_the_dataset_check_costs_no_extra_pass(image_module):
 
     dataset = tf.data.Dataset.from_generator(images, output_signature=tf.TensorSpec((10, 10, 3), tf.float32))
     assert model.predict(dataset.batch(4), verbose=0).shape == (6, 3)
-    assert len(passes) == 1  # the first batch is checked in the pipeline, not read twice
+    assert len(passes) == 1  # batches are checked in the pipeline, not read twice
+
+
+def test_a_scaled_image_in_a_later_batch_of_a_dataset_is_refused(image_module):
+    model = _model(image_module)
+    images = random_images(3).astype("float32")
+    images[2] /= 255.0
+    with pytest.raises(ValueError, match=r"all in \[0, 1\].*Positions of such images: \[0\]"):
+        model.predict(_dataset(images, batch_size=2), verbose=0)  # image 2 is the second batch's first
 
 
 # --- Labels: whole numbers, range, names, one-hot (items 5 and 7) ------------
@@ -264,3 +272,20 @@ def test_text_inputs_one_text_non_texts_and_unbatched_datasets(tiny_bert_preset)
         model.predict([], verbose=0)
     history = model.fit(texts, np.array([[1], [0]]), epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_text_columns_scalars_tuples_and_generators(tiny_bert_preset):
+    model = TransferModel.from_preset(tiny_bert_preset, num_classes=2, sequence_length=8)
+    texts = ["a gripping film", "dull"]
+    expected = model.predict(texts, verbose=0)
+    column = np.array(texts)[:, None]  # df[["text"]].values
+    np.testing.assert_allclose(model.predict(column, verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(tuple(texts), verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(_dataset(column, batch_size=2), verbose=0), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.predict(tf.constant(texts[0]), verbose=0), expected[:1], rtol=1e-6)
+    np.testing.assert_allclose(model.predict(np.array(texts[0]), verbose=0), expected[:1], rtol=1e-6)
+    assert np.isfinite(model.fit(column, np.array([1, 0]), epochs=1, verbose=0).history["loss"][0])
+    with pytest.raises(ValueError, match="x is a Python generator.*from_generator"):
+        model.fit((pair for pair in [(texts, [1, 0])]), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="validation_data is a Python generator"):
+        model.fit(texts, np.array([1, 0]), validation_data=(pair for pair in []), epochs=1, verbose=0)

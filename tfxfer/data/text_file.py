@@ -507,16 +507,27 @@ def _column_index(column, columns, file):
 
 
 def _is_int(text):
+    """Whole numbers, also as a spreadsheet writes them (`1.0`)."""
     try:
         int(text)
         return True
     except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
         return False
+    return number.is_integer()
 
 
 def _label_key(label):
-    """Integer labels compare as integers ("01" is 1); other labels as written."""
-    return str(int(label)) if _is_int(label) else label
+    """Integer labels compare as integers ("01" and "1.0" are 1); other labels as written."""
+    if not _is_int(label):
+        return label
+    try:
+        return str(int(label))
+    except ValueError:
+        return str(int(float(label)))
 
 
 def _label_ids(examples, class_names, label_base, report, training_wheres):

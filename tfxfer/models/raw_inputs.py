@@ -49,6 +49,8 @@ def prepared_data(model, method, x, y=None, validation_data=None):
     check_modality(model, x, method)
     x, y = contract.prepared(x, y, "x", "y", labelled=method != "predict")
     if validation_data is not None:
+        if isinstance(validation_data, keras.utils.PyDataset) or hasattr(validation_data, "__next__"):
+            contract.prepared(validation_data, None, "validation_data", "validation_data's labels")  # refused
         if isinstance(validation_data, tf.data.Dataset):
             validation_data = contract.dataset(validation_data, "validation_data", "validation_data's labels")
         elif isinstance(validation_data, (tuple, list)) and validation_data:
@@ -110,6 +112,12 @@ class _Contract:
     # --- Arrays, tensors, lists -------------------------------------------
 
     def prepared(self, x, y, x_name, y_name, labelled=True):
+        if isinstance(x, keras.utils.PyDataset) or hasattr(x, "__next__"):
+            raise ValueError(
+                f"{x_name} is a {'keras.utils.PyDataset' if isinstance(x, keras.utils.PyDataset) else 'Python generator'}; "
+                "tfxfer takes arrays, lists or a tf.data.Dataset (tf.data.Dataset.from_generator wraps a generator, "
+                "with output_signature giving its shapes)."
+            )
         if isinstance(x, tf.data.Dataset):
             return self.dataset(x, x_name, "y", labelled=labelled), y
         if self.texts:
@@ -128,12 +136,20 @@ class _Contract:
         return x, y
 
     def _text_batch(self, x, name):
-        """One text is a batch of one for `predict`; a list must hold texts only."""
+        """One text is a batch of one for `predict`, texts `[batch, 1]` a batch; a list must hold texts only."""
+        if (isinstance(x, np.ndarray) or tf.is_tensor(x)) and len(x.shape) == 0:
+            x = x.item() if isinstance(x, np.ndarray) else x.numpy()
         if isinstance(x, (str, bytes)):
             if self.method != "predict":
                 raise ValueError(f"{self.method} got one text as {name}; pass a list of texts (and a list of labels).")
             return [x]
-        if isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.dtype == object):
+        if (isinstance(x, np.ndarray) or tf.is_tensor(x)) and len(x.shape) == 2 and x.shape[-1] == 1:
+            x = x[:, 0]  # one text column, as `df[["text"]].values` gives it
+        if (isinstance(x, np.ndarray) or tf.is_tensor(x)) and len(x.shape) > 1:
+            raise ValueError(f"{name} has shape {_shape(x.shape)}; texts are a list or an array [batch] of strings.")
+        if isinstance(x, tuple):
+            x = list(x)
+        if isinstance(x, list) or (isinstance(x, np.ndarray) and x.dtype == object):
             for index, value in enumerate(x):
                 if not isinstance(value, (str, bytes)):
                     raise ValueError(
@@ -193,6 +209,12 @@ class _Contract:
             raise ValueError(
                 f"{x_name} is a dataset of single texts, not of batches; call .batch(...) on it (e.g. .batch(32))."
             )
+        if self.texts and isinstance(parts[0], tf.TensorSpec) and parts[0].shape.rank == 2 and parts[0].shape[-1] == 1:
+            # Batches of one text column [batch, 1]: the texts [batch] they hold.
+            dataset = dataset.map(
+                lambda *element: (element[0][:, 0], *element[1:]) if len(element) > 1 else element[0][:, 0]
+            )
+            return self.dataset(dataset, x_name, y_name, labelled)
         check_images = self.images and isinstance(parts[0], tf.TensorSpec) and self._needs_value_check(parts[0], x_name)
         check_labels = (
             labelled
@@ -203,26 +225,17 @@ class _Contract:
         if not (check_images or check_labels):
             return dataset
 
-        def checked(first, element):
-            element = list(element) if isinstance(spec, tuple) else [element]
+        def checked(*element):
+            element = list(element)
             if check_images:
-                images = element[0]
-                element[0] = tf.cond(
-                    first,
-                    lambda: self._check_images(images, x_name, " (the dataset's first batch)"),
-                    lambda: tf.identity(images),
-                )
+                element[0] = self._check_images(element[0], x_name, " (in a batch of the dataset)")
             if check_labels:
                 element[1] = self._targets(element[1], y_name, " (in a batch of the dataset)")
-            return tf.constant(False), tuple(element) if isinstance(spec, tuple) else element[0]
+            return tuple(element) if isinstance(spec, tuple) else element[0]
 
-        if check_images:
-            # The images of each pass's first batch; scan keeps the order and reads nothing ahead.
-            return dataset.scan(tf.constant(True), checked)
-        # Labels only (so the elements are tuples): every batch.
-        return dataset.map(
-            lambda *element: checked(tf.constant(False), element)[1], num_parallel_calls=tf.data.AUTOTUNE
-        )
+        # Every batch, in the pipeline: nothing is read ahead, and a min/max
+        # per batch costs little beside decoding and resizing.
+        return dataset.map(checked, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     def _needs_value_check(self, spec, name):
         """Refuses what the element spec already shows is wrong; True when values must be read."""

@@ -41,7 +41,10 @@ def data_modality(x):
         return TEXT if spec.dtype == tf.string else IMAGE if spec.dtype.is_floating or spec.dtype.is_integer else None
     if isinstance(x, tf.Tensor):
         return TEXT if x.dtype == tf.string else IMAGE
-    if isinstance(x, (list, np.ndarray)) and len(x):
+    if isinstance(x, (str, bytes)) or (isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind in "USO"):
+        return TEXT  # one text
+    sequence = isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0)
+    if sequence and len(x):
         kind = np.asarray(x[0]).dtype.kind
         return TEXT if kind in "USO" else IMAGE if kind in "fiub" else None
     return None
