@@ -127,3 +127,22 @@ def test_predict_file_refuses_semicolons_and_header_only_files(text_model_file, 
     header_only.write_text("text,label\n")
     code, out, err = _cli(["predict", text_model_file, "--file", str(header_only)], capsys)
     assert code == 2 and "has a header row" in err and "no rows after it" in err, err
+
+
+@pytest.fixture
+def image_model_file(image_module, tmp_path):
+    from tfxfer import TransferModel
+
+    model = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3), class_names=["a", "b"])
+    path = tmp_path / "image.keras"
+    model.save(path)
+    return path
+
+
+def test_export_flags_are_named_in_the_clis_words(image_model_file, tmp_path, capsys):
+    code, _, err = _cli(["export", image_model_file, "--export-dir", tmp_path / "ex", "--name", ".."], capsys)
+    assert code == 2 and "--name must be a plain name" in err and not (tmp_path / "1").exists(), err
+    code, _, err = _cli(
+        ["export", image_model_file, "--export-dir", tmp_path / "ex", "--class-names", "x", "y"], capsys
+    )
+    assert code == 2 and "--class-names ['x', 'y'] differ" in err and "leave --class-names out" in err, err

@@ -289,3 +289,11 @@ def test_text_columns_scalars_tuples_and_generators(tiny_bert_preset):
         model.fit((pair for pair in [(texts, [1, 0])]), epochs=1, verbose=0)
     with pytest.raises(ValueError, match="validation_data is a Python generator"):
         model.fit(texts, np.array([1, 0]), validation_data=(pair for pair in []), epochs=1, verbose=0)
+
+
+def test_none_or_a_file_name_in_a_list_of_images_is_named(image_module):
+    model = _model(image_module)
+    with pytest.raises(ValueError, match=r"x\[1\] is NoneType, not an image"):
+        model.predict([random_images(1)[0], None], verbose=0)
+    with pytest.raises(ValueError, match=r"predict got strings, but this model takes images"):
+        model.predict(["ant.jpg"], verbose=0)

@@ -107,8 +107,9 @@ def run_export(args):
         export_dir = args.export_dir or "saved_models"
     else:
         raise FileNotFoundError(f"{target} is neither a run folder (with config.yaml) nor a .keras file.")
-    from tfxfer.runs.output_folders import check_output_folder
+    from tfxfer.runs.output_folders import check_output_folder, check_plain_name
 
+    check_plain_name(name)
     check_output_folder(export_dir, "export_dir")  # before loading the model
     model = load_model_file(model_file, hub_handles=_hub_handles(args))
     # The model carries its preprocessing and class names: nothing else is needed.

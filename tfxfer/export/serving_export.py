@@ -199,9 +199,10 @@ def _export_class_names(model, class_names):
         return own
     class_names = [str(name) for name in class_names]
     if own is not None and class_names != own:
-        raise ValueError(
-            f"class_names {class_names} differ from the model's own {own}; the model's "
-            "names are exported (leave class_names out)."
+        shown = f"{class_names} differ from the model's own {own}".replace("{", "{{").replace("}", "}}")
+        raise OptionValueError(
+            f"{{class_names}} {shown}; the model's names are exported (leave {{class_names}} out).",
+            class_names=("class_names", "--class-names"),
         )
     if len(class_names) != model.head.num_names:
         raise ValueError(

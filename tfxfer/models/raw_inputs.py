@@ -162,6 +162,12 @@ class _Contract:
         if isinstance(x, np.ndarray) and x.dtype == object:
             x = list(x)
         if isinstance(x, (list, tuple)):
+            for index, image in enumerate(x):
+                if image is None or isinstance(image, (str, bytes)):
+                    raise ValueError(
+                        f"{name}[{index}] is {type(image).__name__}, not an image; {name} holds pixel arrays "
+                        "(for files: tfxfer.data.from_image_folder, or decode them with tf.io.decode_image)."
+                    )
             images = [np.asarray(image) for image in x]
             if not images:
                 return x

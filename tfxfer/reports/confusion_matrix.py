@@ -1,5 +1,7 @@
 """`confusion_matrix` and its plot."""
 
+import textwrap
+
 import numpy as np
 
 from tfxfer.reports.figure_files import drawable_labels, save_figure_atomically
@@ -49,9 +51,7 @@ def plot_confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
     labels, note = drawable_labels(class_names)
     axis.set_xticks(range(size), labels=labels, rotation=45, ha="right")
     axis.set_yticks(range(size), labels=labels)
-    if note:
-        figure.text(0.01, 0.01, note, fontsize=7, wrap=True)
-    axis.set_xlabel("predicted")
+    axis.set_xlabel("predicted" + (f"\n\n{textwrap.fill(note, 70)}" if note else ""))
     axis.set_ylabel("true")
     for row in range(size):
         for column in range(size):

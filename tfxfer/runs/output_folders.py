@@ -61,3 +61,20 @@ def check_output_folders(config, resuming=False):
             check_output_folder(config.runs_dir, "runs_dir")
     if config.export:
         check_output_folder(config.export_dir, "export_dir")
+
+
+def check_plain_name(name, spelling=None):
+    """Refuses a run or export name that is no plain folder name (`../x`, `a/b`, `.hidden`, empty).
+
+    Example:
+
+    >>> check_plain_name("ants_bees")
+    """
+    if name and "/" not in name and "\\" not in name and not name.startswith("."):
+        return
+    shown = repr(name).replace("{", "{{").replace("}", "}}")
+    raise OptionValueError(
+        "{name} must be a plain name (no '/', '\\' or leading '.'): it names a folder under the runs and export "
+        f"folders, got {shown}.",
+        name=spelling or option("name"),
+    )

@@ -16,6 +16,7 @@ from tfxfer.choices import (
     fine_tuning_learning_rate,
 )
 from tfxfer.option_errors import OptionValueError, option
+from tfxfer.runs.output_folders import check_plain_name
 
 # Larger sides are almost always a typo (8192x8192x3 floats is 800 MB per image).
 MAX_IMAGE_SIDE = 4096
@@ -203,13 +204,7 @@ class TrainConfig:
             raise _bad("seed", "must be a whole number from 0 to 2**32 - 1", self.seed)
         if self.name is not None:
             self.name = str(self.name)
-            if not self.name or "/" in self.name or "\\" in self.name or self.name.startswith("."):
-                raise _bad(
-                    "name",
-                    "must be a plain name (no '/', '\\' or leading '.'): it names a folder "
-                    "under the runs and export folders",
-                    self.name,
-                )
+            check_plain_name(self.name)
         if not 0.0 <= self.dropout < 1.0:
             raise _bad("dropout", "must be in [0, 1)", self.dropout)
         for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length", "lora_rank"):
