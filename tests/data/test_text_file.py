@@ -264,3 +264,18 @@ def test_whole_number_labels_written_as_floats_are_the_same_class(tmp_path):
     path.write_text("text,label\ngreat,1\nawful,0\nfine,1.0\nbad,0.0\n")
     data = from_text_file(path)
     assert data.class_names == ["0", "1"] and data.train_size == 4
+
+
+def test_a_headerless_first_row_whose_class_appears_once_is_data(tmp_path):
+    path = tmp_path / "news.csv"  # as AG News' first rows: class 3 only in row 1
+    path.write_text('"3","Fears for pension","Unions say"\n"4","Space race","A second team"\n"1","Vote","Polls"\n'
+                    '"4","Rocket","Launch date"\n"1","Talks","Summit"\n')  # fmt: skip
+    data = from_text_file(path, text_column=[1, 2], label_column=0)
+    assert data.class_names == ["1", "3", "4"] and data.train_size == 5
+
+
+def test_the_same_column_as_text_and_label_is_refused(tmp_path):
+    path = tmp_path / "ok.csv"
+    path.write_text("text,label\ngreat,pos\nawful,neg\nfine,pos\n")
+    with pytest.raises(DataError, match="text_column and label_column name the same column"):
+        from_text_file(path, text_column="label", label_column="label")

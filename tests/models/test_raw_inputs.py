@@ -297,3 +297,13 @@ def test_none_or_a_file_name_in_a_list_of_images_is_named(image_module):
         model.predict([random_images(1)[0], None], verbose=0)
     with pytest.raises(ValueError, match=r"predict got strings, but this model takes images"):
         model.predict(["ant.jpg"], verbose=0)
+
+
+def test_fit_and_evaluate_without_labels_are_named_and_leave_the_model_usable(image_module):
+    model = _model(image_module, num_classes=2)
+    x, y = random_images(4), np.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="fit needs labels: pass y"):
+        model.fit(x, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="evaluate got a dataset of inputs only"):
+        model.evaluate(_dataset(x), verbose=0)
+    assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"][0])

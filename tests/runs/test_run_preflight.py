@@ -67,3 +67,11 @@ def test_an_export_folder_that_cannot_be_created_is_named(image_module, image_fo
 
     check_output_folders(_config(image_module, image_folder, tmp_path, export_dir="/proc/tfxfer-x", export=False))
     assert not (tmp_path / "runs").exists()  # the check writes nothing that stays
+
+
+def test_moved_data_must_map_options_to_paths(tmp_path):
+    from tfxfer.runs import resume_run
+
+    (tmp_path / "config.yaml").write_text("data: photos\n")
+    with pytest.raises(ValueError, match=r"moved_data maps 'data'.*got str"):
+        resume_run(tmp_path, moved_data="photos_moved")

@@ -318,7 +318,7 @@ def _read_examples(
             continue
         needed = max(text_indices + ([label_index] if labelled else []))
         if len(row) <= needed:
-            report.problem(where, f"has {len(row)} column(s), column {needed + 1} is needed")
+            report.problem(where, f"has {len(row)} column(s), column {needed} (numbered from 0) is needed")
             continue
         label = row[label_index].strip() if labelled else None
         text = " ".join(row[i].strip() for i in text_indices).strip()
@@ -390,6 +390,12 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
         )
     text_indices = [_column_index(c, columns, file) for c in _as_list(text_column)]
     label_index = None if label_column is None else _column_index(label_column, columns, file)
+    if label_index is not None and label_index in text_indices:
+        raise DataError(
+            f"{_escaped(file)}: {{text}} and {{label}} name the same column: the labels would be the texts.",
+            text=("text_column", "--text-column"),
+            label=("label_column", "--label-column"),
+        )
     for role, indices in (("text", text_indices), ("label", [label_index])):
         for index in indices:
             if index is not None and not 0 <= index < width:
@@ -481,6 +487,8 @@ def _looks_like_header(rows, label_column, class_names=None):
     first = rows[0][1][index]
     if class_names is not None and first.strip() in [str(name) for name in class_names]:
         return False
+    if _is_int(first.strip()):
+        return False  # a number is a label (a class seen once, like AG News' first rows), not a column name
     return all(len(row) <= index or row[index] != first for _, row in rows[1:])
 
 

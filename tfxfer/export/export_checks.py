@@ -62,16 +62,35 @@ def predict_from_export(path, inputs):
 def _serving_batch(inputs, name):
     """`inputs` as the list of strings `serving_default` takes, or a `ValueError` saying what it takes."""
     what = "encoded image files' bytes (open(path, 'rb').read())" if name == "image_bytes" else "texts"
+    if tf.is_tensor(inputs):
+        inputs = inputs.numpy()
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind not in "SUO":
+        raise ValueError(
+            f"predict_from_export takes {what}, got an array of {inputs.dtype} values"
+            + (" (pixels: encode them first, e.g. tf.io.encode_png(image).numpy())" if name == "image_bytes" else "")
+            + "."
+        )
     if isinstance(inputs, (str, bytes)):
         inputs = [inputs]
     elif isinstance(inputs, np.ndarray):
         inputs = inputs.reshape(-1).tolist()
+    elif (
+        isinstance(inputs, (list, tuple))
+        and inputs
+        and all(isinstance(value, (list, tuple)) and len(value) == 1 for value in inputs)
+    ):
+        inputs = [value[0] for value in inputs]  # one column, [[text], [text]]
     elif not isinstance(inputs, (list, tuple)):
         raise ValueError(f"predict_from_export takes a list of {what}, got {type(inputs).__name__}.")
     inputs = list(inputs)
     if not inputs:
         raise ValueError(f"predict_from_export got no inputs: pass a list of {what}.")
     for index, value in enumerate(inputs):
+        if isinstance(value, np.ndarray) and name == "image_bytes":
+            raise ValueError(
+                f"inputs[{index}] is an array of pixels; this export takes {what}: encode it first "
+                "(tf.io.encode_png(image).numpy())."
+            )
         if not isinstance(value, (str, bytes)):
             raise ValueError(f"inputs[{index}] is {type(value).__name__}, not one of the {what} this export takes.")
         if name == "image_bytes" and isinstance(value, str):

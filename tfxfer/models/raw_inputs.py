@@ -47,6 +47,8 @@ def prepared_data(model, method, x, y=None, validation_data=None):
     """`(x, y, validation_data)` checked and adapted for `model.<method>`; see the module docstring."""
     contract = _Contract(model, method)
     check_modality(model, x, method)
+    if method != "predict":
+        check_labels_given(method, x, y)
     x, y = contract.prepared(x, y, "x", "y", labelled=method != "predict")
     if validation_data is not None:
         if isinstance(validation_data, keras.utils.PyDataset) or hasattr(validation_data, "__next__"):
@@ -74,6 +76,19 @@ def readable_errors():
         if found is None:
             raise
         raise ValueError(_unescaped(found.group(1))) from None
+
+
+def check_labels_given(method, x, y):
+    """`fit`/`evaluate` need labels: `y` beside arrays, or `(inputs, labels)` elements in a dataset."""
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        if not (isinstance(spec, tuple) and len(spec) > 1):
+            raise ValueError(
+                f"{method} got a dataset of inputs only; it needs (inputs, labels) pairs, e.g. "
+                "tf.data.Dataset.from_tensor_slices((x, y)).batch(32)."
+            )
+    elif y is None and x is not None and is_array_like(x) and not isinstance(x, dict):
+        raise ValueError(f"{method} needs labels: pass y (class ids or names, one per example) beside x.")
 
 
 def check_modality(model, x, method):

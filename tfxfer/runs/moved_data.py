@@ -38,6 +38,11 @@ def record_moved_data(folder, moved_data):
     """
     from tfxfer.runs.run_data import load_run_data
 
+    if not isinstance(moved_data, dict):
+        raise ValueError(
+            f"moved_data maps 'data' (or 'validation_data') to the new path, e.g. "
+            f"{{'data': 'photos'}}; got {type(moved_data).__name__} {moved_data!r}."
+        )
     config = folder.read_config()
     changes = {}
     for name, new in moved_data.items():
@@ -75,8 +80,11 @@ def record_moved_data(folder, moved_data):
         )
         raise OptionValueError(
             f"The data at {_text(', '.join(changes.values()))} is not the data the run {_text(folder.path)} started "
-            f"with ({_text(differences)}). Pass {{name}} the folder or file it moved to, or start a new run.",
-            name=option(next(iter(changes))),
+            f"with ({_text(differences)}). Pass {{moved}}, or start a new run.",
+            moved=(
+                f"moved_data={{{next(iter(changes))!r}: <the folder or file it moved to>}}",
+                f"{option(next(iter(changes)))[1]} with the folder or file it moved to",
+            ),
         )
     values = config.to_dict()
     values.update(changes, name=config.run_name)  # named after its data: the run, report and export keep the name
