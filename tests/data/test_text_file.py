@@ -279,3 +279,15 @@ def test_the_same_column_as_text_and_label_is_refused(tmp_path):
     path.write_text("text,label\ngreat,pos\nawful,neg\nfine,pos\n")
     with pytest.raises(DataError, match="text_column and label_column name the same column"):
         from_text_file(path, text_column="label", label_column="label")
+
+
+def test_a_first_row_guessed_to_be_a_header_is_noted(tmp_path):
+    from tfxfer.data.data_report import DataNote
+
+    path = tmp_path / "labels.csv"
+    path.write_text("neu,ok film\npos,great\nneg,awful\npos,fine\nneg,bad\n")
+    with pytest.warns(DataNote, match=r"first row \['neu', 'ok film'\] was read as a header.*header=False"):
+        data = from_text_file(path, text_column=1, label_column=0)
+    assert data.train_size == 4 and len(data.report.notes) == 1
+    assert "--class-names" in data.report.notes[0].cli_message
+    assert from_text_file(path, text_column=1, label_column=0, header=False).train_size == 5

@@ -218,8 +218,6 @@ def _file_inputs(args, class_names, takes_images):
     )
     for where, why in report.skipped:
         print(f"skipped {where}: {why}", file=sys.stderr)
-    for note in report.notes:
-        print(f"{note} (--data-format lines reads every line as an input)", file=sys.stderr)
     if not texts:
         raise ValueError(f"--file {file} holds no inputs.")
     return [text for _, text in texts]

@@ -11,6 +11,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, RuntimeError, KeyError)
 
@@ -243,6 +244,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, _interrupt)
     from tfxfer.cli import commands
 
+    _show_data_notes_in_cli_words(args.command)
+
     try:
         return getattr(commands, f"run_{args.command.replace('-', '_')}")(args) or 0
     except BrokenPipeError:  # `tfxfer info ... | head`: the reader has all it wants
@@ -260,6 +263,21 @@ def main(argv=None):
         print(f"tfxfer {args.command}: error: {cli_message(error)}", file=sys.stderr)
         print("(set TFXFER_DEBUG=1 for the full traceback)", file=sys.stderr)
         return 2
+
+
+def _show_data_notes_in_cli_words(command):
+    """The loaders' notes (`DataNote` warnings) name Python arguments; here they are shown with the flags."""
+    from tfxfer.data.data_report import DataNote
+
+    show = warnings.showwarning
+
+    def show_note(message, category, *args, **kwargs):
+        if isinstance(message, DataNote):
+            print(f"tfxfer {command}: note: {message.cli_message}", file=sys.stderr)
+        else:
+            show(message, category, *args, **kwargs)
+
+    warnings.showwarning = show_note
 
 
 def _empty_argument(args, argv):

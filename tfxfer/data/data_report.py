@@ -1,6 +1,7 @@
 """What a loader did with bad input: stop with an error, or skip and count."""
 
 import dataclasses
+import warnings
 
 from tfxfer.option_errors import OptionMessage
 
@@ -9,6 +10,18 @@ ON_BAD_DATA = ("error", "skip")
 
 class DataError(OptionMessage, ValueError):
     """A problem in the user's data, naming the file (and line)."""
+
+
+class DataNote(UserWarning):
+    """How a loader read data where it had to guess (a first row taken as a header, a file's format).
+
+    `str(note)` names Python arguments; `note.cli_message` CLI flags, which
+    `tfxfer`'s commands print instead.
+    """
+
+    def __init__(self, message):
+        super().__init__(str(message))
+        self.cli_message = getattr(message, "cli_message", str(message))
 
 
 @dataclasses.dataclass
@@ -24,6 +37,16 @@ class DataReport:
     kept: int = 0
     skipped: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)  # how the data was read, where it was a guess
+
+    def note(self, template, **spellings):
+        """Records how the data was read where that was a guess, and warns (`DataNote`) in Python's words.
+
+        The note is a `DataError` that is not raised: `str(note)` names
+        Python arguments, `note.cli_message` CLI flags (the CLI shows that).
+        """
+        message = DataError(template, **spellings)
+        self.notes.append(message)
+        warnings.warn(DataNote(message), stacklevel=4)
 
     def __post_init__(self):
         if self.on_bad_data not in ON_BAD_DATA:

@@ -228,13 +228,18 @@ def _detect_unlabelled_format(file, lines, class_names, report):
         return _detect_format(file, lines)
     texts = [line for _, line in lines if line.strip()]
     if texts and all("\t" in line for line in texts):
-        report.notes.append(f"{file}: read as TSV (a tab on every line), its text column as tfxfer train finds it")
+        report.note(
+            f"{_escaped(file)}: read as TSV (a tab on every line), its text column as tfxfer train finds it; "
+            "{lines} reads every line as an input",
+            lines=("format='lines'", "--data-format lines"),
+        )
         return "tsv"
     names = {str(name) for name in class_names or ()}
     if len(texts) >= 2 and names and all(len(line.split(None, 1)) == 2 and line.split()[0] in names for line in texts):
-        report.notes.append(
-            f"{file}: read as '<label> <text>' lines (every line starts with a class name), as tfxfer train "
-            "reads it; the labels are left out"
+        report.note(
+            f"{_escaped(file)}: read as '<label> <text>' lines (every line starts with a class name), as tfxfer "
+            "train reads it; the labels are left out ({lines} reads every line as an input)",
+            lines=("format='lines'", "--data-format lines"),
         )
         return "label_text"
     return "lines"
@@ -299,6 +304,18 @@ def _read_examples(
         file, rows, text_column, label_column, header, class_names, labelled
     )
     width = len(rows[0][1])
+    if (
+        has_header
+        and header == "auto"
+        and not any(_role(cell) for cell in rows[0][1])
+        and not _names_given(text_column, label_column)
+    ):
+        report.note(
+            f"{_escaped(file)}: the first row {_escaped(rows[0][1])} was read as a header (its label cell is in no "
+            "other row); if it is an example, pass {classes} (or {header}).",
+            classes=("class_names=[...]", "--class-names with the classes"),
+            header=("header=False", "a file with a header row"),
+        )
     if has_header:
         header_row, rows = rows[0][1], rows[1:]
         if not rows:
@@ -359,7 +376,7 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     then text. What stays unclear is a `DataError` naming the options.
     """
     first = rows[0][1]
-    names_given = any(isinstance(c, str) for c in _as_list(text_column) + _as_list(label_column))
+    names_given = _names_given(text_column, label_column)
     known = any(_role(cell) for cell in first)
     if header != "auto":
         has_header = bool(header)
@@ -477,6 +494,10 @@ def _column_error(file, what, several, names):
         text=("text_column", "--text-column"),
         label=("label_column", "--label-column"),
     )
+
+
+def _names_given(text_column, label_column):
+    return any(isinstance(c, str) for c in _as_list(text_column) + _as_list(label_column))
 
 
 def _looks_like_header(rows, label_column, class_names=None):
