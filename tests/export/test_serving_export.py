@@ -145,6 +145,8 @@ def test_verify_and_predict_from_export(image_module, dict_module, text_preproce
             predict_from_export(text_path, bad)
     with pytest.raises(ValueError, match=r"inputs\[0\] is a str.*read the file first"):
         predict_from_export(path, ["ant.jpg"])
+    with pytest.raises(ValueError, match=r"inputs\[1\] is not an image file TensorFlow decodes"):
+        predict_from_export(path, [samples[0], b"not an image"])
     with pytest.raises(ValueError, match=r"array of pixels.*encode_png"):
         predict_from_export(path, [np.zeros((4, 4, 3), "uint8")])
     np.testing.assert_array_equal(predict_from_export(text_path, tf.constant(["good film"]))["probabilities"], one)

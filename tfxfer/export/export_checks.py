@@ -55,8 +55,27 @@ def predict_from_export(path, inputs):
         _LOADED[key] = tf.saved_model.load(key).signatures["serving_default"]
     serving = _LOADED[key]
     (name,) = serving.structured_input_signature[1]
-    outputs = serving(**{name: tf.constant(_serving_batch(inputs, name))})
+    batch = _serving_batch(inputs, name)
+    try:
+        outputs = serving(**{name: tf.constant(batch)})
+    except tf.errors.InvalidArgumentError:
+        if name != "image_bytes":
+            raise
+        raise ValueError(
+            f"inputs[{_undecodable(batch)}] is not an image file TensorFlow decodes (JPEG, PNG, GIF, BMP, "
+            "WebP): pass the bytes of the file (open(path, 'rb').read())."
+        ) from None
     return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _undecodable(encoded):
+    """The index of the first input `tf.io.decode_image` cannot decode."""
+    for index, value in enumerate(encoded):
+        try:
+            tf.io.decode_image(value, channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError:
+            return index
+    return "?"
 
 
 def _serving_batch(inputs, name):
