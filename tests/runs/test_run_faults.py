@@ -170,7 +170,7 @@ def test_moved_data_that_is_not_the_runs_data_is_refused_and_the_run_stays_resum
         (other / split / "dark").rename(other / split / "night")  # other class names
     wrong = run(tfxfer_command("train", "--resume", folder.path, "--data", other))
     assert wrong.returncode == 2 and "is not the data the run" in wrong.stderr, wrong.stderr[-2000:]
-    assert "class_names" in wrong.stderr and "Pass --data the folder" in wrong.stderr
+    assert "class_names" in wrong.stderr and "Pass --data with the folder or file it moved to" in wrong.stderr
     assert folder.config_file.read_text() == recorded  # unchanged: the right data still resumes it
     resumed = run(tfxfer_command("train", "--resume", folder.path, "--data", moved, "--quiet"))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
