@@ -30,6 +30,17 @@ class OptionMessage:
         return self._render(1)
 
 
+def escaped(value):
+    """`value` as text inside a message template: its braces are not placeholders.
+
+    Example:
+
+    >>> escaped({"data": "photos"})
+    "{{'data': 'photos'}}"
+    """
+    return str(value).replace("{", "{{").replace("}", "}}")
+
+
 class OptionValueError(OptionMessage, ValueError):
     """A bad option value."""
 

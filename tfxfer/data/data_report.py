@@ -3,7 +3,7 @@
 import dataclasses
 import warnings
 
-from tfxfer.option_errors import OptionMessage
+from tfxfer.option_errors import OptionMessage, escaped
 
 ON_BAD_DATA = ("error", "skip")
 
@@ -59,10 +59,10 @@ class DataReport:
         (`tfxfer.option_errors`).
         """
         if not spellings:
-            why = _escaped(why)
+            why = escaped(why)
         if self.on_bad_data == "error":
             raise DataError(
-                f"{_escaped(where)}: {why}. Fix or remove it, or pass {{skip}} to skip such examples "
+                f"{escaped(where)}: {why}. Fix or remove it, or pass {{skip}} to skip such examples "
                 "(they are counted in the report).",
                 skip=("on_bad_data='skip'", "--on-bad-data skip"),
                 **spellings,
@@ -78,7 +78,3 @@ class DataReport:
             reasons[why] = reasons.get(why, 0) + 1
         detail = "; ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
         return f"{self.kept} examples kept, {len(self.skipped)} skipped ({detail})"
-
-
-def _escaped(text):
-    return str(text).replace("{", "{{").replace("}", "}}")

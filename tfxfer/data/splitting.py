@@ -2,7 +2,8 @@
 
 import random
 
-from tfxfer.data.data_report import DataError, _escaped
+from tfxfer.data.data_report import DataError
+from tfxfer.option_errors import escaped
 
 
 def stratified_split(items, fraction, seed, class_names=None):
@@ -43,7 +44,7 @@ def stratified_split(items, fraction, seed, class_names=None):
             else "every class has a single example, which it keeps for training"
         )
         raise DataError(
-            f"{{split}} holds out no examples: {_escaped(why)} (examples per class: {{{{{_escaped(shown)}}}}}). "
+            f"{{split}} holds out no examples: {escaped(why)} (examples per class: {{{{{escaped(shown)}}}}}). "
             "Give classes two examples or more, or a separate validation set.",
             split=(f"validation_split={fraction}", f"--validation-split {fraction}"),
         )

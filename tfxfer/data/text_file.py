@@ -7,8 +7,9 @@ import pathlib
 
 import tensorflow as tf
 
-from tfxfer.data.data_report import DataError, DataReport, _escaped
+from tfxfer.data.data_report import DataError, DataReport
 from tfxfer.data.splitting import check_batches, stratified_split
+from tfxfer.option_errors import escaped
 
 FORMATS = ("auto", "csv", "tsv", "label_text")
 
@@ -229,7 +230,7 @@ def _detect_unlabelled_format(file, lines, class_names, report):
     texts = [line for _, line in lines if line.strip()]
     if texts and all("\t" in line for line in texts):
         report.note(
-            f"{_escaped(file)}: read as TSV (a tab on every line), its text column as tfxfer train finds it; "
+            f"{escaped(file)}: read as TSV (a tab on every line), its text column as tfxfer train finds it; "
             "{lines} reads every line as an input",
             lines=("format='lines'", "--data-format lines"),
         )
@@ -237,7 +238,7 @@ def _detect_unlabelled_format(file, lines, class_names, report):
     names = {str(name) for name in class_names or ()}
     if len(texts) >= 2 and names and all(len(line.split(None, 1)) == 2 and line.split()[0] in names for line in texts):
         report.note(
-            f"{_escaped(file)}: read as '<label> <text>' lines (every line starts with a class name), as tfxfer "
+            f"{escaped(file)}: read as '<label> <text>' lines (every line starts with a class name), as tfxfer "
             "train reads it; the labels are left out ({lines} reads every line as an input)",
             lines=("format='lines'", "--data-format lines"),
         )
@@ -311,7 +312,7 @@ def _read_examples(
         and not _names_given(text_column, label_column)
     ):
         report.note(
-            f"{_escaped(file)}: the first row {_escaped(rows[0][1])} was read as a header (its label cell is in no "
+            f"{escaped(file)}: the first row {escaped(rows[0][1])} was read as a header (its label cell is in no "
             "other row); if it is an example, pass {classes} (or {header}).",
             classes=("class_names=[...]", "--class-names with the classes"),
             header=("header=False", "a file with a header row"),
@@ -396,7 +397,7 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     )
     if width == 1 and separator == "tabs" and text_column is None:
         raise DataError(
-            f"{_escaped(file)}: every row is one column, and its first row {_escaped(first)} looks separated by "
+            f"{escaped(file)}: every row is one column, and its first row {escaped(first)} looks separated by "
             "tabs; read it as tab-separated with {tsv}.",
             tsv=("format='tsv'", "--data-format tsv"),
         )
@@ -409,7 +410,7 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     label_index = None if label_column is None else _column_index(label_column, columns, file)
     if label_index is not None and label_index in text_indices:
         raise DataError(
-            f"{_escaped(file)}: {{text}} and {{label}} name the same column: the labels would be the texts.",
+            f"{escaped(file)}: {{text}} and {{label}} name the same column: the labels would be the texts.",
             text=("text_column", "--text-column"),
             label=("label_column", "--label-column"),
         )
@@ -417,32 +418,16 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
         for index in indices:
             if index is not None and not 0 <= index < width:
                 raise DataError(
-                    f"{_escaped(file)}: {{{role}}} {index} is no column: the first row has {width} "
-                    f"({_escaped(first)}), numbered from 0.",
+                    f"{escaped(file)}: {{{role}}} {index} is no column: the first row has {width} "
+                    f"({escaped(first)}), numbered from 0.",
                     **{role: (f"{role}_column", f"--{role}-column")},
                 )
     if has_header:
-        roles = [_role(cell) for cell in first]
         if label_index is None:  # without labels too: a label column is no text
-            found = [i for i, role in enumerate(roles) if role == "label" and i not in text_indices]
-            if len(found) > 1:
-                raise _column_error(
-                    file,
-                    f"the header {first} has several label columns {[first[i] for i in found]}",
-                    "label",
-                    [first[i] for i in found],
-                )
+            found = _header_columns(file, first, "label", excluded=text_indices)
             label_index = found[0] if found else None
         if not text_indices:
-            found = [i for i, role in enumerate(roles) if role == "text" and i != label_index]
-            if len(found) > 1:
-                raise _column_error(
-                    file,
-                    f"the header {first} has several text columns {[first[i] for i in found]}",
-                    "text",
-                    [first[i] for i in found],
-                )
-            text_indices = found
+            text_indices = _header_columns(file, first, "text", excluded=[label_index])
     elif not text_indices and label_index is None and width == 2:
         text_indices, label_index = [1], 0  # `<label>,<text>`, as SST and SMS spam
     # A column not named is the one left, if one is.
@@ -466,6 +451,15 @@ def _choose_columns(file, rows, text_column, label_column, header, class_names, 
     return text_indices, label_index, has_header
 
 
+def _header_columns(file, header, role, excluded):
+    """The header's columns named for `role` (`"text"`, `"label"`), but those `excluded`; several is an error."""
+    found = [i for i, cell in enumerate(header) if _role(cell) == role and i not in excluded]
+    if len(found) > 1:
+        names = [header[i] for i in found]
+        raise _column_error(file, f"the header {header} has several {role} columns {names}", role, names)
+    return found
+
+
 def _column_error(file, what, several, names):
     """A `DataError`: `what` is unclear; the options that settle it, in the caller's spelling.
 
@@ -474,23 +468,23 @@ def _column_error(file, what, several, names):
     """
     if several == "label":
         return DataError(
-            f"{_escaped(file)}: {_escaped(what)}; pass {{label}}.",
+            f"{escaped(file)}: {escaped(what)}; pass {{label}}.",
             label=(f"label_column={names[0]!r}", f"--label-column {names[0]}"),
         )
     if several == "text":
         return DataError(
-            f"{_escaped(file)}: {_escaped(what)}; pass {{text}} to read one, or {{joined}} to join them.",
+            f"{escaped(file)}: {escaped(what)}; pass {{text}} to read one, or {{joined}} to join them.",
             text=(f"text_column={names[0]!r}", f"--text-column {names[0]}"),
             joined=(f"text_column={names!r}", f"--text-column {','.join(names)}"),
         )
     recognised = "a header naming them text/sentence/review/... and label/class/sentiment/... needs neither"
     return DataError(
-        f"{_escaped(file)}: {_escaped(what)}. Pass "
+        f"{escaped(file)}: {escaped(what)}. Pass "
         + " and ".join(
             placeholder for placeholder, role in (("{text}", "texts"), ("{label}", "labels")) if role in names
         )
         + " (a header name "
-        f"or a 0-based index; {_escaped(recognised)}).",
+        f"or a 0-based index; {escaped(recognised)}).",
         text=("text_column", "--text-column"),
         label=("label_column", "--label-column"),
     )
@@ -578,8 +572,8 @@ def _label_ids(examples, class_names, label_base, report, training_wheres):
             else:
                 report.problem(
                     where,
-                    f"label '{_escaped(label)}' appears in the validation data but in no training "
-                    f"example (training classes: {_escaped(names)}); declare the classes with "
+                    f"label '{escaped(label)}' appears in the validation data but in no training "
+                    f"example (training classes: {escaped(names)}); declare the classes with "
                     "{class_names} or fix the label",
                     class_names=("class_names", "--class-names"),
                 )

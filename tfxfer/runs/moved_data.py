@@ -10,7 +10,7 @@ wrong folder is refused and the run stays resumable.
 import dataclasses
 import pathlib
 
-from tfxfer.option_errors import OptionValueError, option
+from tfxfer.option_errors import OptionValueError, escaped, option
 
 MOVABLE_DATA = ("data", "validation_data")
 
@@ -54,19 +54,19 @@ def record_moved_data(folder, moved_data):
             if pathlib.Path(recorded).expanduser().resolve() == new_path:
                 continue
             raise OptionValueError(
-                f"{{name}} {_text(recorded)}, recorded by the run {_text(folder.path)}, still exists; a resumed run "
+                f"{{name}} {escaped(recorded)}, recorded by the run {escaped(folder.path)}, still exists; a resumed run "
                 "reads the data it started with. Drop {name}, or start a new run to train on other data.",
                 name=option(name),
             )
         if not new_path.exists():
-            raise OptionValueError(f"{{name}} {_text(new_path)} not found.", name=option(name))
+            raise OptionValueError(f"{{name}} {escaped(new_path)} not found.", name=option(name))
         changes[name] = str(new_path)
     if not changes:
         return
     recorded_facts = folder.read_data_facts()
     if recorded_facts is None:
         raise OptionValueError(
-            f"The run {_text(folder.path)} started before tfxfer recorded what its data held (data.json), so data "
+            f"The run {folder.path} started before tfxfer recorded what its data held (data.json), so data "
             "at another path cannot be checked against it. Put the data back where config.yaml says, or start a "
             "new run.",
         )
@@ -79,8 +79,8 @@ def record_moved_data(folder, moved_data):
             if recorded_facts.get(key) != found[key]
         )
         raise OptionValueError(
-            f"The data at {_text(', '.join(changes.values()))} is not the data the run {_text(folder.path)} started "
-            f"with ({_text(differences)}). Pass {{moved}}, or start a new run.",
+            f"The data at {escaped(', '.join(changes.values()))} is not the data the run {escaped(folder.path)} started "
+            f"with ({escaped(differences)}). Pass {{moved}}, or start a new run.",
             moved=(
                 f"moved_data={{{next(iter(changes))!r}: <the folder or file it moved to>}}",
                 f"{option(next(iter(changes)))[1]} with the folder or file it moved to",
@@ -98,7 +98,7 @@ def check_recorded_data(folder):
         recorded = getattr(config, name)
         if recorded and not recorded.startswith("tfds:") and not _exists(recorded):
             raise OptionValueError(
-                f"{{name}} {_text(recorded)}, recorded by the run {_text(folder.path)}, no longer exists. If it "
+                f"{{name}} {escaped(recorded)}, recorded by the run {escaped(folder.path)}, no longer exists. If it "
                 "moved, {resume}.",
                 name=option(name),
                 resume=(
@@ -110,8 +110,3 @@ def check_recorded_data(folder):
 
 def _exists(path):
     return "://" in str(path) or pathlib.Path(path).expanduser().exists()
-
-
-def _text(value):
-    """A value shown in a message template: its braces are text."""
-    return str(value).replace("{", "{{").replace("}", "}}")

@@ -19,7 +19,7 @@ from tfxfer import faults
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
-from tfxfer.option_errors import OptionMessage, OptionValueError, option
+from tfxfer.option_errors import OptionMessage, OptionValueError, escaped, option
 from tfxfer.runs.moved_data import check_recorded_data, data_facts, record_moved_data
 from tfxfer.runs.output_folders import check_output_folders
 from tfxfer.runs.progress import speaker
@@ -136,7 +136,7 @@ def _check_same_options(folder, recorded, given):
     if changed:
         spellings = {name: option(name) for name in changed}
         # Values are text in the template: their braces are escaped.
-        shown = lambda value: "not given" if value is None else repr(value).replace("{", "{{").replace("}", "}}")  # noqa: E731
+        shown = lambda value: "not given" if value is None else escaped(repr(value))  # noqa: E731
         listing = ", ".join(f"{{{name}}} {shown(before.get(name))} (now {shown(now[name])})" for name in changed)
         raise OptionValueError(
             f"The run folder {folder.path} holds a run started with other options: {listing}. "
