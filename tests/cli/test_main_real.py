@@ -33,8 +33,8 @@ def test_example_config_trains_reports_and_exports(tmp_path, capsys):
             "2",
         ]
     )
-    out = capsys.readouterr().out
-    assert code == 0
+    out, err = capsys.readouterr()
+    assert code == 0, err
     assert "Epoch 2/2" in out and "Accuracy on validation" in out
     (run,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run / "metrics.json").read_text())

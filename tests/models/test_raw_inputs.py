@@ -307,3 +307,12 @@ def test_fit_and_evaluate_without_labels_are_named_and_leave_the_model_usable(im
     with pytest.raises(ValueError, match="evaluate got a dataset of inputs only"):
         model.evaluate(_dataset(x), verbose=0)
     assert np.isfinite(model.fit(x, y, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_pixels_a_rounding_step_outside_0_255_are_raw_pixels(image_module):
+    # Resizing and augmentation interpolate: 255.00002 is a pixel of 255.
+    model = _model(image_module)
+    images = np.full((2, 10, 10, 3), 255.00002, np.float32)
+    images[1] = -0.00001
+    assert model.predict(_dataset(images), verbose=0).shape == (2, 3)
+    assert model.predict(images, verbose=0).shape == (2, 3)

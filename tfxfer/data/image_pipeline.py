@@ -36,6 +36,19 @@ def augmentation_layers(augment, seed=0):
     raise ValueError(f"augment must be None, 'default', 'randaugment' or Keras preprocessing layers; got {augment!r}.")
 
 
+def augmented(dataset, augmentation):
+    """`dataset`'s `(pixels, label)` batches through `augmentation` (None: unchanged), as floats in [0, 255]."""
+    if augmentation is None:
+        return dataset
+
+    def augment(pixels, labels):
+        # Interpolation (rotation, zoom) lands a 255 on 255.00002 now and then,
+        # and custom layers may brighten past 255: clipped, they are pixels again.
+        return tf.clip_by_value(augmentation(tf.cast(pixels, tf.float32), training=True), 0.0, 255.0), labels
+
+    return dataset.map(augment, num_parallel_calls=AUTOTUNE)
+
+
 def image_preprocessor_for(image_size, preprocessor):
     """The preprocessor whose `decode` the loaders use: the model's own, or one of `image_size`."""
     from tfxfer.preprocessing import ImagePreprocessor
@@ -89,11 +102,8 @@ def image_datasets(
         # Only training drops its last partial batch: validation metrics
         # must see every example.
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)
-        if training and augmentation is not None:
-            dataset = dataset.map(
-                lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
-                num_parallel_calls=AUTOTUNE,
-            )
+        if training:
+            dataset = augmented(dataset, augmentation)
         return dataset.prefetch(AUTOTUNE)
 
     return build(train_files, True), build(validation_files, False)

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfxfer.data.data_report import DataReport
-from tfxfer.data.image_pipeline import augmentation_layers, image_preprocessor_for
+from tfxfer.data.image_pipeline import augmentation_layers, augmented, image_preprocessor_for
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -83,11 +83,8 @@ def from_tfds(
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder and training)
-        if training and augmentation is not None:
-            dataset = dataset.map(
-                lambda x, y: (augmentation(tf.cast(x, tf.float32), training=True), y),
-                num_parallel_calls=AUTOTUNE,
-            )
+        if training:
+            dataset = augmented(dataset, augmentation)
         return dataset.prefetch(AUTOTUNE)
 
     sizes = [info.splits[s].num_examples if s in info.splits else _count(d) for s, d in zip(splits, datasets)]

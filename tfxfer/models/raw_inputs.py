@@ -38,6 +38,11 @@ from tfxfer.preprocessing.image_preprocessor import CHANNELS
 from tfxfer.preprocessing.modality import IMAGE, TEXT, data_modality
 from tfxfer.utils.array_batches import is_array_like
 
+# Interpolation in resizing and augmentation (rotation, zoom) lands a pixel
+# of 255 on 255.00002 now and then: raw pixels within one 8-bit level of the
+# range are raw pixels still.
+PIXEL_ROUNDING = 1.0
+
 _MARK = "<<tfxfer-input>>"
 _MARKED = re.compile(re.escape(_MARK) + "(.*?)" + re.escape(_MARK), re.DOTALL)
 _EXAMPLES = 5
@@ -295,7 +300,7 @@ class _Contract:
         low, high = tf.reduce_min(values), tf.reduce_max(values)
         checked = _required(
             images,
-            tf.reduce_all(tf.math.is_finite(values)) & (low >= 0.0) & (high <= 255.0),
+            tf.reduce_all(tf.math.is_finite(values)) & (low >= -PIXEL_ROUNDING) & (high <= 255.0 + PIXEL_ROUNDING),
             f"{name} has pixel values outside [0, 255]{scope}; the model takes raw pixel values in [0, 255] "
             "(uint8 or float). Lowest and highest",
             tf.stack([low, high]),
