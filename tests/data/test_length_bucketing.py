@@ -6,6 +6,7 @@ import tensorflow as tf
 import tfxfer
 from tests.conftest import tiny_bert
 from tfxfer.data.length_bucketing import bucket_lengths, grouped_by_length, trimmed_to_bucket
+from tfxfer.models.length_grouping import batches_may_vary_in_length, token_lengths_of
 
 WORDS = "the a movie film good bad great awful plot actor was is very not".split()
 LENGTH = 64
@@ -104,7 +105,7 @@ def test_fit_sees_few_shapes_and_compiles_with_xla():
     original = model.preprocess_samples
 
     data = tf.data.Dataset.from_tensor_slices((texts, labels)).shuffle(160, seed=0).batch(16)
-    grouped = grouped_by_length(data, model._token_lengths)
+    grouped = grouped_by_length(data, token_lengths_of(model))
     for batch in grouped.map(original):
         shapes.add(tuple(batch[0]["token_ids"].shape[1:]))
     assert shapes <= {(16,), (24,), (32,), (48,), (64,)} and len(shapes) >= 3
@@ -136,7 +137,7 @@ def test_the_setting_is_saved_with_the_model(tmp_path):
 def test_tf_hub_text_route_is_bucketed_too(dict_module, text_preprocessor_module):
     model = tfxfer.TransferModel.from_hub(dict_module, num_classes=2, preprocessor=text_preprocessor_module)
     texts = ["good film", "bad plot awful"]
-    assert model._shapes_may_vary(tf.TensorSpec([None], tf.string))
+    assert batches_may_vary_in_length(model, tf.TensorSpec([None], tf.string))
     off = tfxfer.TransferModel.from_hub(
         dict_module, num_classes=2, preprocessor=text_preprocessor_module, length_bucketing=False
     )
@@ -159,7 +160,7 @@ def test_pooling_over_padded_positions_is_not_trimmed():
             feature_key="sequence_output",
             length_bucketing=bucketing,
         )
-        assert not model._shapes_may_vary(tf.TensorSpec([None], tf.string))
+        assert not batches_may_vary_in_length(model, tf.TensorSpec([None], tf.string))
         outputs[bucketing] = model.predict(texts, batch_size=1, verbose=0)
     np.testing.assert_allclose(outputs[True], outputs[False], atol=1e-6)
 
@@ -172,7 +173,7 @@ def test_a_backbone_of_one_fixed_length_gets_that_length():
     embedded = keras.layers.Embedding(len(WORDS) + 5, 4)(inputs["token_ids"])
     backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling1D()(embedded))
     model = tfxfer.TransferModel(backbone, 2, preprocessor=preprocessor)
-    assert not model._shapes_may_vary(tf.TensorSpec([None], tf.string))
+    assert not batches_may_vary_in_length(model, tf.TensorSpec([None], tf.string))
     texts, labels = sentences(16)
     model.fit(texts, labels, batch_size=8, epochs=1, verbose=0)
     assert model.predict(["good"], verbose=0).shape == (1, 2)

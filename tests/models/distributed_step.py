@@ -21,14 +21,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfxfer  # noqa: E402
-from tfxfer.models import transfer_model  # noqa: E402
+from tfxfer.models import regularized_step  # noqa: E402
 
 
 def one_step(handle, strategy, naive=False, discriminative=False):
     keras.utils.set_random_seed(0)
-    scale = transfer_model._per_replica
+    scale = regularized_step._per_replica
     if naive:
-        transfer_model._per_replica = lambda value: value
+        regularized_step._per_replica = lambda value: value
     try:
         with strategy.scope():
             model = tfxfer.TransferModel.from_hub(
@@ -53,7 +53,7 @@ def one_step(handle, strategy, naive=False, discriminative=False):
         model.fit(dataset, epochs=1, verbose=0)
         return [weight.numpy() for weight in model.weights]
     finally:
-        transfer_model._per_replica = scale
+        regularized_step._per_replica = scale
 
 
 def largest_difference(a, b):

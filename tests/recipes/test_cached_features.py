@@ -123,7 +123,7 @@ def test_two_phase_caches_its_head_phase_then_fine_tunes_on_inputs(image_module)
     )
     assert history.cached_features["examples"] == 40
     assert len(history.history["loss"]) == 3
-    assert model.backbone.trainable_weights and model._training_on_features is None
+    assert model.backbone.trainable_weights and not model.training_on_features
 
 
 def test_a_run_reports_the_cache(image_module, image_folder, tmp_path):

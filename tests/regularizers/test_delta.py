@@ -5,6 +5,7 @@ import tensorflow as tf
 
 import tfxfer
 from tests.models.test_lora_adapters import sentences, text_model
+from tfxfer.models.feature_maps import forward_with_feature_maps
 from tfxfer.regularizers.delta import attention_from_importance
 
 
@@ -17,12 +18,12 @@ def test_the_penalty_is_zero_at_the_source_and_follows_tllib_off_it():
     model.unfreeze()
     texts, _ = sentences(8)
     x = model.preprocessor(texts)
-    _, _, maps = model._forward_with_feature_maps(x, training=False)
+    _, _, maps = forward_with_feature_maps(model, x, training=False)
     assert float(model.regularization_penalty(None, maps)) == pytest.approx(0.0, abs=1e-7)
     rng = np.random.default_rng(0)
     for weight in model.backbone.trainable_weights:
         weight.assign(weight.numpy() + rng.normal(0, 0.05, weight.shape).astype("float32"))
-    _, _, maps = model._forward_with_feature_maps(x, training=False)
+    _, _, maps = forward_with_feature_maps(model, x, training=False)
     mask = x["padding_mask"].numpy().astype("float64")[:, :, None]
     expected = 0.0
     for current, source, attention, _ in maps:

@@ -22,7 +22,7 @@ batch on every worker and concatenates the workers' copies (Keras'
 This is the only module that touches Keras internals for multi-worker
 training. `tests/distribute/test_multi_worker_fix.py` runs plain Keras on
 two workers without it, and fails once upstream Keras no longer needs it:
-then delete this module and `TransferModel._maybe_symbolic_build`.
+then delete this module and `MultiWorkerFix` from `TransferModel`'s bases.
 
 Example:
 
@@ -35,6 +35,25 @@ True
 import functools
 
 UPSTREAM_ISSUE = "https://github.com/keras-team/keras/issues/20585"
+
+
+class MultiWorkerFix:
+    """The two `TransferModel` overrides this workaround needs (a mixin, first among Keras' bases)."""
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not spans_workers(self.distribute_strategy):
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        install()
+        symbolic_build(self, iterator=iterator, data_batch=data_batch)
+
+    def predict_on_batch(self, x):
+        outputs = super().predict_on_batch(x)
+        if spans_workers(self.distribute_strategy):
+            import tensorflow as tf
+
+            rows = int(tf.shape(next(t for t in tf.nest.flatten(x) if t is not None))[0])
+            outputs = first_copy(outputs, rows)
+        return outputs
 
 
 def spans_workers(strategy):

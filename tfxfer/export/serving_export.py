@@ -323,7 +323,7 @@ def _warmup_batches(input_name, warmup_inputs, model):
 
 
 def _signatures(module, model):
-    specs = tree.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model._inputs_struct)
+    specs = tree.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name), model.input)
     if isinstance(specs, dict):
         specs = {key: tf.TensorSpec(spec.shape, spec.dtype, name=key) for key, spec in specs.items()}
     # A tf.function with an input_signature, not a concrete function: only

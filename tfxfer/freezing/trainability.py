@@ -74,3 +74,31 @@ def has_batchnorm(backbone):
     return any(
         isinstance(layer, keras.layers.BatchNormalization) for layer in backbone._flatten_layers(include_self=False)
     )
+
+
+def trainability_report(model):
+    """One line saying which of `model`'s backbone layer groups train, LoRA's share and BatchNorm's mode."""
+    from tfxfer.freezing.layer_groups import layer_groups
+    from tfxfer.models.lora_adapters import lora_layers
+
+    groups = layer_groups(model.backbone)
+    trainable = [group.name for group in groups if group.trainable_weights]
+    if not trainable:
+        state = "frozen"
+    elif len(trainable) == len(groups):
+        state = "fully trainable"
+    else:
+        state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
+    if model.lora is not None:
+        counts = model.parameter_counts()
+        state += (
+            f" (LoRA rank {model.lora['rank']} on {len(lora_layers(model.backbone))} layers: "
+            f"{counts['trainable']:,} of {counts['total']:,} parameters train)"
+        )
+    if not has_batchnorm(model.backbone):
+        batchnorm = "no BatchNorm"
+    elif model.train_batchnorm:
+        batchnorm = "BatchNorm uses batch statistics"
+    else:
+        batchnorm = "BatchNorm in inference mode"
+    return f"Backbone: {len(groups)} layer groups, {state}; {batchnorm}."

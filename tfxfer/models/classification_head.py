@@ -96,7 +96,8 @@ class ClassificationHead(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
         self.dense = keras.layers.Dense(num_classes, dtype=self.dtype_policy, name="logits")
 
-    def _features(self, inputs):
+    def selected_features(self, inputs):
+        """The backbone output the head reads: `inputs` itself, or its `feature_key` entry of a dict."""
         if not isinstance(inputs, dict):
             return inputs
         key = self.feature_key
@@ -152,7 +153,7 @@ class ClassificationHead(keras.layers.Layer):
 
     def pool(self, inputs, padding_mask=None):
         """Backbone outputs to one feature vector per example."""
-        return self._pool(self._features(inputs), padding_mask)
+        return self._pool(self.selected_features(inputs), padding_mask)
 
     def classify(self, features, training=None):
         """Pooled features to class probabilities (or logits)."""

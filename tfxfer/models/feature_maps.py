@@ -1,11 +1,70 @@
 """Intermediate feature maps of a backbone and of its frozen pretrained copy (for DELTA)."""
 
+import logging
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.data.length_bucketing import padding_mask_of
+from tfxfer.models.model_inputs import pooling_mask
 from tfxfer.option_errors import OptionValueError
+
+logger = logging.getLogger("tfxfer")
+
+# Per model, the taps on its backbone and on its source copy: helper models
+# that share their layers, kept out of Keras' tracking of the model.
+_TAPS = weakref.WeakKeyDictionary()
+
+
+def forward_with_feature_maps(model, x, training):
+    """`(predictions, pooled features, DELTA's (current, source, attention, mask) per map)` for preprocessed `x`."""
+    layers = model.regularizer.feature_map_regularizer.layers
+    mask = pooling_mask(x) if model.pooling == "masked_avg" else None
+    if layers is None:
+        outputs = model.backbone(x, training=training)
+        features = model.head.pool(outputs, mask)
+        maps = [features]
+        source_maps = [model.head.pool(model.source_backbone(x, training=False), mask)]
+    else:
+        if model not in _TAPS:
+            _TAPS[model] = (FeatureMapTap(model.backbone, layers), FeatureMapTap(model.source_backbone, layers))
+        tap, source_tap = _TAPS[model]
+        outputs, maps = tap(x, training=training)
+        _, source_maps = source_tap(x, training=False)
+        features = model.head.pool(outputs, mask)
+    token_mask = padding_mask_of(x) if model.modality == "text" else None
+    attention = model.feature_attention.weights_per_map
+    triples = [
+        (current, source, weights, token_mask if len(current.shape) == 3 else None)
+        for current, source, weights in zip(maps, source_maps, attention)
+    ]
+    return model.head.classify(features, training=training), features, triples
+
+
+def needs_feature_attention(model):
+    """Whether DELTA's channel attention is still to be measured before this `fit`."""
+    return (
+        model.feature_attention is not None
+        and model.regularizer.feature_map_regularizer.attention
+        and not model.feature_attention.is_measured
+        and bool(model.backbone.trainable_weights)
+        and not model.training_on_features
+    )
+
+
+def measure_feature_attention(model, data):
+    """DELTA's channel attention, once, from the model as it is at the first backbone-training fit."""
+    from tfxfer.regularizers.delta import attention_from_importance
+
+    delta = model.regularizer.feature_map_regularizer
+    if isinstance(data, tf.data.Dataset) and model.preprocessor is not None:
+        data = data.map(model.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
+    importance = channel_importance(model, data, delta.attention_batches)
+    model.feature_attention.set_attention([attention_from_importance(i, delta.temperature) for i in importance])
+    logger.info("DELTA: channel attention measured on %d training batches.", delta.attention_batches)
 
 
 def source_copy(backbone):
@@ -170,9 +229,9 @@ def channel_importance(model, dataset, batches):
 
 def _first_order_increase(model, x, y, sample_weight):
     with tf.GradientTape() as tape:
-        y_pred, _, triples = model._forward_with_feature_maps(x, training=False)
+        y_pred, _, triples = forward_with_feature_maps(model, x, training=False)
         maps = [current for current, *_ in triples]
-        loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
     gradients = tape.gradient(loss, maps)
     increases = []
     for feature_map, gradient in zip(maps, gradients):

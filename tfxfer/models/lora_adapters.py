@@ -263,3 +263,23 @@ class _Untracked:
 
     def __init__(self, value):
         self.value = value
+
+
+def check_targets_reach_the_head(model, layers):
+    """Refuses adapters on `layers` that the head's input never depends on (they would never train)."""
+    try:  # only a Functional backbone has a graph to read
+        output = model.backbone.output
+        features = model.head.selected_features(output)
+    except (AttributeError, ValueError):
+        return
+    unread = layers_the_output_never_reads(model.backbone, layers, features)
+    if unread:
+        read = next((key for key, value in output.items() if value is features), "output")
+        raise OptionValueError(
+            f"LoRA: the head reads the backbone's {read!r} ({{pooling}}), which layers "
+            f"{sorted({layer.name for layer in unread})} never reach, so adapters there would never "
+            "train; "
+            "leave them out of {targets}, or choose a pooling that reads them.",
+            targets=("targets", "--lora-targets"),
+            pooling=(f"pooling={model.pooling!r}", f"--pooling {model.pooling}"),
+        )

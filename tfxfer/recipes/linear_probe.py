@@ -4,7 +4,6 @@ from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.models.raw_inputs import prepared_data, readable_errors
 from tfxfer.optimizers.discriminative import optimizer_class
 from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers, training_on
-from tfxfer.recipes.compiling import compile_keeping_loss
 from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches, split_last
 
 
@@ -53,7 +52,7 @@ def linear_probe(
     _check_epochs(epochs)
     check_cache_features(cache_features)
     model.freeze_backbone()
-    compile_keeping_loss(model, optimizer_class(optimizer)(learning_rate=learning_rate), compile_options)
+    model.recompile(optimizer_class(optimizer)(learning_rate=learning_rate), **(compile_options or {}))
     end = fit_options.pop("initial_epoch", 0) + epochs
     if cache_features:
         # The head then trains on features, past the checks and label mapping

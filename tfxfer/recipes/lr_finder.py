@@ -137,19 +137,15 @@ def lr_find(
         x, y = shuffled_batches(x, y, None, batch_size or 32), None
     if not hasattr(x, "repeat"):
         raise ValueError("lr_find takes arrays with labels (x, y) or a tf.data.Dataset of (inputs, labels).")
-    arguments = model.compile_arguments
-    previous_optimizer = model.optimizer if arguments else None
+    previous_optimizer = model.optimizer if model.compile_arguments else None
     weights = [np.array(weight) for weight in model.get_weights()]
     optimizer_type = optimizer_class(optimizer or _compiled_optimizer(previous_optimizer))
     recorder = _BatchLosses(diverge, smooth)
     try:
-        model.compile(**{**arguments, "optimizer": optimizer_type(learning_rate=_ExponentialRamp(start, end, steps))})
-        model.fit(x.repeat(), epochs=1, steps_per_epoch=steps, callbacks=[recorder], verbose=verbose)
+        with model.compiled_temporarily(optimizer_type(learning_rate=_ExponentialRamp(start, end, steps))):
+            model.fit(x.repeat(), epochs=1, steps_per_epoch=steps, callbacks=[recorder], verbose=verbose)
     finally:
         model.set_weights(weights)
-        if arguments:
-            model.compile(**{**arguments, "optimizer": previous_optimizer})
-            model._compile_arguments = arguments
     rates = [float(_ExponentialRamp(start, end, steps)(step)) for step in range(len(recorder.losses))]
     if len(rates) < 3:
         raise ValueError(f"The loss diverged within {len(rates)} steps of start={start}: start from a lower rate.")

@@ -19,6 +19,7 @@ from tfxfer import faults
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
+from tfxfer.models.length_grouping import batches_may_vary_in_length
 from tfxfer.option_errors import OptionMessage, OptionValueError, escaped, option
 from tfxfer.runs.moved_data import check_recorded_data, data_facts, record_moved_data
 from tfxfer.runs.output_folders import check_output_folders
@@ -383,7 +384,7 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
             "jit_compile": bool(model.jit_compile),
             "steps_per_execution": int(model.steps_per_execution),
             "fixed_batch_shapes": _fixed_batch_shapes(data.train),
-            "length_bucketing": model.modality == "text" and model._shapes_may_vary(data.train.element_spec[0]),
+            "length_bucketing": batches_may_vary_in_length(model, data.train.element_spec[0]),
         },
         "cached_features": recipe["cached_features"],
         "learning_rate": recipe["learning_rate"],
@@ -551,17 +552,9 @@ def _save_wise_ft_model(model, folder, say):
     """The mixed model beside `best.keras`, which stays unmixed so a resume mixes it once again, not twice."""
     # The fine-tuning optimizer's slots are no part of the mixed model, and a resumed process has none:
     # it is saved with a fresh optimizer of the same configuration, so the file is the same either way.
-    from tfxfer.optimizers.cloning import clone_optimizer
-
-    state = model._compile_arguments, model.optimizer
-    if state[0] is not None and state[1] is not None:
-        fresh = clone_optimizer(state[1])
-        model._compile_arguments, model.optimizer = {**state[0], "optimizer": fresh}, fresh
-    try:
+    with model.without_training_state():
         with replaced_atomically(folder.wise_ft_checkpoint, fault_name="checkpoint:wise-ft-before-rename") as temporary:
             model.save(temporary)
-    finally:
-        model._compile_arguments, model.optimizer = state
     say(f"  {folder.wise_ft_checkpoint} is the run's model (export and evaluate use it)")
 
 

@@ -1,0 +1,102 @@
+"""What a `TransferModel` is built from: its inputs, and the checks that its parts fit.
+
+Example:
+
+>>> activation_for("auto", num_classes=1, multi_label=False)
+'sigmoid'
+"""
+
+import keras
+
+from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.data.length_bucketing import PADDING_MASK_KEYS, padding_mask_of
+from tfxfer.models.classification_head import check_num_classes
+from tfxfer.preprocessing.image_preprocessor import ImagePreprocessor
+from tfxfer.regularizers.source_regularizer import SourceRegularizer
+
+
+def activation_for(activation, num_classes, multi_label):
+    """The head's activation: `"auto"` is softmax, or sigmoid for one output or several labels."""
+    check_num_classes(num_classes)
+    if activation != "auto":
+        return activation
+    if multi_label or num_classes == 1:
+        return "sigmoid"
+    return "softmax"
+
+
+def regularizer_from(regularizer):
+    """A `tfxfer.regularizers` penalty from itself or its config (None stays None)."""
+    if regularizer is None or isinstance(regularizer, SourceRegularizer):
+        return regularizer
+    if isinstance(regularizer, dict):
+        return keras.saving.deserialize_keras_object(regularizer)
+    raise TypeError(
+        "regularizer must be one of tfxfer.regularizers (L2SP, L2, CosineSP, "
+        f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
+        "For Keras weight regularizers, set them on the head's layers."
+    )
+
+
+def model_inputs(backbone, input_shape):
+    """The Functional model's inputs: a TF Hub module's (of `input_shape`) or a Keras backbone's own."""
+    if isinstance(backbone, HubBackbone):
+        return backbone.model_inputs(input_shape)
+    if not isinstance(backbone, keras.Model) or not hasattr(backbone, "input"):
+        raise ValueError(
+            "The backbone must be a HubBackbone or a Functional Keras "
+            f"model (such as a KerasHub Backbone); got {type(backbone).__name__}."
+        )
+    if input_shape is not None:
+        raise ValueError(
+            "input_shape applies to TF Hub modules only; a Keras "
+            "backbone brings its own inputs (e.g. set image_shape when "
+            "building a KerasHub image backbone)."
+        )
+    return backbone.input
+
+
+def check_preprocessor_fits_inputs(preprocessor, inputs):
+    """An `ImagePreprocessor` must make images of the size the backbone takes."""
+    if not isinstance(preprocessor, ImagePreprocessor):
+        return
+    if isinstance(inputs, dict) or len(inputs.shape) != 4:
+        raise ValueError(
+            "An ImagePreprocessor makes [batch, height, width, 3] images, but the "
+            f"backbone takes {inputs}; use a text preprocessor or an image backbone."
+        )
+    fixed = tuple(inputs.shape[1:3])
+    if None not in fixed and fixed != tuple(preprocessor.image_size):
+        raise ValueError(
+            f"The preprocessor makes {tuple(preprocessor.image_size)} images but the "
+            f"backbone takes {fixed}; give them the same image_size."
+        )
+
+
+def checked_class_names(names, head):
+    """`names` as a list of distinct strings, one per class the head decodes to (None stays None)."""
+    if names is None:
+        return None
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise TypeError(f"class_names must be a list of names, got {names!r}.")
+    names = [str(name) for name in names]
+    if len(names) != head.num_names:
+        hint = " (one sigmoid output: the negative class, then the positive one)" if head.kind == "binary" else ""
+        raise ValueError(
+            f"class_names has {len(names)} names {names} but the head decodes to {head.num_names} classes{hint}."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"class_names must be distinct, got {names}.")
+    return names
+
+
+def pooling_mask(inputs):
+    """The padding mask `pooling="masked_avg"` averages under."""
+    mask = padding_mask_of(inputs)
+    if mask is not None:
+        return mask
+    names = sorted(inputs) if isinstance(inputs, dict) else "a single tensor"
+    raise ValueError(
+        "pooling='masked_avg' needs a padding mask among the model inputs "
+        f"(one of {PADDING_MASK_KEYS}); the inputs are {names}."
+    )
