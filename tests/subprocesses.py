@@ -1,10 +1,12 @@
 """Real subprocesses for fault-injection tests: bounded in time, always reaped."""
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
 import sys
+import warnings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,6 +25,30 @@ def python_command(*arguments):
 
 def tfxfer_command(*arguments):
     return [sys.executable, "-m", "tfxfer.cli.main", *map(str, arguments)]
+
+
+def run_in_process(*arguments):
+    """`tfxfer ARGUMENTS` run by `tfxfer.cli.main.main` in this process, without a new process's start-up.
+
+    For commands whose process is not the point (refusals, a resume after a
+    kill): returns a CompletedProcess of the exit code and what it printed.
+    The real entry point's own behaviour (native log lines, signals, exit by
+    SIGKILL) needs `run(tfxfer_command(...))`.
+    """
+    from tfxfer.cli.main import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    handler, show = signal.getsignal(signal.SIGTERM), warnings.showwarning
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main([str(argument) for argument in arguments])
+            except SystemExit as exit:  # argparse's own refusals
+                code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:  # main() sets these for a process of its own
+        signal.signal(signal.SIGTERM, handler)
+        warnings.showwarning = show
+    return subprocess.CompletedProcess(["tfxfer", *map(str, arguments)], code, stdout.getvalue(), stderr.getvalue())
 
 
 def run(command, timeout=240, kill_at=None, cwd=None, **extra_env):

@@ -7,17 +7,21 @@ import keras
 import pytest
 import tensorflow as tf
 
-from tests.subprocesses import killed, run, tfxfer_command
+from tests.subprocesses import killed, run, run_in_process, tfxfer_command
 from tfxfer.runs.run_folder import RunFolder
 
 
-def _train_command(image_module, image_folder, tmp_path, export):
-    return tfxfer_command(
+def _train_arguments(image_module, image_folder, tmp_path, export):
+    return (
         "train", "--backbone", image_module, "--data", image_folder, "--image-size", 10, 10, "--augment", "none",
         "--head-epochs", 1, "--epochs", 2, "--batch-size", 8, "--head-learning-rate", 0.05,
         "--learning-rate", 0.01, "--runs-dir", tmp_path / "runs", "--export-dir", tmp_path / "saved_models",
         "--name", "shapes", "--quiet", "--export" if export else "--no-export",
     )  # fmt: skip
+
+
+def _train_command(image_module, image_folder, tmp_path, export):
+    return tfxfer_command(*_train_arguments(image_module, image_folder, tmp_path, export))
 
 
 def _only_run_folder(tmp_path):
@@ -32,7 +36,7 @@ def _reference(image_module, image_folder, tmp_path):
     """An uninterrupted run's metrics (the image_folder fixture's data is the same in every test)."""
     if _REFERENCE:
         return _REFERENCE["metrics"]
-    result = run(_train_command(image_module, image_folder, tmp_path / "reference", export=False))
+    result = run_in_process(*_train_arguments(image_module, image_folder, tmp_path / "reference", export=False))
     assert result.returncode == 0, result.stderr[-3000:]
     _REFERENCE["metrics"] = json.loads(_only_run_folder(tmp_path / "reference").metrics_file.read_text())
     return _REFERENCE["metrics"]
@@ -60,12 +64,12 @@ def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kil
         keras.models.load_model(folder.best_checkpoint)  # whatever was killed, the checkpoint is whole
     # Using the unfinished run is refused, naming the way forward.
     for action in (["export", folder.path], ["evaluate", folder.path]):
-        refused = run(tfxfer_command(*action))
+        refused = run_in_process(*action)
         assert refused.returncode == 2
         assert "did not complete: interrupted" in refused.stderr
         assert f"tfxfer train --resume {folder.path}" in refused.stderr and "resume_run" not in refused.stderr
 
-    resumed = run(tfxfer_command("train", "--resume", folder.path, "--quiet"))
+    resumed = run_in_process("train", "--resume", folder.path, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     metrics = json.loads(folder.metrics_file.read_text())
     assert folder.status()["state"] == "completed"
@@ -90,17 +94,16 @@ def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kil
 
 
 def test_resume_refusals(image_module, image_folder, tmp_path):
-    command = _train_command(image_module, image_folder, tmp_path, export=False)
-    assert run(command).returncode == 0
+    assert run_in_process(*_train_arguments(image_module, image_folder, tmp_path, export=False)).returncode == 0
     folder = _only_run_folder(tmp_path)
-    again = run(tfxfer_command("train", "--resume", folder.path))
+    again = run_in_process("train", "--resume", folder.path)
     assert again.returncode == 2 and "already completed; there is nothing to resume" in again.stderr
     assert "start a new run with tfxfer train" in again.stderr
-    mixed = run(tfxfer_command("train", "--resume", folder.path, "--epochs", 5))
+    mixed = run_in_process("train", "--resume", folder.path, "--epochs", 5)
     assert mixed.returncode == 2 and "drop --epochs" in mixed.stderr
-    missing = run(tfxfer_command("train", "--resume", tmp_path / "nowhere"))
+    missing = run(tfxfer_command("train", "--resume", tmp_path / "nowhere"))  # the real entry point's stderr
     assert missing.returncode == 2 and "Run folder not found" in missing.stderr
-    not_a_run = run(tfxfer_command("train", "--resume", tmp_path))
+    not_a_run = run_in_process("train", "--resume", tmp_path)
     assert not_a_run.returncode == 2 and "is not a run folder" in not_a_run.stderr
     assert "I0000" not in missing.stderr and "oneDNN" not in missing.stderr
 
@@ -138,18 +141,18 @@ def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(image_module, i
     assert killed(run(command, kill_at="train:epoch-end@1"))
     folder = _only_run_folder(tmp_path)
     moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
-    stuck = run(tfxfer_command("train", "--resume", folder.path))
+    stuck = run_in_process("train", "--resume", folder.path)
     assert stuck.returncode == 2 and "no longer exists" in stuck.stderr, stuck.stderr[-2000:]
     assert f"tfxfer train --resume {folder.path} --data NEW_PATH" in stuck.stderr
-    other = run(tfxfer_command("train", "--resume", folder.path, "--epochs", 5, "--data", moved))
+    other = run_in_process("train", "--resume", folder.path, "--epochs", 5, "--data", moved)
     assert other.returncode == 2 and "drop --epochs" in other.stderr
-    resumed = run(tfxfer_command("train", "--resume", folder.path, "--data", moved, "--quiet"))
+    resumed = run_in_process("train", "--resume", folder.path, "--data", moved, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     config = folder.read_config()
     assert config.data == str(pathlib.Path(moved).resolve()) and config.run_name == "shapes"
     assert json.loads(folder.metrics_file.read_text())["resumed_after_epoch"] == 1
     # Data that is still where the run recorded it is not replaced.
-    again = run(tfxfer_command("train", "--resume", folder.path, "--data", tmp_path))
+    again = run_in_process("train", "--resume", folder.path, "--data", tmp_path)
     assert again.returncode == 2 and "still exists" in again.stderr, again.stderr[-2000:]
     assert "Drop --data," in again.stderr and "{" not in again.stderr
 
@@ -168,9 +171,9 @@ def test_moved_data_that_is_not_the_runs_data_is_refused_and_the_run_stays_resum
     shutil.copytree(moved, other)
     for split in ("train", "val"):
         (other / split / "dark").rename(other / split / "night")  # other class names
-    wrong = run(tfxfer_command("train", "--resume", folder.path, "--data", other))
+    wrong = run_in_process("train", "--resume", folder.path, "--data", other)
     assert wrong.returncode == 2 and "is not the data the run" in wrong.stderr, wrong.stderr[-2000:]
     assert "class_names" in wrong.stderr and "Pass --data with the folder or file it moved to" in wrong.stderr
     assert folder.config_file.read_text() == recorded  # unchanged: the right data still resumes it
-    resumed = run(tfxfer_command("train", "--resume", folder.path, "--data", moved, "--quiet"))
+    resumed = run_in_process("train", "--resume", folder.path, "--data", moved, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
