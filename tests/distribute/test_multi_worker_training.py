@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.subprocesses import run, tfxfer_command
+from tests.subprocesses import run, run_in_process, tfxfer_command
 from tfxfer.distribute.local_cluster import STOP_GRACE_SECONDS
 from tfxfer.runs.run_folder import RunFolder
 
@@ -119,16 +119,17 @@ def test_killed_worker_restarts_from_the_last_epoch(image_module, single_process
         np.testing.assert_array_equal(source.numpy(), pretrained[path])
 
 
-def test_launch_refusals(tmp_path):
+def test_launch_refusals(monkeypatch):
     for arguments, message in [
         (["--workers", "2"], "Give the command every worker runs after --"),
         (["--workers", "0", "--", "train"], "--workers must be 1 or more"),
         (["--", "predict", "x"], "runs train or demo on several workers"),
         (["--", "train", "--strategy", "mirrored"], "--strategy multi_worker"),
     ]:
-        result = run(tfxfer_command("launch", *arguments), timeout=60)
+        result = run_in_process("launch", *arguments)
         assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
-    result = run(tfxfer_command("launch", "--", "train"), timeout=60, TF_CONFIG='{"cluster": {}}')
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    result = run_in_process("launch", "--", "train")
     assert result.returncode == 2 and "TF_CONFIG is already set" in result.stderr
 
 

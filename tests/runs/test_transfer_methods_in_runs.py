@@ -10,7 +10,7 @@ import pytest
 
 from tests.runs.test_training_run import _config as training_run_config
 from tests.subprocesses import run as run_command
-from tests.subprocesses import tfxfer_command
+from tests.subprocesses import run_in_process, tfxfer_command
 from tfxfer.runs import train_run
 
 
@@ -112,7 +112,7 @@ def test_a_wise_ft_run_killed_before_its_mixed_model_is_written_resumes_and_expo
     (path,) = (tmp_path / "runs").iterdir()
     folder = RunFolder(path)
     assert not folder.wise_ft_checkpoint.exists()
-    resumed = run_command(tfxfer_command("train", "--resume", folder.path, "--quiet"), timeout=300)
+    resumed = run_in_process("train", "--resume", folder.path, "--quiet")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     # The killed writer's temporary file is gone; best.keras stays unmixed, so the resume mixed it once.
     assert sorted(p.name for p in folder.best_checkpoint.parent.iterdir()) == [
@@ -120,9 +120,7 @@ def test_a_wise_ft_run_killed_before_its_mixed_model_is_written_resumes_and_expo
         "best.keras",
         "wise_ft.keras",
     ]
-    exported = run_command(
-        tfxfer_command("export", folder.path, "--export-dir", tmp_path / "saved_models", "--quiet"), timeout=300
-    )
+    exported = run_in_process("export", folder.path, "--export-dir", tmp_path / "saved_models", "--quiet")
     assert exported.returncode == 0, exported.stderr[-3000:]
 
     best = keras.models.load_model(folder.best_checkpoint)
@@ -140,23 +138,20 @@ def test_a_wise_ft_run_killed_before_its_mixed_model_is_written_resumes_and_expo
 
 
 def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, text_file, tmp_path):
-    result = run_command(
-        tfxfer_command(
-            "lr-find",
-            "--preset",
-            tiny_bert_preset,
-            "--data",
-            str(text_file),
-            "--steps",
-            "20",
-            "--output",
-            str(tmp_path / "finder"),
-            "--batch-size",
-            "8",
-            "--recipe",
-            "linear_probe",
-        ),
-        timeout=300,
+    result = run_in_process(
+        "lr-find",
+        "--preset",
+        tiny_bert_preset,
+        "--data",
+        str(text_file),
+        "--steps",
+        "20",
+        "--output",
+        str(tmp_path / "finder"),
+        "--batch-size",
+        "8",
+        "--recipe",
+        "linear_probe",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Suggested learning rate" in result.stdout
@@ -184,18 +179,15 @@ def test_lr_find_command_writes_the_curve_and_a_suggestion(tiny_bert_preset, tex
     ],
 )
 def test_bad_flags_are_named_before_anything_runs(tiny_bert_preset, text_file, tmp_path, flags, message):
-    result = run_command(
-        tfxfer_command(
-            "train",
-            "--preset",
-            tiny_bert_preset,
-            "--data",
-            str(text_file),
-            "--runs-dir",
-            str(tmp_path / "runs"),
-            *flags,
-        ),
-        timeout=120,
+    result = run_in_process(
+        "train",
+        "--preset",
+        tiny_bert_preset,
+        "--data",
+        str(text_file),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        *flags,
     )
     assert result.returncode == 2
     assert __import__("re").search(message, result.stderr), result.stderr[-2000:]
