@@ -33,9 +33,22 @@ def image_run(tmp_path, image_module, data, **options):
     return train_run(TrainConfig(**values), verbose=0)
 
 
+@pytest.fixture(scope="module")
+def _value_range_run_once(tmp_path_factory, image_module):
+    """One run for the module, on the image_folder fixture's images (they are the same every time)."""
+    from tests.conftest import make_image_folder
+
+    tmp_path = tmp_path_factory.mktemp("value_range_run")
+    return tmp_path, image_run(tmp_path, image_module, make_image_folder(tmp_path), value_range=(-1, 1))
+
+
 @pytest.fixture
-def value_range_run(tmp_path, image_module, image_folder):
-    return image_run(tmp_path, image_module, image_folder, value_range=(-1, 1))
+def value_range_run(_value_range_run_once, tmp_path):
+    """The module's run, copied into this test's tmp_path: what a test writes (evaluation files) stays its own."""
+    source, metrics = _value_range_run_once
+    copy = tmp_path / "value_range_run"
+    shutil.copytree(source, copy)
+    return json.loads(json.dumps(metrics).replace(str(source), str(copy)))
 
 
 def test_best_keras_reloads_with_plain_keras_and_carries_its_contract(value_range_run):
