@@ -7,6 +7,7 @@ modules were made, so the fast suite needs nothing from the network or
 
 import os
 import pathlib
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -221,6 +222,23 @@ def make_image_folder(tmp_path):
                 image = rng.integers(low, high, (10, 10, 3), dtype=np.uint8)
                 (folder / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
     return root
+
+
+def relocated_copy(source, destination):
+    """A copy of the folder `source` at `destination`, as if made there: its text files name the copy.
+
+    For a run that a module's tests share (trained once): each test works on
+    a copy of its own, so what one test writes (an export, an evaluation)
+    no other test sees.
+    """
+    source, destination = str(source), str(destination)
+    shutil.copytree(source, destination)
+    for path in pathlib.Path(destination).rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".yaml", ".md"):
+            text = path.read_text()
+            if source in text:
+                path.write_text(text.replace(source, destination))
+    return pathlib.Path(destination)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from tests.conftest import make_image_folder, relocated_copy
+from tests.subprocesses import run_in_process
 from tfxfer.cli.main import main
 
 
@@ -13,19 +15,28 @@ def _run(argv, capsys):
     return code, captured.out, captured.err
 
 
-@pytest.fixture
-def trained(image_module, image_folder, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def _trained_once(image_module, tmp_path_factory):
+    """One run for the module, on the image_folder fixture's images (they are the same every time)."""
+    tmp_path = tmp_path_factory.mktemp("trained")
     config = tmp_path / "run.yaml"
     config.write_text(
-        f"backbone: {image_module}\ndata: {image_folder}\nimage-size: [10, 10]\naugment: none\n"
+        f"backbone: {image_module}\ndata: {make_image_folder(tmp_path)}\nimage-size: [10, 10]\naugment: none\n"
         f"epochs: 5\nhead_epochs: 0\nlearning_rate: 0.05\nbatch_size: 8\n"
         f"runs_dir: {tmp_path / 'runs'}\nexport_dir: {tmp_path / 'saved_models'}\n"
     )
-    code, out, err = _run(["train", "--config", str(config), "--epochs", "1", "--quiet"], capsys)
-    assert code == 0, err
-    assert out == ""  # --quiet prints nothing
-    (run,) = (tmp_path / "runs").iterdir()
-    return run, tmp_path / "saved_models" / "shapes"
+    result = run_in_process("train", "--config", config, "--epochs", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # --quiet prints nothing
+    return tmp_path
+
+
+@pytest.fixture
+def trained(_trained_once, tmp_path):
+    """The module's run, copied into this test's tmp_path (an export into it stays this test's)."""
+    copy = relocated_copy(_trained_once, tmp_path / "trained")
+    (run,) = (copy / "runs").iterdir()
+    return run, copy / "saved_models" / "shapes"
 
 
 def test_train_flags_override_the_config_file(trained):

@@ -195,16 +195,26 @@ def test_native_start_up_lines_are_hidden_unless_verbose(tmp_path):
     assert "Nothing to evaluate" in loud.stderr
 
 
-@pytest.fixture
-def trained_run(image_module, image_folder, tmp_path):
+@pytest.fixture(scope="module")
+def _trained_once(image_module, tmp_path_factory):
+    """One run for the module, on the image_folder fixture's images (they are the same every time)."""
+    from tests.conftest import make_image_folder
     from tfxfer.runs import train_run
 
+    tmp_path = tmp_path_factory.mktemp("trained_run")
+    image_folder = make_image_folder(tmp_path)
     config = TrainConfig(
         backbone=image_module, data=str(image_folder), image_size=(10, 10), augment="none", epochs=1, head_epochs=0,
         batch_size=8, runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"),
     )  # fmt: skip
-    metrics = train_run(config, verbose=0)
-    folder = metrics["run_folder"]
-    import pathlib
+    train_run(config, verbose=0)
+    return tmp_path
 
-    return pathlib.Path(folder), pathlib.Path(folder) / "checkpoints" / "best.keras"
+
+@pytest.fixture
+def trained_run(_trained_once, tmp_path):
+    """The module's run, copied into this test's tmp_path."""
+    from tests.conftest import relocated_copy
+
+    (folder,) = (relocated_copy(_trained_once, tmp_path / "trained_run") / "runs").iterdir()
+    return folder, folder / "checkpoints" / "best.keras"
