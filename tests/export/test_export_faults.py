@@ -1,13 +1,17 @@
 """Exports under `kill -9` and with two exporters at once, in real subprocesses."""
 
+import contextlib
+import io
 import json
 import os
 import pathlib
+import subprocess
 import time
 
 import pytest
 import tensorflow as tf
 
+from tests.export import export_worker
 from tests.subprocesses import killed, python_command, run, started
 from tfxfer.export.version_slots import clean_stale_files, numeric_versions
 
@@ -16,6 +20,14 @@ WORKER = pathlib.Path(__file__).with_name("export_worker.py")
 
 def _export(handle, base, seed, *extra, kill_at=None):
     return run(python_command(WORKER, handle, base, seed, *extra), kill_at=kill_at)
+
+
+def _export_here(handle, base, seed, version=None, overwrite=False):
+    """The worker's export in this process, for the exports that no test kills or races."""
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = export_worker.main(handle, str(base), seed, version, overwrite)
+    return subprocess.CompletedProcess(["export_worker.py"], code, stdout.getvalue(), "")
 
 
 def _report(result):
@@ -38,27 +50,27 @@ def test_kill_before_placing_leaves_no_version_and_is_cleaned(image_module, tmp_
     assert not any(child.name.isdigit() for child in base.iterdir())
     leftovers = sorted(child.name for child in base.iterdir())
     assert any(name.startswith(".tmp-1-") for name in leftovers) and ".version-1.lock" in leftovers
-    report = _report(_export(image_module, base, 0))
+    report = _report(_export_here(image_module, base, 0))
     assert report["path"] == str(base / "1") and report["max_abs_difference"] < 1e-5
     assert sorted(os.listdir(base)) == ["1"]  # the dead exporter's files are gone
 
 
 def test_kill_during_overwrite_keeps_or_restores_the_old_version(image_module, tmp_path):
     base = tmp_path / "shapes"
-    first = _report(_export(image_module, base, 0))
+    first = _report(_export_here(image_module, base, 0))
     for point in ("export:before-placing", "export:old-version-aside"):
         assert killed(_export(image_module, base, 1, 1, "--overwrite", kill_at=point))
         clean_stale_files(base)  # what the next export does first
         assert numeric_versions(base) == [1], point
         _assert_complete_versions(base)
         assert not [name for name in os.listdir(base) if name.startswith(".")], point
-    served = _report(_export(image_module, base, 0, 1, "--overwrite"))
+    served = _report(_export_here(image_module, base, 0, 1, overwrite=True))
     assert served["path"] == first["path"] and served["max_abs_difference"] < 1e-5
 
 
 def test_kill_at_random_times_never_leaves_a_torn_version(image_module, tmp_path):
     base = tmp_path / "shapes"
-    _report(_export(image_module, base, 0))
+    _report(_export_here(image_module, base, 0))
     for delay in (3.0, 4.5, 6.0, 7.5):
         with started(python_command(WORKER, image_module, base, 1, 1, "--overwrite")) as process:
             time.sleep(delay)
