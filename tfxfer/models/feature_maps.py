@@ -55,11 +55,15 @@ def needs_feature_attention(model):
     )
 
 
-def measure_feature_attention(model, data):
-    """DELTA's channel attention, once, from the model as it is at the first backbone-training fit."""
+def measure_feature_attention(model, x, y=None, batch_size=None):
+    """DELTA's channel attention, once, from the model as it is at the first backbone-training fit.
+
+    `x` is `fit`'s dataset of `(inputs, labels)`, or arrays with labels `y`.
+    """
     from tfxfer.regularizers.delta import attention_from_importance
 
     delta = model.regularizer.feature_map_regularizer
+    data = x if isinstance(x, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
     if isinstance(data, tf.data.Dataset) and model.preprocessor is not None:
         data = data.map(model.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
     importance = channel_importance(model, data, delta.attention_batches)
@@ -291,3 +295,13 @@ def _hub_maps(outputs, layers):
         else:
             maps.append(value)
     return maps
+
+
+def delta_state(backbone, regularizer, head):
+    """`(source backbone, FeatureAttention)` for a DELTA regularizer, else `(None, None)`."""
+    delta = None if regularizer is None else regularizer.feature_map_regularizer
+    if delta is None:
+        return None, None
+    check_feature_map_layers(backbone, delta.layers)
+    channels = feature_map_channels(backbone, delta.layers) if delta.layers else [head.dense.kernel.shape[0]]
+    return source_copy(backbone), FeatureAttention(channels, name="feature_attention")

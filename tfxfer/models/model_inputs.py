@@ -11,7 +11,7 @@ import keras
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.data.length_bucketing import PADDING_MASK_KEYS, padding_mask_of
 from tfxfer.models.classification_head import check_num_classes
-from tfxfer.preprocessing.image_preprocessor import ImagePreprocessor
+from tfxfer.preprocessing.image_preprocessor import DEFAULT_IMAGE_SIZE, ImagePreprocessor
 from tfxfer.regularizers.source_regularizer import SourceRegularizer
 
 
@@ -100,3 +100,15 @@ def pooling_mask(inputs):
         "pooling='masked_avg' needs a padding mask among the model inputs "
         f"(one of {PADDING_MASK_KEYS}); the inputs are {names}."
     )
+
+
+def preprocessor_and_input_shape(backbone, preprocessor, input_shape):
+    """The preprocessor (a TF Hub image module gets an `ImagePreprocessor`) and the input shape it implies."""
+    if isinstance(preprocessor, dict):
+        preprocessor = keras.saving.deserialize_keras_object(preprocessor)
+    if preprocessor is None and isinstance(backbone, HubBackbone) and backbone.takes_images:
+        size = DEFAULT_IMAGE_SIZE if input_shape is None else tuple(input_shape)[:2]
+        preprocessor = ImagePreprocessor(image_size=size, name="preprocessor")
+    if isinstance(preprocessor, ImagePreprocessor) and input_shape is None:
+        input_shape = (*preprocessor.image_size, 3) if isinstance(backbone, HubBackbone) else None
+    return preprocessor, input_shape

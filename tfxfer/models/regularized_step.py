@@ -13,12 +13,13 @@ import keras
 import tensorflow as tf
 from keras import tree
 
-from tfxfer.freezing.layer_groups import named_backbone_weights
+from tfxfer.freezing.layer_groups import named_backbone_variables, named_backbone_weights
 from tfxfer.models.feature_maps import forward_with_feature_maps
 from tfxfer.models.lora_adapters import is_lora_factor, lora_factors, lora_layers, merged_kernel
 from tfxfer.models.model_inputs import pooling_mask
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.regularizers.source_regularizer import weight_kind
+from tfxfer.regularizers.source_weights import SourceWeights
 
 
 class RegularizedStep:
@@ -132,3 +133,15 @@ def _per_replica(value):
 
 def _global(value):
     return value * tf.cast(_replicas(), value.dtype)
+
+
+def source_weights_for(backbone, regularizer, keep_all=False):
+    """The `SourceWeights` (w⁰) a model keeps: every backbone variable, those `regularizer` reads, or None."""
+    if keep_all:
+        return SourceWeights(named_backbone_variables(backbone), name="source_weights")
+    if regularizer is None or not regularizer.needs_source_weights:
+        return None
+    selected = [
+        (path, weight) for path, weight in named_backbone_weights(backbone) if regularizer.selects(weight_kind(path))
+    ]
+    return SourceWeights(selected, name="source_weights")

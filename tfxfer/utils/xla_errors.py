@@ -1,5 +1,6 @@
 """Reading TensorFlow's "cannot compile with XLA" errors."""
 
+import contextlib
 import re
 
 _UNSUPPORTED = re.compile(r"on XLA_\w+: (.*?)\s*\(No registered")
@@ -25,3 +26,22 @@ def xla_unsupported_ops(error):
             if name and name not in ops:
                 ops.append(name)
     return ops
+
+
+@contextlib.contextmanager
+def xla_errors_explained():
+    """Within the block, XLA's refusal of a train step's ops becomes a ValueError that says what to do."""
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        unsupported = xla_unsupported_ops(error)
+        if not unsupported:
+            raise
+        raise ValueError(
+            f"The train step cannot be compiled with XLA (jit_compile=True, as on a TPU): it uses "
+            f"{', '.join(unsupported)}, which XLA does not support. Move that work into the input "
+            "pipeline (the preprocessor runs there, outside the compiled step), choose another "
+            "backbone, or train without jit_compile (on the CLI: --strategy default)."
+        ) from None
