@@ -1,4 +1,4 @@
-"""Fine-tuning recipes, one registry for Python and the CLI.
+"""Fine-tuning recipes, one registry for Python and the CLI (`tfxfer.recipes.recipe`).
 
 Example:
 
@@ -6,10 +6,11 @@ Example:
 ['fine_tune', 'gradual', 'linear_probe', 'two_phase']
 """
 
-from tfxfer.recipes.fine_tune import fine_tune, fine_tuning_rate
+from tfxfer.choices import RECIPE_NAMES
+from tfxfer.recipes.fine_tune import fine_tune, fine_tuning_rate, gradual
 from tfxfer.recipes.linear_probe import linear_probe
 from tfxfer.recipes.lr_finder import LearningRateCurve, lr_find, steepest_descent
-from tfxfer.recipes.registry import RECIPE_NAMES, RECIPES, gradual, run_recipe
+from tfxfer.recipes.recipe import RECIPES, Recipe, recipe_named, run_recipe
 from tfxfer.recipes.two_phase import merge_histories, two_phase
 from tfxfer.recipes.wise_ft import WiseFTCurve, choose_wise_ft_mix, fine_tuned_weights, wise_ft
 
@@ -17,6 +18,7 @@ __all__ = [
     "LearningRateCurve",
     "RECIPES",
     "RECIPE_NAMES",
+    "Recipe",
     "WiseFTCurve",
     "choose_wise_ft_mix",
     "fine_tune",
@@ -26,6 +28,7 @@ __all__ = [
     "linear_probe",
     "lr_find",
     "merge_histories",
+    "recipe_named",
     "run_recipe",
     "steepest_descent",
     "two_phase",

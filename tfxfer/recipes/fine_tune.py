@@ -118,3 +118,12 @@ def _steps_per_epoch(x, y, batch_size):
     except TypeError:
         return None
     return max(1, math.ceil(count / (batch_size or 32)))
+
+
+def gradual(model, x, y=None, **options):
+    """ULMFiT's gradual unfreezing: the `fine_tune` recipe with `gradual=True`.
+
+    >>> history = gradual(model, train_ds, epochs=4)
+    """
+    options.pop("unfreeze_top", None)
+    return fine_tune(model, x, y, gradual=True, **options)

@@ -3,6 +3,7 @@
 import json
 import pathlib
 
+from tfxfer.recipes.recipe import recipe_named
 from tfxfer.utils.atomic_files import write_text_atomically
 
 FINDER_STEPS = 100
@@ -19,10 +20,10 @@ def find_fine_tuning_rate(model, config, train_data, steps=FINDER_STEPS, start=1
     from tfxfer.recipes import lr_find
 
     state = model.trainable_backbone
-    if config.recipe == "linear_probe":
-        model.freeze_backbone()
-    else:
+    if recipe_named(config.recipe).trains_backbone:
         model.unfreeze(config.unfreeze_top)
+    else:
+        model.freeze_backbone()
     try:
         return lr_find(model, train_data, steps=steps, start=start, end=end)
     finally:
@@ -97,8 +98,8 @@ def lr_find_run(config, output_dir=None, steps=FINDER_STEPS, verbose=1):
     if curve.caveat:
         say(f"Careful: {curve.caveat}")
         return curve.as_dict()
-    if config.recipe == "linear_probe":
-        say(f"Use it with: tfxfer train ... --recipe linear_probe --head-learning-rate {curve.suggestion:.2e}")
-    else:
+    if recipe_named(config.recipe).trains_backbone:
         say(f"Use it with: tfxfer train ... --learning-rate {curve.suggestion:.2e}  (or --learning-rate auto)")
+    else:
+        say(f"Use it with: tfxfer train ... --recipe {config.recipe} --head-learning-rate {curve.suggestion:.2e}")
     return curve.as_dict()

@@ -210,22 +210,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length", "lora_rank"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise _bad(name, "must be at least 1", getattr(self, name))
-        if self.learning_rate == "auto" and self.recipe == "linear_probe":
-            raise OptionValueError(
-                "{learning_rate} auto finds the fine-tuning rate, and {recipe} linear_probe fine-tunes nothing: "
-                "it trains the head at {head_learning_rate} (`tfxfer lr-find --recipe linear_probe` suggests one).",
-                learning_rate=option("learning_rate"),
-                recipe=option("recipe"),
-                head_learning_rate=option("head_learning_rate"),
-            )
-        if self.wise_ft is not None and self.recipe == "linear_probe":
-            raise OptionValueError(
-                "{wise_ft} mixes the fine-tuned backbone with the pretrained one, and {recipe} linear_probe "
-                "leaves the backbone pretrained, so every mix is the same model; drop {wise_ft} or fine-tune "
-                "(e.g. {recipe} two_phase).",
-                wise_ft=option("wise_ft"),
-                recipe=option("recipe"),
-            )
+        # The recipe's own checks (tfxfer.recipes imports TensorFlow: not at --help time).
+        from tfxfer.recipes.recipe import recipe_named
+
+        recipe_named(self.recipe).check_config(self)
         if self.lora_targets is not None and self.lora_rank is None:
             raise OptionValueError(
                 "{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",

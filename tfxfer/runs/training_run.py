@@ -21,6 +21,7 @@ from tfxfer.callbacks.run_backup import RunBackup, latest_backup
 from tfxfer.faults import fault_point
 from tfxfer.models.length_grouping import batches_may_vary_in_length
 from tfxfer.option_errors import OptionMessage, OptionValueError, escaped, option
+from tfxfer.recipes.recipe import recipe_named
 from tfxfer.runs.moved_data import check_recorded_data, data_facts, record_moved_data
 from tfxfer.runs.output_folders import check_output_folders
 from tfxfer.runs.progress import speaker
@@ -428,7 +429,7 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
 def _train(model, config, data, choice, folder, verbose, say):
     import keras
 
-    from tfxfer.recipes import run_recipe
+    from tfxfer.recipes.recipe import run_recipe
 
     checkpoint = BestCheckpoint(folder.best_checkpoint)
     backup = RunBackup(folder.backup_dir)
@@ -589,7 +590,7 @@ def _sharded(data, choice, config, drop_remainder):
 
 
 def _total_epochs(config):
-    return config.epochs + (config.head_epochs if config.recipe == "two_phase" else 0)
+    return recipe_named(config.recipe).total_epochs(config.epochs, config.head_epochs)
 
 
 def _progress(folder, config, finished=False):
