@@ -27,3 +27,8 @@ def pipeline_ops(dataset):
     for function in graph.library.function:
         ops.update(node.op for node in function.node_def)
     return ops
+
+
+def fixed_batch_size(structure):
+    """Whether batches of `structure` (tensors or specs) have a static batch size (`drop_remainder`)."""
+    return any(t.shape.rank and t.shape[0] is not None for t in tf.nest.flatten(structure))

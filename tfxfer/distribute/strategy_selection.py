@@ -157,3 +157,22 @@ def tpu_settings():
 def _colab_address():
     address = os.environ.get("COLAB_TPU_ADDR")
     return f"grpc://{address}" if address else None
+
+
+def runs_on_tpu(strategy):
+    """Whether `strategy` trains on TPU cores."""
+    import tensorflow as tf
+
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def is_distributed(strategy):
+    """Whether `strategy` trains several replicas, or on TPUs, several workers or parameter servers."""
+    import tensorflow as tf
+
+    kinds = (
+        tf.distribute.MirroredStrategy,
+        tf.distribute.MultiWorkerMirroredStrategy,
+        tf.distribute.experimental.ParameterServerStrategy,
+    )
+    return strategy.num_replicas_in_sync > 1 or runs_on_tpu(strategy) or isinstance(strategy, kinds)

@@ -7,6 +7,7 @@ import pathlib
 import tensorflow as tf
 from keras import tree
 
+from tfxfer.distribute.strategy_selection import runs_on_tpu
 from tfxfer.export.version_slots import numeric_versions, place_version, reserved_version
 from tfxfer.export.warmup_requests import write_warmup_requests
 from tfxfer.faults import fault_point
@@ -305,8 +306,7 @@ def _loading_note(metadata):
 
 
 def _default_save_options(model):
-    strategy = model.distribute_strategy
-    if isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)):
+    if runs_on_tpu(model.distribute_strategy):
         return tf.saved_model.SaveOptions(experimental_io_device="/job:localhost")
     return None
 

@@ -15,8 +15,10 @@ import keras
 import tensorflow as tf
 from keras import tree
 
+from tfxfer.data.dataset_inspection import fixed_batch_size
 from tfxfer.data.length_bucketing import padding_mask_of, token_lengths
 from tfxfer.distribute import multi_worker_fix
+from tfxfer.distribute.strategy_selection import runs_on_tpu
 
 
 def batches_may_vary_in_length(model, raw_inputs):
@@ -27,12 +29,12 @@ def batches_may_vary_in_length(model, raw_inputs):
         return False  # these pool over padded positions too: trimming would change them
     if any(len(t.shape) > 1 and t.shape[1] is not None for t in tree.flatten(model.inputs)):
         return False  # the backbone takes one fixed length
-    if any(t.shape.rank and t.shape[0] is not None for t in tree.flatten(raw_inputs)):
+    if fixed_batch_size(raw_inputs):
         return False  # drop_remainder: the caller wants fixed shapes
     if int(getattr(model, "steps_per_execution", 1) or 1) > 1:
         return False
     strategy = model.distribute_strategy
-    return not (isinstance(strategy, tf.distribute.TPUStrategy) or multi_worker_fix.spans_workers(strategy))
+    return not (runs_on_tpu(strategy) or multi_worker_fix.spans_workers(strategy))
 
 
 def groups_by_length(model, dataset):

@@ -19,8 +19,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.dataset_inspection import pipeline_ops
+from tfxfer.data.dataset_inspection import fixed_batch_size, pipeline_ops
 from tfxfer.data.length_bucketing import grouped_by_length, padding_mask_of, token_lengths
+from tfxfer.distribute.strategy_selection import is_distributed
 from tfxfer.models.length_grouping import groups_by_length, token_lengths_of
 from tfxfer.utils.process_liveness import remove_folders_of_dead_processes
 
@@ -58,16 +59,9 @@ def cache_blockers(model, x, validation_data=None, callbacks=()):
         elif _drops_remainder(data) and any("Shuffle" in op for op in ops):
             # Each epoch drops other examples; a cache would drop the same ones forever.
             reasons.append(f"{name} is shuffled and drops a remainder (drop_remainder)")
-    strategy = model.distribute_strategy
-    distributed = (
-        tf.distribute.MirroredStrategy,
-        tf.distribute.MultiWorkerMirroredStrategy,
-        tf.distribute.TPUStrategy,
-        tf.distribute.experimental.ParameterServerStrategy,
-    )
     # The features are computed outside the strategy's replica context.
-    if strategy.num_replicas_in_sync > 1 or isinstance(strategy, distributed):
-        reasons.append(f"training is distributed ({type(strategy).__name__})")
+    if is_distributed(model.distribute_strategy):
+        reasons.append(f"training is distributed ({type(model.distribute_strategy).__name__})")
     if any(hasattr(callback, "prepare") for callback in callbacks or ()):
         reasons.append("a callback changes what is trainable during fit")
     return reasons
@@ -83,8 +77,7 @@ _FOLDER_PREFIX = "tfxfer-features-"
 
 
 def _drops_remainder(dataset):
-    first = tf.nest.flatten(dataset.element_spec[0])[0].shape
-    return first.rank is not None and first.rank > 0 and first[0] is not None
+    return fixed_batch_size(dataset.element_spec[0])
 
 
 class CachedFeatures:

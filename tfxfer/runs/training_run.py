@@ -18,6 +18,7 @@ import numpy as np
 from tfxfer import faults
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.run_backup import RunBackup, latest_backup
+from tfxfer.data.dataset_inspection import fixed_batch_size
 from tfxfer.faults import fault_point
 from tfxfer.models.length_grouping import batches_may_vary_in_length
 from tfxfer.option_errors import OptionMessage, OptionValueError, escaped, option
@@ -384,7 +385,7 @@ def _train_and_finish(model, config, data, choice, policy, started, folder, resu
         "compiled_with": {
             "jit_compile": bool(model.jit_compile),
             "steps_per_execution": int(model.steps_per_execution),
-            "fixed_batch_shapes": _fixed_batch_shapes(data.train),
+            "fixed_batch_shapes": fixed_batch_size(data.train.element_spec),
             "length_bucketing": batches_may_vary_in_length(model, data.train.element_spec[0]),
         },
         "cached_features": recipe["cached_features"],
@@ -557,12 +558,6 @@ def _save_wise_ft_model(model, folder, say):
         with replaced_atomically(folder.wise_ft_checkpoint, fault_name="checkpoint:wise-ft-before-rename") as temporary:
             model.save(temporary)
     say(f"  {folder.wise_ft_checkpoint} is the run's model (export and evaluate use it)")
-
-
-def _fixed_batch_shapes(dataset):
-    import tensorflow as tf
-
-    return all(spec.shape.rank and spec.shape[0] is not None for spec in tf.nest.flatten(dataset.element_spec))
 
 
 def _sharded(data, choice, config, drop_remainder):
