@@ -8,7 +8,7 @@ import importlib
 
 _PUBLIC_NAMES = {
     "TrainConfig": "tfxfer.runs.train_config",
-    "load_config": "tfxfer.runs.train_config",
+    "load_config": "tfxfer.runs.config_files",
     "evaluate_run": "tfxfer.runs.run_evaluation",
     "train_run": "tfxfer.runs.training_run",
     "resume_run": "tfxfer.runs.training_run",

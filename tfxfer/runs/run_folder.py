@@ -87,7 +87,7 @@ class RunFolder:
         write_text_atomically(self.config_file, yaml.safe_dump(values, sort_keys=False))
 
     def read_config(self):
-        from tfxfer.runs.train_config import load_config
+        from tfxfer.runs.config_files import load_config
 
         return load_config(self.config_file)
 

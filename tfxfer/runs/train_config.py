@@ -1,8 +1,6 @@
 """`TrainConfig`: every option of a training run, from a file, flags or Python."""
 
 import dataclasses
-import json
-import math
 import pathlib
 
 from tfxfer.choices import (
@@ -13,13 +11,8 @@ from tfxfer.choices import (
     RECIPE_NAMES,
     REGULARIZER_NAMES,
     STRATEGY_NAMES,
-    fine_tuning_learning_rate,
 )
-from tfxfer.option_errors import OptionValueError, option
-from tfxfer.runs.output_folders import check_plain_name
-
-# Larger sides are almost always a typo (8192x8192x3 floats is 800 MB per image).
-MAX_IMAGE_SIDE = 4096
+from tfxfer.runs.config_checks import MAX_IMAGE_SIDE, check_options, mix_or_auto, rate_or_auto
 
 # How a data file is read: `tfxfer evaluate` takes these too.
 EVALUATION_DATA_OPTIONS = ("data_format", "text_column", "label_column", "label_base", "encoding_errors", "on_bad_data")
@@ -28,23 +21,6 @@ PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
 
 def _option(default, help, type=None, choices=None, nargs=None):
     return dataclasses.field(default=default, metadata={"help": help, "type": type, "choices": choices, "nargs": nargs})
-
-
-def _rate_or_auto(value):
-    """A learning rate from a flag or file: a number, or "auto"."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    return float(value)
-
-
-def _mix_or_auto(value):
-    """A WiSE-FT mix: "auto" or a number in [0, 1]."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    mix = float(value)
-    if not 0.0 <= mix <= 1.0:
-        raise ValueError(f"a mix must be in [0, 1], got {value!r}")
-    return mix
 
 
 @dataclasses.dataclass
@@ -96,7 +72,7 @@ class TrainConfig:
         "peak fine-tuning learning rate, or auto (the learning-rate finder's suggestion; see tfxfer "
         f"lr-find) (default: {FINE_TUNING_LEARNING_RATE:g}; {LORA_LEARNING_RATE:g} with --lora-rank, where the "
         "adapters barely move at the full fine-tuning rate; the run records the rate used)",
-        _rate_or_auto,
+        rate_or_auto,
     )
     head_learning_rate: float = _option(
         HEAD_LEARNING_RATE, "learning rate of the head-only phase / linear probe", float
@@ -135,7 +111,7 @@ class TrainConfig:
         None,
         "WiSE-FT after fine-tuning: mix the backbone with the pretrained one, (1-mix)*w0 + mix*w; "
         "auto picks mix on the validation split (curve in wise_ft.png), or give a mix in [0, 1]",
-        _mix_or_auto,
+        mix_or_auto,
     )
     beta: float = _option(0.01, "strength on the new head", float)
     batch_size: int = _option(32, "global batch size", int)
@@ -160,97 +136,8 @@ class TrainConfig:
         self.validate()
 
     def validate(self):
-        """Checks every option by type and range; messages name the option as the caller spelled it."""
-        if bool(self.backbone) == bool(self.preset):
-            raise OptionValueError(
-                "Give exactly one of {backbone} (a TF Hub handle or SavedModel path) and {preset} (a KerasHub preset).",
-                backbone=option("backbone"),
-                preset=option("preset"),
-            )
-        if not self.data:
-            raise OptionValueError(
-                "No data given: pass {data} (an image folder, a text file or tfds:NAME).", data=option("data")
-            )
-        if self.augment in (None, False):
-            self.augment = "none"
-        for field in dataclasses.fields(self):
-            kind, value = field.metadata.get("type"), getattr(self, field.name)
-            if value is None and field.default is not None:
-                raise _bad(field.name, f"needs a value (default {_shown(field.default)})", value)
-            if kind in (_rate_or_auto, _mix_or_auto) and value is not None:
-                try:
-                    setattr(self, field.name, kind(value))
-                except (TypeError, ValueError):
-                    problem = "must be auto or a number" + (" in [0, 1]" if kind is _mix_or_auto else "")
-                    raise _bad(field.name, problem, value) from None
-            if kind in (int, float) and field.metadata.get("nargs") is None and value is not None:
-                setattr(self, field.name, _number(value, kind, field.name))
-            if field.metadata.get("type") is None and value is not None and not isinstance(value, bool):
-                raise _bad(field.name, "must be true or false", value)
-            choices = field.metadata.get("choices")
-            if choices and value not in choices:
-                raise _bad(field.name, f"must be one of {', '.join(map(str, choices))}", value)
-        if self.learning_rate is None:  # not given: the default of this kind of fine-tuning, recorded as such
-            self.learning_rate = fine_tuning_learning_rate(lora=self.lora_rank is not None)
-        for name in ("learning_rate", "head_learning_rate"):
-            if name == "learning_rate" and self.learning_rate == "auto":
-                continue
-            if not 0 < getattr(self, name) < math.inf:
-                raise _bad(name, "must be a positive number (e.g. 1e-4)", getattr(self, name))
-        for name in ("alpha", "beta"):
-            if not 0 <= getattr(self, name) < math.inf:
-                raise _bad(name, "must be a number, 0 or more", getattr(self, name))
-        if not 0 <= self.seed < 2**32:
-            raise _bad("seed", "must be a whole number from 0 to 2**32 - 1", self.seed)
-        if self.name is not None:
-            self.name = str(self.name)
-            check_plain_name(self.name)
-        if not 0.0 <= self.dropout < 1.0:
-            raise _bad("dropout", "must be in [0, 1)", self.dropout)
-        for name in ("epochs", "batch_size", "steps_per_execution", "unfreeze_top", "sequence_length", "lora_rank"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise _bad(name, "must be at least 1", getattr(self, name))
-        # The recipe's own checks (tfxfer.recipes imports TensorFlow: not at --help time).
-        from tfxfer.recipes.recipe import recipe_named
-
-        recipe_named(self.recipe).check_config(self)
-        if self.lora_targets is not None and self.lora_rank is None:
-            raise OptionValueError(
-                "{lora_targets} chooses where LoRA adapters go; give {lora_rank} too.",
-                lora_targets=option("lora_targets"),
-                lora_rank=option("lora_rank"),
-            )
-        if self.delta_layers is not None and self.regularizer != "delta":
-            raise OptionValueError(
-                f"{{delta_layers}} applies to {{regularizer}} delta, not {self.regularizer!r}.",
-                delta_layers=option("delta_layers"),
-                regularizer=option("regularizer"),
-            )
-        if self.head_epochs < 0:
-            raise _bad("head_epochs", "must be 0 or more", self.head_epochs)
-        if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
-            raise _bad("layer_decay", "must be in (0, 1] (e.g. 0.8)", self.layer_decay)
-        if self.validation_split is not None and not 0.0 < self.validation_split < 1.0:
-            raise _bad("validation_split", "must be in (0, 1) (e.g. 0.2)", self.validation_split)
-        self.image_size = _pair(self.image_size, int, "image_size", "224 224", square=True)
-        self.value_range = _pair(self.value_range, float, "value_range", "-1 1")
-        if min(self.image_size) < 1:
-            raise _bad(
-                "image_size", "must be two positive whole numbers (height width, e.g. 224 224)", list(self.image_size)
-            )
-        if max(self.image_size) > MAX_IMAGE_SIDE and not self.allow_large_images:
-            raise OptionValueError(
-                f"{{image_size}} {self.image_size[0]} {self.image_size[1]} is above {MAX_IMAGE_SIDE} pixels a side; "
-                "pretrained backbones take 224 to 600. Pass {allow} if you mean it.",
-                image_size=option("image_size"),
-                allow=("allow_large_images=True", "--allow-large-images"),
-            )
-        if not self.value_range[0] < self.value_range[1]:
-            raise _bad("value_range", "must be low < high (e.g. 0 1 or -1 1)", list(self.value_range))
-        if self.class_names is not None:
-            if isinstance(self.class_names, str) or len(set(map(str, self.class_names))) < 2:
-                raise _bad("class_names", "must be at least two distinct names (e.g. neg pos)", self.class_names)
-            self.class_names = [str(name) for name in self.class_names]
+        """Checks every option by type and range, coercing values given as text or lists (`config_checks`)."""
+        check_options(self)
 
     def to_dict(self, absolute_paths=False):
         """The options as plain values; `absolute_paths` makes local paths absolute,
@@ -271,48 +158,6 @@ class TrainConfig:
         return pathlib.Path(source.rstrip("/")).stem.replace(".", "_") or "run"
 
 
-def _shown(value):
-    return " ".join(map(str, value)) if isinstance(value, (tuple, list)) else value
-
-
-def _bad(name, problem, value):
-    return OptionValueError(f"{{name}} {problem}, got {value!r}.", name=option(name))
-
-
-def _number(value, kind, name):
-    if isinstance(value, bool):
-        return _raise(_bad(name, "must be a number", value))
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        return _raise(_bad(name, "must be a whole number" if kind is int else "must be a number", value))
-    if kind is int and number != float(value):
-        return _raise(_bad(name, "must be a whole number", value))
-    if kind is float and number != number:  # NaN
-        return _raise(_bad(name, "must be a number", value))
-    return number
-
-
-def _raise(error):
-    raise error
-
-
-def _pair(value, kind, name, example, square=False):
-    if square and isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)  # image_size: 64 in a config file means 64x64
-    try:
-        if isinstance(value, (str, bytes)):
-            raise TypeError(value)  # "64" would otherwise read as 6 and 4
-        first, second = (kind(v) for v in value)
-        if kind is int and (first != float(list(value)[0]) or second != float(list(value)[1])):
-            raise ValueError(value)
-    except (TypeError, ValueError):
-        raise OptionValueError(
-            f"{{name}} takes two numbers (e.g. {example}), got {value!r}.", name=option(name)
-        ) from None
-    return (first, second)
-
-
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -321,67 +166,3 @@ def option_fields():
     """The fields that become command-line flags and config-file keys."""
     return dataclasses.fields(TrainConfig)
 
-
-def read_config_file(path):
-    """A YAML or JSON config file as a dict with underscore keys."""
-    file = pathlib.Path(path).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"Config file not found: {file}.")
-    text = file.read_text()
-    try:
-        if file.suffix.lower() == ".json":
-            values = json.loads(text)
-        else:
-            import yaml
-
-            values = yaml.safe_load(text)
-    except (json.JSONDecodeError, Exception) as error:  # yaml.YAMLError has no common base here
-        raise ValueError(
-            f"{file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {_parse_problem(error)}"
-        ) from None
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{file} must hold a mapping of option names to values, not {type(values).__name__}.")
-    values = {str(key).replace("-", "_"): value for key, value in values.items()}
-    known = {field.name for field in option_fields()}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{file}: unknown option(s) {', '.join(unknown)}. Known options: {', '.join(sorted(known))}.")
-    return values
-
-
-def _parse_problem(error):
-    """A parser's error as one line with its line number."""
-    mark = getattr(error, "problem_mark", None)
-    if mark is not None:
-        return f"{getattr(error, 'problem', None) or 'cannot parse'} at line {mark.line + 1}, column {mark.column + 1}"
-    return " ".join(str(error).split())
-
-
-def load_config(path=None, **overrides):
-    """A `TrainConfig` from a config file, with `overrides` taking precedence.
-
-    Relative paths in a config file are relative to the file's folder.
-
-    Example:
-
-    >>> config = load_config("examples/configs/ants_bees.yaml", epochs=1)
-    """
-    values = {}
-    if path is not None:
-        values = read_config_file(path)
-        base = pathlib.Path(path).expanduser().resolve().parent
-        for key in PATH_OPTIONS:
-            if isinstance(values.get(key), str):
-                values[key] = _relative_to(base, values[key])
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return TrainConfig(**values)
-
-
-def _relative_to(base, value):
-    if "://" in value or value.startswith("tfds:") or pathlib.Path(value).expanduser().is_absolute():
-        return value
-    candidate = base / value
-    # A preset name like "bert_tiny_en_uncased" is not a path.
-    return str(candidate) if candidate.exists() or "/" in value else value
