@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfxfer.runs import TrainConfig, train_run, training_run
+from tfxfer.runs import TrainConfig, train_run, training_job
 
 
 def _config(image_module, image_folder, tmp_path, **options):
@@ -20,7 +20,7 @@ def nothing_loads(monkeypatch):
     def load_run_data(*args, **kwargs):
         raise AssertionError("the run loaded its data before refusing")
 
-    monkeypatch.setattr(training_run, "load_run_data", load_run_data)
+    monkeypatch.setattr(training_job, "load_run_data", load_run_data)
 
 
 def test_cache_features_with_augmentation_is_refused_naming_both(image_module, image_folder, tmp_path, nothing_loads):

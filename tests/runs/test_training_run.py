@@ -152,7 +152,7 @@ def test_mixed_precision_policy_is_restored(image_module, image_folder, tmp_path
 
 
 def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder, tmp_path):
-    from tfxfer.runs.training_run import load_run_data
+    from tfxfer.runs.run_data import load_run_data
 
     config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10), batch_size=5)
     sizes = [int(x.shape[0]) for x, _ in load_run_data(config, drop_remainder=True).train]

@@ -2,6 +2,8 @@
 
 import pathlib
 
+from tfxfer.option_errors import OptionValueError, option
+
 
 def load_run_data(config, *, evaluation=False, drop_remainder=False, preprocessor=None, class_names=None):
     """The `LoadedData` a `TrainConfig` names.
@@ -119,3 +121,27 @@ def column_option(value):
         parts = [part.strip() for part in str(value).split(",")] if "," in str(value) else [str(value)]
     columns = [int(part) if part.isdigit() else part for part in parts]
     return columns if len(columns) > 1 else columns[0]
+
+
+def sharded_for_workers(data, choice, config, drop_remainder):
+    """Each worker trains on its share of every epoch's examples."""
+    if choice.workers > 1:
+        from tfxfer.distribute.dataset_sharding import batch_size_for_replicas, leaves_a_replica_empty
+
+        counts = [data.validation_size] + ([] if drop_remainder else [data.train_size])
+        if any(count and leaves_a_replica_empty(count, config.batch_size, choice.replicas) for count in counts):
+            better = batch_size_for_replicas(counts, config.batch_size, choice.replicas)
+            raise OptionValueError(
+                f"With {{batch_size}} {config.batch_size} on {choice.replicas} replicas, a batch of the "
+                f"{data.train_size} training or {data.validation_size} validation examples leaves a replica "
+                "with no examples, which TensorFlow cannot run a backbone on. "
+                + (f"Use {{batch_size}} {better}" if better else "Use another {batch_size}")
+                + " (or another number of workers).",
+                batch_size=option("batch_size"),
+            )
+        from tfxfer.distribute.dataset_sharding import sharded_by_examples
+
+        data.train = sharded_by_examples(data.train)
+        if data.validation is not None:
+            data.validation = sharded_by_examples(data.validation)
+    return data

@@ -165,4 +165,3 @@ def _plain(value):
 def option_fields():
     """The fields that become command-line flags and config-file keys."""
     return dataclasses.fields(TrainConfig)
-
