@@ -4,9 +4,9 @@ import json
 import pathlib
 
 import keras
-from keras.src.saving import saving_lib
 
 from tfxfer.utils.atomic_files import remove_dead_temporaries, replaced_atomically, write_text_atomically
+from tfxfer.utils.keras_internals import load_weights_except, start_fit_at_epoch
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
@@ -69,7 +69,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             self.resumed_from = epoch
         if epoch >= self._fit_end:
             # An earlier phase, finished before the kill: nothing to train.
-            self.model._initial_epoch = epoch
+            start_fit_at_epoch(self.model, epoch)
             return
         optimizer = self.model.optimizer
         if state["fit_end"] == self._fit_end:  # the same phase: its optimizer state too
@@ -78,15 +78,15 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             self.model.load_weights(str(weights))
         else:  # the first epoch of a new phase: a fresh optimizer, as without the kill
             # Keras' public load_weights has no way to leave the optimizer out.
-            saving_lib.load_weights_only(self.model, str(weights), objects_to_skip=[optimizer])
-        self.model._initial_epoch = epoch
+            load_weights_except(self.model, str(weights), objects_to_skip=[optimizer])
+        start_fit_at_epoch(self.model, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs[epoch] = {key: float(value) for key, value in (logs or {}).items()}
         self._save(epoch + 1)
 
     def on_train_end(self, logs=None):
-        self.model._initial_epoch = None  # Keras keeps it; a later plain fit must not start there
+        start_fit_at_epoch(self.model, None)  # Keras keeps it; a later plain fit must not start there
 
     def _save(self, epochs_completed):
         self.folder.mkdir(parents=True, exist_ok=True)

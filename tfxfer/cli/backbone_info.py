@@ -93,13 +93,14 @@ def _describe_hub(handle):
 
     from tfxfer import HubBackbone, layer_groups
     from tfxfer.backbones.hub_module import load_hub_module
+    from tfxfer.utils.keras_internals import trainable_capable_weights
 
     module = load_hub_module(handle)
     if not callable(module) and getattr(module, "signatures", None):
         return _describe_saved_model(handle, module)
     backbone = HubBackbone(handle)
     weights = [w for _, w in backbone.module_weights]
-    trainable_capable = {id(w) for w in backbone._trainable_variables}
+    trainable_capable = {id(w) for w in trainable_capable_weights(backbone)}
     parameters = sum(int(np.prod(w.shape)) for w in weights)
     groups = layer_groups(backbone)
     lines = [

@@ -8,6 +8,8 @@ learning rates all count the same units.
 import dataclasses
 import re
 
+from tfxfer.utils.keras_internals import nested_layers, trainable_capable_weights
+
 # A block name is the leading part of a variable path up to its first
 # numbered component: "b3_bn1/gamma" -> "b3", "block6a_expand_conv/kernel"
 # -> "block6a", "transformer_layer_0/..." -> "transformer_layer_0".
@@ -86,11 +88,11 @@ def _layer_name(variable_path):
 def named_backbone_weights(backbone):
     module_weights = getattr(backbone, "module_weights", None)
     if module_weights is not None:
-        capable = {id(weight) for weight in backbone._trainable_variables}
+        capable = {id(weight) for weight in trainable_capable_weights(backbone)}
         return [(name, weight) for name, weight in module_weights if id(weight) in capable]
     capable = set()
-    for layer in backbone._flatten_layers(include_self=True):
-        capable.update(id(weight) for weight in layer._trainable_variables)
+    for layer in nested_layers(backbone, include_self=True):
+        capable.update(id(weight) for weight in trainable_capable_weights(layer))
     prefix = f"{backbone.name}/"
     named = []
     for weight in backbone.weights:

@@ -4,6 +4,7 @@ import keras
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.freezing.layer_groups import layer_groups
+from tfxfer.utils.keras_internals import nested_layers, trainable_capable_weights
 
 
 def set_layer_trainable(layer, value):
@@ -61,9 +62,9 @@ def set_backbone_trainable(backbone, state, train_batchnorm=False):
 
 
 def _apply_batchnorm_policy(backbone, train_batchnorm):
-    for layer in backbone._flatten_layers(include_self=False):
+    for layer in nested_layers(backbone):
         if isinstance(layer, keras.layers.BatchNormalization):
-            own_weights_train = all(weight.trainable for weight in layer._trainable_variables)
+            own_weights_train = all(weight.trainable for weight in trainable_capable_weights(layer))
             set_layer_trainable(layer, train_batchnorm and own_weights_train)
 
 
@@ -71,9 +72,7 @@ def has_batchnorm(backbone):
     """Whether the backbone contains BatchNorm layers (or BN statistics)."""
     if isinstance(backbone, HubBackbone):
         return backbone.has_batchnorm
-    return any(
-        isinstance(layer, keras.layers.BatchNormalization) for layer in backbone._flatten_layers(include_self=False)
-    )
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in nested_layers(backbone))
 
 
 def trainability_report(model):

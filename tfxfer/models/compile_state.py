@@ -23,6 +23,7 @@ import keras
 from tfxfer.choices import HEAD_LEARNING_RATE, fine_tuning_learning_rate
 from tfxfer.freezing.layer_groups import named_backbone_weights
 from tfxfer.optimizers.cloning import clone_optimizer
+from tfxfer.utils.keras_internals import nested_layers
 
 logger = logging.getLogger("tfxfer")
 
@@ -83,7 +84,9 @@ class Compiling:
         )
         if kwargs.get("jit_compile") is True and not self.jit_compile:
             # Keras quietly falls back to no XLA; a TPU has no such fallback.
-            unsupported = sorted({layer.name for layer in self._flatten_layers() if not layer.supports_jit})
+            unsupported = sorted(
+                {layer.name for layer in nested_layers(self, include_self=True) if not layer.supports_jit}
+            )
             raise ValueError(
                 "jit_compile=True was asked for, but these layers do not support XLA compilation: "
                 f"{', '.join(unsupported) or 'unknown (op determinism is enabled?)'}. This model "

@@ -15,6 +15,7 @@ import keras
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.option_errors import OptionValueError
+from tfxfer.utils.keras_internals import nested_layers
 
 _CONVOLUTIONS = tuple(
     getattr(keras.layers, name)
@@ -57,11 +58,7 @@ def lora_target_layers(backbone, targets=None):
     ['query']
     """
     check_lora_backbone(backbone)
-    layers = [
-        layer
-        for layer in backbone._flatten_layers(include_self=False)
-        if isinstance(layer, ADAPTABLE_LAYERS) and layer.weights
-    ]
+    layers = [layer for layer in nested_layers(backbone) if isinstance(layer, ADAPTABLE_LAYERS) and layer.weights]
     if targets is None:
         if hasattr(backbone, "default_lora_layer_names"):
             targets = list(backbone.default_lora_layer_names())
@@ -110,7 +107,7 @@ def layers_the_output_never_reads(backbone, layers, output):
         operation, node_index, _ = tensor._keras_history
         feeding.add(id(operation))
         pending.extend(operation._inbound_nodes[node_index].input_tensors)
-    owners = {id(inner): top for top in backbone.layers for inner in top._flatten_layers(include_self=True)}
+    owners = {id(inner): top for top in backbone.layers for inner in nested_layers(top, include_self=True)}
     return [layer for layer in layers if id(owners.get(id(layer), layer)) not in feeding]
 
 
@@ -143,7 +140,7 @@ def lora_layers(backbone):
     """The backbone's layers that have LoRA adapters."""
     return [
         layer
-        for layer in backbone._flatten_layers(include_self=False)
+        for layer in nested_layers(backbone)
         if isinstance(layer, ADAPTABLE_LAYERS) and getattr(layer, "lora_enabled", False)
     ]
 

@@ -20,6 +20,7 @@ from tfxfer.models.model_inputs import pooling_mask
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.regularizers.source_regularizer import weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
+from tfxfer.utils.keras_internals import loss_tracker
 
 
 class RegularizedStep:
@@ -90,7 +91,7 @@ class RegularizedStep:
                 loss = task_loss + _per_replica(penalty)
                 self.task_loss_tracker.update_state(_global(task_loss), sample_weight=batch_size)
                 self.regularization_loss_tracker.update_state(penalty)
-            self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+            loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
             loss = self.optimizer.scale_loss(loss)
         trainable_weights = self.trainable_weights
         if trainable_weights:
@@ -112,7 +113,7 @@ class RegularizedStep:
         # keep it, or Keras would take them for a custom step's and return the
         # last batch's logs instead of the metrics' results).
         loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        self._loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+        loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
         if self.regularizer is not None:
             self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)

@@ -34,6 +34,7 @@ from tfxfer.models.regularized_step import RegularizedStep, source_weights_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
+from tfxfer.utils.keras_internals import build_from_batch, is_fits_validation
 from tfxfer.utils.xla_errors import xla_errors_explained
 
 
@@ -278,7 +279,7 @@ class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix
         )
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        if not kwargs.get("_use_cached_eval_dataset"):  # fit's validation data: prepared by fit
+        if not is_fits_validation(kwargs):  # fit's validation data: prepared by fit
             x, y, _ = self._raw_data("evaluate", x, y)
         with readable_errors():
             if self.preprocessor is None:
@@ -338,7 +339,7 @@ class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix
         if self.training_on_features:
             # Training on cached features: build from a batch of model inputs.
             with self.distribute_strategy.scope():
-                return self._symbolic_build(data_batch=self._cached_features_batch)
+                return build_from_batch(self, self._cached_features_batch)
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_on_batch(self, *args, **kwargs):

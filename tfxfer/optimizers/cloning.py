@@ -2,6 +2,8 @@
 
 import keras
 
+from tfxfer.utils.keras_internals import optimizer_map
+
 
 def clone_optimizer(optimizer):
     """A new, unbuilt optimizer configured like `optimizer`.
@@ -22,7 +24,7 @@ def clone_optimizer(optimizer):
 
 
 def _clone_multi_optimizer(optimizer):
-    mapping = optimizer._optimizer_map
+    mapping = optimizer_map(optimizer)
     if not isinstance(mapping, keras.optimizers.OptimizerMap):
         return optimizer.__class__.from_config(optimizer.get_config())
     clones = {}
