@@ -31,19 +31,25 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Two pytest workers (pytest-xdist), one per core, each taking whole test
+# files (--dist loadfile), so a file's shared fixtures are built once; one
+# worker's subprocess start-ups overlap the other's training.
+PYTEST_WORKERS ?= 2
+PYTEST := $(PYTHON) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+
 # What CI runs: lint, unit tests, fault-injection tests, docstring examples,
-# and short runs on the real models in ../shared (the longer real-model
-# training runs, marked slow, are in test-all).
+# the guides' code blocks and short runs on the real models in ../shared (the
+# longer real-model training runs, marked slow, are in test-all).
 test: install lint
-	$(PYTHON) -m pytest -m "not slow" --durations=25
+	$(PYTEST) -m "not slow"
 
 # Everything, the slow real-model training runs included.
 test-all: install lint
-	$(PYTHON) -m pytest --durations=25
+	$(PYTEST)
 
 # Unit tests only (tiny models the tests build themselves).
 test-fast: install lint
-	$(PYTHON) -m pytest -m "not real and not slow"
+	$(PYTEST) -m "not real and not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
