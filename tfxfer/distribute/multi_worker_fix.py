@@ -97,11 +97,15 @@ def first_copy(outputs, rows):
     return tf.nest.map_structure(lambda value: value[:rows], outputs)
 
 
+# The replacements `install` made: this module owns the record of what it patched.
+_REPLACEMENTS = set()
+
+
 def install():
     """Swaps Keras' `reduce_per_replica` for one that reduces scalar logs across workers."""
     from keras.src.backend.tensorflow import trainer
 
-    if getattr(trainer.reduce_per_replica, "_tfxfer_fix", False):
+    if installed():
         return
     original = trainer.reduce_per_replica
 
@@ -111,7 +115,7 @@ def install():
             return original(values, strategy, reduction)
         return _mean_across_workers(values, strategy)
 
-    reduce_per_replica._tfxfer_fix = True
+    _REPLACEMENTS.add(reduce_per_replica)
     trainer.reduce_per_replica = reduce_per_replica
 
 
@@ -119,7 +123,7 @@ def installed():
     """Whether `install` has replaced Keras' `reduce_per_replica`."""
     from keras.src.backend.tensorflow import trainer
 
-    return getattr(trainer.reduce_per_replica, "_tfxfer_fix", False)
+    return trainer.reduce_per_replica in _REPLACEMENTS
 
 
 def _mean_across_workers(values, strategy):
