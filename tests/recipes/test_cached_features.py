@@ -123,7 +123,8 @@ def test_two_phase_caches_its_head_phase_then_fine_tunes_on_inputs(image_module)
     )
     assert history.cached_features["examples"] == 40
     assert len(history.history["loss"]) == 3
-    assert model.backbone.trainable_weights and not model.training_on_features
+    assert model.backbone.trainable_weights
+    assert set(model.evaluate(image_data(16), verbose=0, return_dict=True)) == {"loss", "accuracy"}
 
 
 def test_a_run_reports_the_cache(image_module, image_folder, tmp_path):
@@ -257,3 +258,47 @@ def test_verbose_2_caches_without_progress_bars(image_module, capsys):
     assert history.cached_features is not None
     assert "\x1b[" not in out and "\r" not in out and "\b" not in out, repr(out)
     assert "5/5 - " in out
+
+
+class _StopsAfterTwoEpochs(keras.callbacks.Callback):
+    """Saves the model it is given at each epoch end, as checkpoints do, and stops after the second."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.logs = path, []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.logs.append(sorted(logs))
+        self.model.save(self.path)
+        if epoch == 1:
+            self.model.stop_training = True
+
+
+def test_callbacks_of_the_cached_phase_see_the_transfer_model_and_can_stop_it(image_module, tmp_path):
+    model = image_model(image_module)
+    stopper = _StopsAfterTwoEpochs(tmp_path / "model.keras")
+    history = linear_probe(
+        model, image_data(), epochs=5, validation_data=image_data(16), callbacks=[stopper], verbose=0
+    )
+    assert history.cached_features is not None
+    assert stopper.model is model
+    assert len(stopper.logs) == 2 and len(history.history["loss"]) == 2
+    assert stopper.logs[0] == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    reloaded = keras.models.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(
+        reloaded.predict(random_images(4), verbose=0), model.predict(random_images(4), verbose=0), atol=1e-6
+    )
+
+
+def test_a_backup_restored_in_the_cached_phase_starts_the_fit_at_its_epoch(image_module, tmp_path):
+    options = dict(epochs=4, learning_rate=0.05, verbose=0, cache_features=True)
+    interrupted = image_model(image_module)
+    stopper = _StopsAfterTwoEpochs(tmp_path / "interrupted.keras")
+    linear_probe(interrupted, image_data(), callbacks=[tfxfer.callbacks.RunBackup(str(tmp_path)), stopper], **options)
+    resumed, epochs = image_model(image_module), []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
+    linear_probe(resumed, image_data(), callbacks=[tfxfer.callbacks.RunBackup(str(tmp_path)), recorder], **options)
+    assert epochs == [2, 3]
+    straight = image_model(image_module)
+    linear_probe(straight, image_data(), **options)
+    assert heads_differ(resumed, straight) < 1e-5

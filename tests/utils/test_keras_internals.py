@@ -38,7 +38,9 @@ def test_start_fit_at_epoch_moves_the_epochs_fit_runs():
     x, y = np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32")
     model.fit(x, y, epochs=4, verbose=0, callbacks=[starter, recorder])
     assert seen == [2, 3]
+    assert keras_internals.fit_start_epoch(model) == 2
     keras_internals.start_fit_at_epoch(model, None)
+    assert keras_internals.fit_start_epoch(model) is None
 
 
 def test_multi_optimizer_map_and_loading_weights_without_the_optimizer(tmp_path):

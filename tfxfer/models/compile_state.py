@@ -110,6 +110,19 @@ class Compiling:
             arguments["optimizer"] = optimizer
         self.compile(**arguments)
 
+    def head_compile_arguments(self):
+        """How to compile a model of the head alone (`HeadOnFeatures`) like this model.
+
+        The same optimizer object (its state is this model's, saved in this
+        model's checkpoints), the loss, fresh metrics of the same
+        configuration, and the other `compile` options.
+        """
+        arguments = dict(self.compile_state.arguments or {})
+        arguments["optimizer"] = self.optimizer
+        arguments["loss"] = _loss(self, arguments.get("loss", "auto"))
+        arguments["metrics"] = keras.tree.map_structure(_fresh_metric, _metrics(self, arguments.get("metrics", "auto")))
+        return arguments
+
     @contextlib.contextmanager
     def compiled_temporarily(self, optimizer):
         """Within the block the model trains with `optimizer`; then its compile state and optimizer are back."""
@@ -209,3 +222,10 @@ def _metrics(model, metrics):
         threshold = 0.0 if model.activation is None else 0.5
         return [keras.metrics.BinaryAccuracy("accuracy", threshold=threshold)]
     return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+
+
+def _fresh_metric(metric):
+    """An unused copy of a metric object (its state belongs to the model it was compiled with)."""
+    if isinstance(metric, keras.metrics.Metric):
+        return type(metric).from_config(metric.get_config())
+    return metric

@@ -51,7 +51,6 @@ def needs_feature_attention(model):
         and model.regularizer.feature_map_regularizer.attention
         and not model.feature_attention.is_measured
         and bool(model.backbone.trainable_weights)
-        and not model.training_on_features
     )
 
 

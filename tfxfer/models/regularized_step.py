@@ -1,6 +1,8 @@
 """The train and test steps of a `TransferModel`: the task loss plus the source regularizer's penalty.
 
-`RegularizedStep` is a mixin of `TransferModel`. The penalty is computed in
+`RegularizedStep` holds the steps, for `TransferModel` (with
+`SourceRegularized`'s penalty and forward pass) and for its head alone
+(`HeadOnFeatures`, the cached-features phase). The penalty is computed in
 float32 from the trainable weights only, and divided by the replica count in
 one place (`_per_replica`), as Keras divides each replica's task loss, so
 that under `tf.distribute` it counts once, not once per replica. Feature
@@ -24,7 +26,67 @@ from tfxfer.utils.keras_internals import loss_tracker
 
 
 class RegularizedStep:
-    """`train_step`/`test_step` with a source regularizer's penalty (a `TransferModel` mixin)."""
+    """`train_step`/`test_step`: the task loss plus a regularizer's penalty (a Keras model mixin).
+
+    The model provides `regularizer` (None: no penalty), its
+    `regularization_penalty(features, feature_maps)`, `_forward_for_training`
+    and, with a regularizer, `task_loss_tracker` and
+    `regularization_loss_tracker`. `SourceRegularized` provides them for a
+    `TransferModel`, `HeadOnFeatures` for its head alone.
+    """
+
+    def _optimizer_variables(self):
+        """The weights the optimizer was built over, when more than those training now (else None)."""
+        return None
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = batch_rows(x)
+        with tf.GradientTape() as tape:
+            y_pred, features, feature_maps = self._forward_for_training(x)
+            # Keras already divides each replica's loss by the replica count
+            # before the replicas' gradients are summed.
+            task_loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            loss = task_loss
+            if self.regularizer is not None:
+                penalty = self.regularization_penalty(features, feature_maps)
+                # The penalty needs the same division, or under tf.distribute
+                # it would count once per replica.
+                loss = task_loss + _per_replica(penalty)
+                self.task_loss_tracker.update_state(_global(task_loss), sample_weight=batch_size)
+                self.regularization_loss_tracker.update_state(penalty)
+            loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
+            loss = self.optimizer.scale_loss(loss)
+        trainable_weights = self.trainable_weights
+        if trainable_weights:
+            gradients = tape.gradient(loss, trainable_weights)
+            apply_gradients(self.optimizer, gradients, trainable_weights, self._optimizer_variables())
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def test_step(self, data):
+        if self.regularizer is None:
+            return super().test_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        batch_size = batch_rows(x)
+        y_pred = self(x, training=False)
+        # Evaluation has no penalty: its task loss is its loss (`evaluate`
+        # leaves regularization_loss out of what it returns; the step's logs
+        # keep it, or Keras would take them for a custom step's and return the
+        # last batch's logs instead of the metrics' results).
+        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
+        loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
+        self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def results_without_penalty(self, results):
+        """`evaluate`'s results without `regularization_loss` (evaluation has no penalty)."""
+        if isinstance(results, dict) and self.regularizer is not None:
+            results.pop(self.regularization_loss_tracker.name, None)
+        return results
+
+
+class SourceRegularized(RegularizedStep):
+    """A `TransferModel`'s penalty and training forward pass: the source regularizer on backbone and head."""
 
     def regularization_penalty(self, features=None, feature_maps=None):
         """The regularizer's penalty for the current weights (float32).
@@ -63,8 +125,6 @@ class RegularizedStep:
 
     def _forward_for_training(self, x):
         """`(predictions, pooled features or None, feature maps for DELTA or None)`."""
-        if self.training_on_features:
-            return self.head.classify(x, training=True), x, None
         frozen = not self.backbone.trainable_weights
         if not frozen and self.feature_attention is not None:
             return forward_with_feature_maps(self, x, training=True)
@@ -75,48 +135,8 @@ class RegularizedStep:
         features = self.backbone_features(x, training=not frozen)
         return self.head.classify(features, training=True), features, None
 
-    def train_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = batch_rows(x)
-        with tf.GradientTape() as tape:
-            y_pred, features, feature_maps = self._forward_for_training(x)
-            # Keras already divides each replica's loss by the replica count
-            # before the replicas' gradients are summed.
-            task_loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            loss = task_loss
-            if self.regularizer is not None:
-                penalty = self.regularization_penalty(features, feature_maps)
-                # The penalty needs the same division, or under tf.distribute
-                # it would count once per replica.
-                loss = task_loss + _per_replica(penalty)
-                self.task_loss_tracker.update_state(_global(task_loss), sample_weight=batch_size)
-                self.regularization_loss_tracker.update_state(penalty)
-            loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
-            loss = self.optimizer.scale_loss(loss)
-        trainable_weights = self.trainable_weights
-        if trainable_weights:
-            gradients = tape.gradient(loss, trainable_weights)
-            apply_gradients(self.optimizer, gradients, trainable_weights, self.compile_state.optimizer_variables)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def test_step(self, data):
-        if self.regularizer is None and not self.training_on_features:
-            return super().test_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        batch_size = batch_rows(x)
-        if self.training_on_features:
-            y_pred = self.head.classify(x, training=False)
-        else:
-            y_pred = self(x, training=False)
-        # Evaluation has no penalty: its task loss is its loss (`evaluate`
-        # leaves regularization_loss out of what it returns; the step's logs
-        # keep it, or Keras would take them for a custom step's and return the
-        # last batch's logs instead of the metrics' results).
-        loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=False)
-        loss_tracker(self).update_state(_global(loss), sample_weight=batch_size)
-        if self.regularizer is not None:
-            self.task_loss_tracker.update_state(_global(loss), sample_weight=batch_size)
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    def _optimizer_variables(self):
+        return self.compile_state.optimizer_variables
 
 
 def batch_rows(x):

@@ -5,8 +5,6 @@ in modules named after it (`model_constructors`, `backbone_freezing`, `compile_s
 `regularized_step`, `raw_inputs`, `length_grouping`, `feature_maps`, `network_export`).
 """
 
-import contextlib
-
 import keras
 import keras_hub
 
@@ -18,6 +16,7 @@ from tfxfer.models.backbone_freezing import BackboneFreezing
 from tfxfer.models.classification_head import ClassificationHead
 from tfxfer.models.compile_state import CompileState, Compiling
 from tfxfer.models.feature_maps import delta_state, measure_feature_attention, needs_feature_attention
+from tfxfer.models.head_on_features import HeadOnFeatures
 from tfxfer.models.length_grouping import batches_may_vary_in_length, groups_by_length, token_lengths_of
 from tfxfer.models.model_inputs import (
     activation_for,
@@ -30,7 +29,7 @@ from tfxfer.models.model_inputs import (
 )
 from tfxfer.models.network_export import export_network
 from tfxfer.models.raw_inputs import prepared_data, readable_errors
-from tfxfer.models.regularized_step import RegularizedStep, source_weights_for
+from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
@@ -39,7 +38,7 @@ from tfxfer.utils.xla_errors import xla_errors_explained
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
-class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix, keras_hub.models.Task):
+class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerFix, keras_hub.models.Task):
     """A pretrained backbone with a new classification head.
 
     Build one with `from_hub` (TF Hub modules), `from_preset` (KerasHub
@@ -174,7 +173,6 @@ class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix
         self.length_bucketing = bool(length_bucketing)
         self.keep_source_weights = bool(keep_source_weights)
         self.wise_ft_mix = None if wise_ft_mix is None else float(wise_ft_mix)
-        self._cached_features_batch = None
         self._trainable_backbone = None
         self.compile_state = CompileState()
         # DELTA compares feature maps with those of a frozen pretrained copy.
@@ -286,10 +284,8 @@ class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix
                 results = keras.Model.evaluate(self, x, y, *args, **kwargs)
             else:
                 results = super().evaluate(x, y, *args, **kwargs)
-        if isinstance(results, dict) and self.regularizer is not None:
-            # No penalty in evaluation: fit's val_ logs and evaluate(return_dict=True) leave it out.
-            results.pop(self.regularization_loss_tracker.name, None)
-        return results
+        # No penalty in evaluation: fit's val_ logs and evaluate(return_dict=True) leave it out.
+        return self.results_without_penalty(results)
 
     def predict(self, x, *args, **kwargs):
         x, _, _ = self._raw_data("predict", x)
@@ -300,47 +296,30 @@ class TransferModel(BackboneFreezing, RegularizedStep, Compiling, MultiWorkerFix
 
     def _raw_data(self, method, x, y=None, validation_data=None):
         """Raw inputs and labels checked and adapted (`tfxfer.models.raw_inputs`)."""
-        if self.training_on_features:
-            return x, y, validation_data  # cached backbone features, not raw inputs
         return prepared_data(self, method, x, y, validation_data)
 
     # --- Cached backbone features ------------------------------------------
 
-    @property
-    def training_on_features(self):
-        """Whether `fit`/`evaluate` take cached backbone features now (inside `on_cached_features`)."""
-        return self._cached_features_batch is not None
+    def head_on_features(self, input_batch):
+        """The head alone as a model over pooled backbone features, to train on cached features.
 
-    @contextlib.contextmanager
-    def on_cached_features(self, input_batch):
-        """Within the block `fit`/`evaluate` train and test the head on cached backbone features.
-
-        `input_batch` is a batch of (preprocessed) model inputs, to build the
-        model from. `tfxfer.recipes.cached_features` uses it.
+        The backbone must be frozen. This model is first recompiled if its
+        trainable set changed and built from `input_batch` (a batch of
+        preprocessed inputs), so that checkpoints taken while the head model
+        fits save it whole; see `tfxfer.models.head_on_features`.
         """
-        self._cached_features_batch = input_batch
-        self.train_function = self.test_function = self.predict_function = None
-        try:
-            yield
-        finally:
-            self._cached_features_batch = None
-            self.train_function = self.test_function = self.predict_function = None
+        self._recompile_if_trainability_changed()
+        check_learning_rate(self)
+        with self.distribute_strategy.scope():
+            build_from_batch(self, input_batch)
+            return HeadOnFeatures(self, self.head_compile_arguments())
 
     def preprocess_samples(self, x, y=None, sample_weight=None):
-        if self.training_on_features:  # cached features need no preprocessing
-            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
         data = super().preprocess_samples(x, y, sample_weight)
         if not batches_may_vary_in_length(self, x):
             return data
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         return keras.utils.pack_x_y_sample_weight(trimmed_to_bucket(x), y, sample_weight)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self.training_on_features:
-            # Training on cached features: build from a batch of model inputs.
-            with self.distribute_strategy.scope():
-                return build_from_batch(self, self._cached_features_batch)
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_on_batch(self, *args, **kwargs):
         self._recompile_if_trainability_changed()

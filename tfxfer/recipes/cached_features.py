@@ -3,12 +3,12 @@
 While the backbone is frozen (a linear probe, the head phase of `two_phase`)
 it runs in inference mode, so each example's pooled features are the same in
 every epoch. `CachedFeatures` computes them once, in memory or, past a memory
-budget, on disk, and `TransferModel.fit` then trains the head on them: the
-same head, the same callbacks and checkpoints (of the whole model), the same
-history, without running the backbone again.
+budget, on disk, and the head trains on them as a model of its own
+(`TransferModel.head_on_features`): the same head, the same callbacks and
+checkpoints (of the whole model), the same history, without running the
+backbone again.
 """
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -254,10 +254,3 @@ def _in_source_order(memory, positions):
     order = np.argsort(np.concatenate(positions), kind="stable")
     columns = zip(*memory)
     return [np.concatenate(column)[order] for column in columns]
-
-
-@contextlib.contextmanager
-def training_on(model, cache):
-    """Within the block, `model.fit`/`evaluate` take cached features instead of inputs."""
-    with model.on_cached_features(cache.input_batch):
-        yield

@@ -3,7 +3,7 @@
 from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.models.raw_inputs import prepared_data, readable_errors
 from tfxfer.optimizers.discriminative import optimizer_class
-from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers, training_on
+from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers
 from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches, split_last
 
 
@@ -93,6 +93,7 @@ def linear_probe(
 
 def _fit_on_cached_features(model, x, epochs, *, validation_data=None, verbose="auto", **fit_options):
     fit_options.pop("batch_size", None)  # the cache keeps the dataset's batches
+    fit_options["shuffle"] = False  # the cache reshuffles its batches when the dataset does
     show = verbose if verbose in (0, 2) else 1  # 2 (logs): one line per cache, no progress bar
     with readable_errors():  # a failed input check of the pipeline, met while caching
         return _fit_on_features(model, x, epochs, validation_data, show, verbose, fit_options)
@@ -104,14 +105,14 @@ def _fit_on_features(model, x, epochs, validation_data, show, verbose, fit_optio
     try:
         if validation_data is not None:
             validation = CachedFeatures(model, validation_data, verbose=show)
-        with training_on(model, train):
-            history = model.fit(
-                train.dataset(),
-                epochs=epochs,
-                validation_data=None if validation is None else validation.dataset(),
-                verbose=verbose,
-                **fit_options,
-            )
+        head_model = model.head_on_features(train.input_batch)
+        history = head_model.fit(
+            train.dataset(),
+            epochs=epochs,
+            validation_data=None if validation is None else validation.dataset(),
+            verbose=verbose,
+            **fit_options,
+        )
     finally:
         train.close()
         if validation is not None:

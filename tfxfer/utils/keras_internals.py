@@ -34,6 +34,11 @@ def start_fit_at_epoch(model, epoch):
     model._initial_epoch = epoch
 
 
+def fit_start_epoch(model):
+    """The start epoch a callback set for the running `fit` (see `start_fit_at_epoch`), or None."""
+    return model._initial_epoch
+
+
 def build_from_batch(model, data_batch):
     """Builds `model` (and its metrics) from one batch, as `fit` does before its first step."""
     model._symbolic_build(data_batch=data_batch)
