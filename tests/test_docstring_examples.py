@@ -45,6 +45,8 @@ DOCTESTED = [
     "tfxfer.runs.run_data.column_option",
     "tfxfer.reports.figure_files.drawable",
     "tfxfer.reports.figure_files.drawable_labels",
+    "tfxfer.data.text_columns",
+    "tfxfer.models.input_assertions",
 ]
 
 

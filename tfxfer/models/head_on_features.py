@@ -19,7 +19,7 @@ Example:
 
 import keras
 
-from tfxfer.models.raw_inputs import readable_errors
+from tfxfer.models.input_assertions import readable_errors
 from tfxfer.models.regularized_step import RegularizedStep
 from tfxfer.utils.keras_internals import fit_start_epoch, start_fit_at_epoch
 from tfxfer.utils.xla_errors import xla_errors_explained

@@ -10,30 +10,24 @@ exact meaning is adapted:
   grayscale and RGBA images become RGB in the preprocessor. Float images all
   in [0, 1] (scaled already: the preprocessor would scale them a second
   time), values outside [0, 255] and 16-bit images are refused.
-- labels, for the model's loss (those `compile(loss="auto")` picks, sparse
-  categorical or binary cross-entropy, as loss objects): names are
-  mapped to class ids through `class_names`; exact one-hot rows become class
-  ids (softmax heads); whole-number floats become ids, and ids that are not
-  whole numbers or are out of range are refused. Multi-label (multi-hot)
-  and single-sigmoid heads take values in [0, 1]. With other losses, only
-  names are mapped.
+- labels, for the model's loss: names mapped to class ids, exact one-hot
+  rows made ids, out-of-range or fractional ids refused
+  (`tfxfer.models.label_targets`).
 
 Arrays, tensors and lists are checked here, eagerly, before anything runs. A
 `tf.data.Dataset` is never read ahead (a peek would cost a pass through
 its shuffle buffer): its pipeline gets the same checks, in the graph, on
 the labels of every batch and on the images of each pass's first batch; a
 failed check stops `fit`/`evaluate`/`predict` with the same `ValueError`
-(`readable_errors`).
+(`tfxfer.models.input_assertions`).
 """
-
-import codecs
-import contextlib
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.models.input_assertions import required, shown_shape
+from tfxfer.models.label_targets import LabelTargets
 from tfxfer.preprocessing.image_preprocessor import CHANNELS
 from tfxfer.preprocessing.modality import IMAGE, TEXT, data_modality
 from tfxfer.utils.array_batches import is_array_like
@@ -42,10 +36,6 @@ from tfxfer.utils.array_batches import is_array_like
 # of 255 on 255.00002 now and then: raw pixels within one 8-bit level of the
 # range are raw pixels still.
 PIXEL_ROUNDING = 1.0
-
-_MARK = "<<tfxfer-input>>"
-_MARKED = re.compile(re.escape(_MARK) + "(.*?)" + re.escape(_MARK), re.DOTALL)
-_EXAMPLES = 5
 
 
 def prepared_data(model, method, x, y=None, validation_data=None):
@@ -69,18 +59,6 @@ def prepared_data(model, method, x, y=None, validation_data=None):
             )
             validation_data = (vx, vy, *validation_data[2:]) if len(validation_data) > 1 else (vx,)
     return x, y, validation_data
-
-
-@contextlib.contextmanager
-def readable_errors():
-    """Turns a failed input check of a dataset's pipeline into the `ValueError` it stands for."""
-    try:
-        yield
-    except tf.errors.InvalidArgumentError as error:
-        found = _MARKED.search(str(error))
-        if found is None:
-            raise
-        raise ValueError(_unescaped(found.group(1))) from None
 
 
 def check_labels_given(method, x, y):
@@ -121,13 +99,7 @@ class _Contract:
         self.images = model.modality == IMAGE
         self.texts = model.modality == TEXT
         self.preprocessor = model.preprocessor
-        self.class_names = model.class_names
-        self.num_classes = model.head.num_classes
-        self.labels = None  # another loss: only names are mapped
-        if isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy):
-            self.labels = "class_ids"
-        elif isinstance(model.loss, keras.losses.BinaryCrossentropy):
-            self.labels = "binary" if self.num_classes == 1 else "multi_hot"
+        self.labels = LabelTargets(model)
 
     # --- Arrays, tensors, lists -------------------------------------------
 
@@ -147,7 +119,7 @@ class _Contract:
         if self.images and is_array_like(x) and not isinstance(x, dict):
             x = self._image_batch(x, x_name)
         if labelled and y is not None and is_array_like(y) and not isinstance(y, dict):
-            y = self._label_array(y, y_name)
+            y = self.labels.array(y, y_name)
             if is_array_like(x) and not isinstance(x, dict) and _length(x) != _length(y):
                 raise ValueError(
                     f"{x_name} holds {_length(x)} examples but {y_name} holds {_length(y)} labels; "
@@ -166,7 +138,9 @@ class _Contract:
         if (isinstance(x, np.ndarray) or tf.is_tensor(x)) and len(x.shape) == 2 and x.shape[-1] == 1:
             x = x[:, 0]  # one text column, as `df[["text"]].values` gives it
         if (isinstance(x, np.ndarray) or tf.is_tensor(x)) and len(x.shape) > 1:
-            raise ValueError(f"{name} has shape {_shape(x.shape)}; texts are a list or an array [batch] of strings.")
+            raise ValueError(
+                f"{name} has shape {shown_shape(x.shape)}; texts are a list or an array [batch] of strings."
+            )
         if isinstance(x, tuple):
             x = list(x)
         if isinstance(x, list) or (isinstance(x, np.ndarray) and x.dtype == object):
@@ -218,14 +192,6 @@ class _Contract:
         # pixels at image_size, which it then leaves as they are.
         return np.stack([self.preprocessor.pixels(image).numpy() for image in images])
 
-    def _label_array(self, y, name):
-        if isinstance(y, (list, tuple)) or not tf.is_tensor(y):
-            y = np.asarray(y)
-        labels = tf.convert_to_tensor(y)
-        if labels.dtype != tf.string and self.labels is None:
-            return y
-        return self._targets(labels, name, "").numpy()
-
     # --- Datasets ----------------------------------------------------------
 
     def dataset(self, dataset, x_name, y_name, labelled=True):
@@ -242,12 +208,7 @@ class _Contract:
             )
             return self.dataset(dataset, x_name, y_name, labelled)
         check_images = self.images and isinstance(parts[0], tf.TensorSpec) and self._needs_value_check(parts[0], x_name)
-        check_labels = (
-            labelled
-            and len(parts) > 1
-            and isinstance(parts[1], tf.TensorSpec)
-            and (parts[1].dtype == tf.string or self.labels is not None)
-        )
+        check_labels = labelled and len(parts) > 1 and self.labels.adapts(parts[1])
         if not (check_images or check_labels):
             return dataset
 
@@ -256,7 +217,7 @@ class _Contract:
             if check_images:
                 element[0] = self._check_images(element[0], x_name, " (in a batch of the dataset)")
             if check_labels:
-                element[1] = self._targets(element[1], y_name, " (in a batch of the dataset)")
+                element[1] = self.labels.targets(element[1], y_name, " (in a batch of the dataset)")
             return tuple(element) if isinstance(spec, tuple) else element[0]
 
         # Every batch, in the pipeline: nothing is read ahead, and a min/max
@@ -265,15 +226,15 @@ class _Contract:
 
     def _needs_value_check(self, spec, name):
         """Refuses what the element spec already shows is wrong; True when values must be read."""
-        self._check_image_shape(spec.shape, spec.dtype, name)
+        self._check_imageshown_shape(spec.shape, spec.dtype, name)
         return spec.dtype != tf.uint8
 
     # --- The rules ---------------------------------------------------------
 
-    def _check_image_shape(self, shape, dtype, name):
+    def _check_imageshown_shape(self, shape, dtype, name):
         if shape.rank is not None and shape.rank != 4:
             raise ValueError(
-                f"{name} has shape {_shape(shape)}; images are batches [batch, height, width, channels]"
+                f"{name} has shape {shown_shape(shape)}; images are batches [batch, height, width, channels]"
                 + (" (for a dataset: call .batch())" if shape.rank == 3 else "")
                 + "."
             )
@@ -293,12 +254,12 @@ class _Contract:
 
     def _check_images(self, images, name, scope="", positions=True):
         """`images`, once their values are seen to be raw pixels in [0, 255] (eagerly: raises, else checks in the graph)."""
-        self._check_image_shape(images.shape, images.dtype, name)
+        self._check_imageshown_shape(images.shape, images.dtype, name)
         if images.dtype == tf.uint8 or (tf.executing_eagerly() and int(tf.size(images)) == 0):
             return images
         values = tf.cast(images, tf.float32)
         low, high = tf.reduce_min(values), tf.reduce_max(values)
-        checked = _required(
+        checked = required(
             images,
             tf.reduce_all(tf.math.is_finite(values)) & (low >= -PIXEL_ROUNDING) & (high <= 255.0 + PIXEL_ROUNDING),
             f"{name} has pixel values outside [0, 255]{scope}; the model takes raw pixel values in [0, 255] "
@@ -313,7 +274,7 @@ class _Contract:
         per_image = tf.reshape(values, [tf.shape(values)[0], -1])
         image_high = tf.reduce_max(per_image, axis=1)
         scaled = (tf.reduce_min(per_image, axis=1) >= 0.0) & (image_high <= 1.0) & (image_high > 0.0)
-        return _required(
+        return required(
             checked,
             ~tf.reduce_any(scaled),
             f"{self.method} takes raw pixel values in [0, 255] (uint8 or float); images in {name}{scope} "
@@ -324,147 +285,7 @@ class _Contract:
             tf.where(scaled)[:, 0] if positions else None,
         )
 
-    def _targets(self, y, name, scope):
-        """`y` as the loss takes it (eagerly: raises on bad labels, else checks in the graph)."""
-        if y.dtype == tf.string:
-            y = self._ids_of_names(y, name, scope)
-        if self.labels is None or y.shape.rank is None:
-            return y
-        width = 2 if self.labels == "binary" else self.num_classes
-        rows = y.shape.rank >= 2 and y.shape[-1] not in (1, None)
-        if rows and (y.shape.rank != 2 or y.shape[-1] != width):
-            takes = {
-                "class_ids": f"class ids [batch] or one-hot rows [batch, {width}]",
-                "binary": "labels 0/1 [batch] (or one-hot rows [batch, 2])",
-                "multi_hot": f"multi-hot rows [batch, {width}] (or class ids [batch], one label each)",
-            }[self.labels]
-            raise ValueError(f"{name} has shape {_shape(y.shape)}; this model's head takes {takes}.")
-        if y.dtype == tf.bool:
-            y = tf.cast(y, tf.int32)
-        if y.shape.rank == 2 and y.shape[-1] == 1:
-            # [batch, 1] and [batch] are the same labels; one shape, or a later
-            # fit retraces with labels of unknown rank, which the loss refuses.
-            y = tf.reshape(y, [-1])
-        if self.labels == "multi_hot":
-            if rows:
-                return self._in_unit_range(y, name, scope)
-            ids = self._class_ids(y, name, scope)
-            return tf.one_hot(tf.reshape(ids, [-1]), width, dtype=tf.float32)
-        if rows:
-            y = self._one_hot_ids(y, name, scope)
-        if self.labels == "binary":
-            return self._in_unit_range(y, name, scope)
-        return self._class_ids(y, name, scope)
-
-    def _ids_of_names(self, y, name, scope):
-        if self.class_names is None:
-            raise ValueError(
-                f"{name} holds strings, but this model has no class_names to map them to class ids; build "
-                "the model with class_names=[...] (in output order) or pass class ids."
-            )
-        matches = tf.equal(y[..., None], tf.constant(self.class_names))
-        known = tf.reduce_any(matches, axis=-1)
-        ids = tf.argmax(tf.cast(matches, tf.int32), axis=-1, output_type=tf.int32)
-        return _required(
-            ids,
-            tf.reduce_all(known),
-            f"{name} holds labels that are not in class_names {self.class_names}{scope}",
-            tf.unique(tf.reshape(tf.boolean_mask(y, ~known), [-1]))[0],
-        )
-
-    def _one_hot_ids(self, y, name, scope):
-        values = tf.cast(y, tf.float32)
-        exact = tf.reduce_all((values == 0.0) | (values == 1.0), axis=-1) & (tf.reduce_sum(values, axis=-1) == 1.0)
-        ids = tf.argmax(values, axis=-1, output_type=tf.int32)
-        return _required(
-            ids,
-            tf.reduce_all(exact),
-            f"{name} has rows of {y.shape[-1]} values but they are not exact one-hot (a single 1, the rest 0)"
-            f"{scope}; pass class ids 0..{y.shape[-1] - 1} or exact one-hot rows. A row",
-            tf.boolean_mask(values, ~exact)[:1],
-        )
-
-    def _class_ids(self, y, name, scope):
-        if y.dtype.is_floating:
-            whole = tf.equal(y, tf.round(y))
-            y = _required(
-                y,
-                tf.reduce_all(whole),
-                f"{name} holds class ids that are not whole numbers{scope}; labels are class ids 0..{self.num_classes - 1}",
-                tf.boolean_mask(y, ~whole),
-            )
-        ids = tf.cast(y, tf.int32) if y.dtype.is_floating else y
-        inside = (ids >= 0) & (ids < self.num_classes)
-        return _required(
-            tf.cast(ids, tf.int32),
-            tf.reduce_all(inside),
-            f"{name} holds class ids outside 0..{self.num_classes - 1} ({self.num_classes} classes){scope}",
-            tf.boolean_mask(y, ~inside),
-            f"; class_names are {self.class_names}" if self.class_names else "",
-        )
-
-    def _in_unit_range(self, y, name, scope):
-        values = tf.cast(y, tf.float32)
-        inside = (values >= 0.0) & (values <= 1.0)
-        meaning = (
-            f"0 is {self.class_names[0]!r}, 1 is {self.class_names[1]!r}"
-            if self.labels == "binary" and self.class_names
-            else "one sigmoid output per class"
-            if self.labels == "multi_hot"
-            else "0 and 1 for the negative and the positive class"
-        )
-        return _required(
-            y,
-            tf.reduce_all(inside),
-            f"{name} holds labels outside [0, 1] ({meaning}){scope}",
-            tf.boolean_mask(y, ~inside),
-        )
-
-
-def _required(value, ok, message, examples, after=""):
-    """`value` when `ok`: eagerly, a `ValueError` otherwise; in a graph, `value` behind an assertion.
-
-    The message is `message`, a few of `examples` (the offending values, or
-    None), then `after`.
-    """
-    if tf.executing_eagerly():
-        if not bool(ok):
-            shown = "" if examples is None else f": {_examples(examples).numpy().decode()}"
-            raise ValueError(f"{message}{shown}{after}.")
-        return value
-    parts = [_MARK, message]
-    if examples is not None:
-        parts += [": ", _examples(examples)]
-    parts += [after + ".", _MARK]
-    assertion = tf.debugging.Assert(ok, [tf.strings.join(parts)])
-    with tf.control_dependencies([assertion]):
-        return tf.identity(value)
-
-
-def _examples(values):
-    """A few of `values` as one string: `['moths']` or `[0.5, 3]`."""
-    values = tf.reshape(values, [-1])[:_EXAMPLES]
-    if values.dtype == tf.string:
-        text = tf.strings.join(["'", values, "'"])
-    elif values.dtype.is_floating:
-        text = tf.strings.regex_replace(tf.strings.as_string(values, shortest=True), r"\.0$", "")
-    else:
-        text = tf.strings.as_string(values)
-    return tf.strings.join(["[", tf.strings.reduce_join(text, separator=", "), "]"])
-
-
-def _unescaped(text):
-    """The message as written: TensorFlow C-escapes an assertion's data."""
-    try:
-        return codecs.escape_decode(text.encode("utf-8"))[0].decode("utf-8", "replace")
-    except ValueError:
-        return text
-
 
 def _length(data):
     """The number of examples in an array, tensor or list."""
     return len(data) if isinstance(data, (list, tuple)) else int(data.shape[0]) if data.shape else 1
-
-
-def _shape(shape):
-    return tuple(shape.as_list()) if isinstance(shape, tf.TensorShape) else tuple(shape)

@@ -17,6 +17,7 @@ from tfxfer.models.classification_head import ClassificationHead
 from tfxfer.models.compile_state import CompileState, Compiling
 from tfxfer.models.feature_maps import delta_state, measure_feature_attention, needs_feature_attention
 from tfxfer.models.head_on_features import HeadOnFeatures
+from tfxfer.models.input_assertions import readable_errors
 from tfxfer.models.length_grouping import batches_may_vary_in_length, groups_by_length, token_lengths_of
 from tfxfer.models.model_inputs import (
     activation_for,
@@ -28,7 +29,7 @@ from tfxfer.models.model_inputs import (
     regularizer_from,
 )
 from tfxfer.models.network_export import export_network
-from tfxfer.models.raw_inputs import prepared_data, readable_errors
+from tfxfer.models.raw_inputs import prepared_data
 from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.preprocessing.modality import preprocessor_modality

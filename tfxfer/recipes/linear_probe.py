@@ -1,7 +1,8 @@
 """The `linear_probe` recipe: train only the new head on a frozen backbone."""
 
 from tfxfer.choices import HEAD_LEARNING_RATE
-from tfxfer.models.raw_inputs import prepared_data, readable_errors
+from tfxfer.models.input_assertions import readable_errors
+from tfxfer.models.raw_inputs import prepared_data
 from tfxfer.optimizers.discriminative import optimizer_class
 from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers
 from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches, split_last
