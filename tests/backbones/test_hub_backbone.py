@@ -295,3 +295,16 @@ def test_get_config_round_trip(dict_module):
     clone = HubBackbone.from_config(config)
     assert clone.get_config() == config
     assert clone.trainable and clone.output_key == "pooled_output"
+
+
+def test_layer_groups_round_trip_through_the_config(image_module):
+    from tfxfer import layer_groups
+
+    backbone = HubBackbone(image_module, layer_groups=[("stem", "stem_"), ("blocks", r"b\d+_")])
+    config = backbone.get_config()
+    assert config["layer_groups"] == [["stem", "stem_"], ["blocks", r"b\d+_"]]  # JSON-friendly
+    clone = HubBackbone.from_config(config)
+    assert [group.name for group in layer_groups(clone)] == ["stem", "blocks"]
+    # Configs saved before layer_groups existed load with inferred groups.
+    del config["layer_groups"]
+    assert [group.name for group in layer_groups(HubBackbone.from_config(config))][:2] == ["stem_conv", "stem_bn"]

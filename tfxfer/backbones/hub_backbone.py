@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer.backbones.hub_module import is_remote_handle, load_hub_module, relocated_handle
+from tfxfer.freezing.group_declarations import checked_rules
 from tfxfer.option_errors import OptionValueError
 
 _BATCHNORM_STATISTICS = ("moving_mean", "moving_variance")
@@ -47,6 +48,12 @@ class HubBackbone(keras.layers.Layer):
         arguments: extra keyword arguments passed on every call.
         train_batchnorm: when False, modules with BatchNorm always run in
             inference mode.
+        layer_groups: the module's layer groups, declared as ordered
+            `(group name, regex)` rules over its variable names (see
+            `tfxfer.freezing.group_declarations`), e.g.
+            `[("stem", r"stem_"), ("\\1", r"(b\\d+)_"), ("head", r"head_")]`.
+            Saved in the config. Default: tfxfer's declaration for known
+            module layouts (EfficientNet-Lite), else inferred groups.
         name: layer name.
         dtype: layer dtype; defaults to float32 because a SavedModel's graph
             has fixed dtypes (inputs are cast to the module's dtypes).
@@ -70,6 +77,7 @@ class HubBackbone(keras.layers.Layer):
         signature=None,
         arguments=None,
         train_batchnorm=True,
+        layer_groups=None,
         name=None,
         dtype=None,
         **kwargs,
@@ -86,6 +94,7 @@ class HubBackbone(keras.layers.Layer):
         self.signature = signature
         self.arguments = dict(arguments or {})
         self.train_batchnorm = bool(train_batchnorm)
+        self.layer_groups = checked_rules(layer_groups)
 
         self._hub_module = load_hub_module(handle)
         self._function = self._select_function()
@@ -101,6 +110,11 @@ class HubBackbone(keras.layers.Layer):
             statistic in module_name for module_name, _ in self._module_weights for statistic in _BATCHNORM_STATISTICS
         )
         self.built = True
+        if self.layer_groups is not None:
+            # A rule that matches no variable fails here, not at unfreeze time.
+            from tfxfer.freezing.layer_groups import layer_groups as split_into_groups
+
+            split_into_groups(self)
 
     # --- Module introspection -------------------------------------------
 
@@ -396,6 +410,7 @@ class HubBackbone(keras.layers.Layer):
                 "signature": self.signature,
                 "arguments": self.arguments,
                 "train_batchnorm": self.train_batchnorm,
+                "layer_groups": None if self.layer_groups is None else [list(rule) for rule in self.layer_groups],
             }
         )
         return config

@@ -110,7 +110,7 @@ def _describe_hub(handle):
         f"  inputs: {_spec(backbone.input_structure)}",
         f"  outputs: {_spec(backbone.output_structure)}",
         f"  signatures: {', '.join(sorted(getattr(module, 'signatures', {}) or [])) or 'none'}",
-        f"  layer groups ({len(groups)}, input to output): {_names(groups)}",
+        _groups_line(backbone, groups),
     ]
     return "\n".join(lines)
 
@@ -153,7 +153,7 @@ def _describe_preset(preset):
             + (f", sequence length {length}" if length else "")
             + detail
         )
-    lines.append(f"  layer groups ({len(groups)}, input to output): {_names(groups)}")
+    lines.append(_groups_line(backbone, groups))
     return "\n".join(lines)
 
 
@@ -217,6 +217,21 @@ def _spec(structure):
     ]
     dtype = getattr(structure.dtype, "name", structure.dtype)
     return f"{dtype}[{', '.join(map(str, shape))}]"
+
+
+def _groups_line(backbone, groups):
+    """The layer groups, and whether a declaration or inference made them (so a surprise has a cause)."""
+    from tfxfer.freezing.layer_groups import group_declaration_for
+
+    declaration = group_declaration_for(backbone)
+    if declaration is None:
+        origin = "inferred from variable paths"
+    else:
+        origin = f"from {declaration.source}"
+        inferred = [group.name for group in groups if not group.declared]
+        if inferred:
+            origin += f"; inferred for weights it leaves out: {', '.join(inferred)}"
+    return f"  layer groups ({len(groups)}, input to output, {origin}): {_names(groups)}"
 
 
 def _names(groups):

@@ -1,13 +1,16 @@
 """Splitting a backbone into ordered layer groups (blocks).
 
 One function decides what a "layer group" is for every kind of backbone, so
-`TransferModel.unfreeze(top=k)`, gradual unfreezing and discriminative
-learning rates all count the same units.
+`TransferModel.unfreeze(top=k)`, gradual unfreezing, discriminative
+learning rates and `tfxfer info` all count the same units: the backbone's
+declaration where it has one (`tfxfer.freezing.group_declarations`), else
+groups inferred from variable paths.
 """
 
 import dataclasses
 import re
 
+from tfxfer.freezing.group_declarations import group_declaration, module_layout_declaration
 from tfxfer.utils.keras_internals import nested_layers, trainable_capable_weights
 
 # A block name is the leading part of a variable path up to its first
@@ -20,10 +23,15 @@ _DIMENSIONAL_LAYER = re.compile(r"(conv|pooling|sampling|padding|cropping|dropou
 
 @dataclasses.dataclass
 class LayerGroup:
-    """A named, ordered group of backbone weights (a block or a layer)."""
+    """A named, ordered group of backbone weights (a block or a layer).
+
+    `declared` says whether a declaration named the group (False: inferred
+    from variable paths).
+    """
 
     name: str
     weights: list
+    declared: bool = False
 
     @property
     def trainable_weights(self):
@@ -59,18 +67,50 @@ def layer_groups(backbone):
     are grouped (BatchNorm moving statistics are not), whatever the current
     `trainable` flags say.
 
+    The backbone's declaration (`group_declaration_for`) names the groups
+    where it has one; weights it leaves out, and backbones without one, get
+    the group `group_name` infers from their path.
+
     Example:
 
     >>> [group.name for group in layer_groups(model.backbone)][-3:]
-    ['b15', 'head_conv', 'head_bn']
+    ['b14', 'b15', 'head']
+
+    Raises:
+        ValueError: the declaration, or one of its rules, matches no weight.
     """
     named = named_backbone_weights(backbone)
-    groups = _group_by(named, group_name)
-    if len(groups) < 2:
-        # Everything fell into one numbered prefix (e.g. a wrapping model's
-        # name): fall back to one group per layer.
-        groups = _group_by(named, _layer_name)
-    return [LayerGroup(name, weights) for name, weights in groups.items()]
+    declaration = group_declaration_for(backbone, named)
+    if declaration is None:
+        groups = _group_by(named, group_name)
+        if len(groups) < 2:
+            # Everything fell into one numbered prefix (e.g. a wrapping model's
+            # name): fall back to one group per layer.
+            groups = _group_by(named, _layer_name)
+        return [LayerGroup(name, weights) for name, weights in groups.items()]
+    declared = declaration.group_names(named, _describe(backbone))
+    groups = _group_by(named, lambda path: declared[path] if path in declared else group_name(path))
+    declared_names = set(declared.values())
+    return [LayerGroup(name, weights, declared=name in declared_names) for name, weights in groups.items()]
+
+
+def group_declaration_for(backbone, named_weights=None):
+    """The `GroupDeclaration` deciding `backbone`'s groups, or None where they are inferred.
+
+    Example:
+
+    >>> group_declaration_for(model.backbone).source
+    "tfxfer's layer groups for the EfficientNet-Lite feature vector module layout"
+    """
+    declaration = group_declaration(backbone)
+    if declaration is None and getattr(backbone, "module_weights", None) is not None:
+        declaration = module_layout_declaration(named_weights or named_backbone_weights(backbone))
+    return declaration
+
+
+def _describe(backbone):
+    handle = getattr(backbone, "handle", None)
+    return f"{type(backbone).__name__} '{backbone.name}'" + (f" (module '{handle}')" if handle else "")
 
 
 def _group_by(named_weights, key):

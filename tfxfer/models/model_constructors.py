@@ -26,6 +26,7 @@ def from_hub(
     arguments=None,
     trainable_backbone=False,
     train_batchnorm=False,
+    layer_groups=None,
     **kwargs,
 ):
     """Builds a model on a TF Hub module.
@@ -44,7 +45,9 @@ def from_hub(
             TF Hub convention).
         input_shape, dropout, trainable_backbone, train_batchnorm: see
             the class docstring; `output_key`, `signature`,
-            `arguments`: see `HubBackbone`.
+            `arguments`, `layer_groups` (the module's layer groups as
+            `(group name, regex)` rules, saved with the model): see
+            `HubBackbone`.
         **kwargs: passed to the constructor (activation, pooling, ...).
 
     Example:
@@ -63,6 +66,7 @@ def from_hub(
         signature=signature,
         arguments=arguments,
         train_batchnorm=train_batchnorm,
+        layer_groups=layer_groups,
         name="backbone",
     )
     if preprocessor is not None and not isinstance(preprocessor, keras.layers.Layer):
