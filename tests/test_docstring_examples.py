@@ -47,6 +47,7 @@ DOCTESTED = [
     "tfxfer.reports.figure_files.drawable_labels",
     "tfxfer.data.text_columns",
     "tfxfer.models.input_assertions",
+    "tfxfer.freezing.group_declarations.checked_rules",
 ]
 
 

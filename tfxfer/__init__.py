@@ -27,6 +27,7 @@ _PUBLIC_NAMES = {
     "ClassificationHead": "tfxfer.models.classification_head",
     "LayerGroup": "tfxfer.freezing.layer_groups",
     "layer_groups": "tfxfer.freezing.layer_groups",
+    "register_layer_groups": "tfxfer.freezing.group_declarations",
     "load_hub_module": "tfxfer.backbones.hub_module",
     "resolve_handle": "tfxfer.backbones.hub_module",
     "load_preset": "tfxfer.backbones.preset_loading",

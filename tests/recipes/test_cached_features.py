@@ -243,7 +243,7 @@ def test_folders_of_killed_processes_are_removed_by_the_next_cache(image_module,
     model = image_model(image_module)
     model.freeze_backbone()
     cache = CachedFeatures(model, image_data(), memory_budget=100, directory=tmp_path, verbose=0)
-    assert [path.name for path in tmp_path.iterdir()] == [pathlib.Path(cache._directory).name]
+    assert [path.name for path in tmp_path.iterdir()] == [pathlib.Path(cache.directory).name]
     cache.close()
     assert not list(tmp_path.iterdir())
 

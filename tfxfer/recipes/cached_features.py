@@ -189,6 +189,11 @@ class CachedFeatures:
             data = data.map(lambda x, *rest: (x[0], *rest))
         return data.prefetch(tf.data.AUTOTUNE)
 
+    @property
+    def directory(self):
+        """The folder of the features kept on disk (None: all in memory, or closed)."""
+        return self._directory
+
     def close(self):
         """Removes the files of features kept on disk."""
         if self._directory:
