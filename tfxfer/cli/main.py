@@ -266,13 +266,17 @@ def main(argv=None):
 
 
 def _show_data_notes_in_cli_words(command):
-    """The loaders' notes (`DataNote` warnings) name Python arguments; here they are shown with the flags."""
-    from tfxfer.data.data_report import DataNote
+    """The loaders' notes (`DataNote` warnings) name Python arguments; here they are shown with the flags.
 
+    `tfxfer.data` imports TensorFlow, so it is not imported here: a note can
+    only come from a loader, which has imported it by then. A refusal made
+    before any loading (a finished run, a missing folder) starts no TensorFlow.
+    """
     show = warnings.showwarning
 
     def show_note(message, category, *args, **kwargs):
-        if isinstance(message, DataNote):
+        data_report = sys.modules.get("tfxfer.data.data_report")
+        if data_report is not None and isinstance(message, data_report.DataNote):
             print(f"tfxfer {command}: note: {message.cli_message}", file=sys.stderr)
         else:
             show(message, category, *args, **kwargs)

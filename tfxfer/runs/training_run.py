@@ -2,7 +2,9 @@
 
 This module decides which job runs (a new run, a resume, a restarted job, a
 worker beside the chief), under which strategy and dtype policy;
-`tfxfer.runs.training_job.TrainingJob` runs its stages.
+`tfxfer.runs.training_job.TrainingJob` runs its stages; it (and with it
+TensorFlow) is imported only when a job starts, so a refused resume or a
+restarted job that already completed answers without it.
 """
 
 import contextlib
@@ -20,7 +22,6 @@ from tfxfer.runs.progress import speaker
 from tfxfer.runs.run_data import data_modality
 from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.train_config import TrainConfig
-from tfxfer.runs.training_job import TrainingJob, lock_run_folder
 
 
 def train_run(config, verbose=1):
@@ -139,6 +140,7 @@ def _start(config, verbose, folder):
     import keras
 
     from tfxfer.distribute import select_strategy, worker_role
+    from tfxfer.runs.training_job import TrainingJob, lock_run_folder
 
     say = speaker(verbose)
     started = time.time()
@@ -192,6 +194,8 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
     worker), with its run folder and export in a temporary place it removes.
     A restarted job starts from a copy of the chief's last backup and best
     checkpoint, so every worker continues from the same weights."""
+    from tfxfer.runs.training_job import TrainingJob
+
     _remove_dead_scratch_folders()
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     say = speaker(verbose)
