@@ -7,6 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
+from tests.conftest import make_image_folder, relocated_copy
 from tests.subprocesses import killed, run, run_in_process, tfxfer_command
 from tfxfer.runs.run_folder import RunFolder
 
@@ -29,17 +30,39 @@ def _only_run_folder(tmp_path):
     return RunFolder(folder)
 
 
-_REFERENCE = {}
+def _reset_keras():
+    # A module fixture is set up before the test's own autouse reset (tests/conftest.py).
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(0)
 
 
-def _reference(image_module, image_folder, tmp_path):
-    """An uninterrupted run's metrics (the image_folder fixture's data is the same in every test)."""
-    if _REFERENCE:
-        return _REFERENCE["metrics"]
-    result = run_in_process(*_train_arguments(image_module, image_folder, tmp_path / "reference", export=False))
+@pytest.fixture(scope="module")
+def uninterrupted_run(image_module, tmp_path_factory):
+    """One uninterrupted run, no export, on the image_folder fixture's images (the same every time).
+
+    The reference for the resumed runs' metrics, and the completed run that
+    test_resume_refusals resumes (on a copy of its own).
+    """
+    _reset_keras()
+    base = tmp_path_factory.mktemp("uninterrupted")
+    image_folder = make_image_folder(base)
+    result = run_in_process(*_train_arguments(image_module, image_folder, base, export=False))
     assert result.returncode == 0, result.stderr[-3000:]
-    _REFERENCE["metrics"] = json.loads(_only_run_folder(tmp_path / "reference").metrics_file.read_text())
-    return _REFERENCE["metrics"]
+    return base
+
+
+@pytest.fixture(scope="module")
+def killed_after_the_head_phase(image_module, tmp_path_factory):
+    """A run killed (SIGKILL, a real process) at the end of its first epoch, the head phase; and its data.
+
+    For the tests of what a resume does with data that moved: each works on
+    a copy of its own (`relocated_copy`: the run's files name the copy's data).
+    """
+    base = tmp_path_factory.mktemp("killed_after_head")
+    image_folder = make_image_folder(base)
+    command = _train_command(image_module, image_folder, base, export=False)
+    assert killed(run(command, kill_at="train:epoch-end@1"))
+    return base
 
 
 @pytest.mark.parametrize(
@@ -53,7 +76,9 @@ def _reference(image_module, image_folder, tmp_path):
         ("export:before-placing", 3, True),  # the export half written
     ],
 )
-def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kill_at, epochs_before, export):
+def test_killed_run_resumes_to_the_end(
+    image_module, image_folder, uninterrupted_run, tmp_path, kill_at, epochs_before, export
+):
     command = _train_command(image_module, image_folder, tmp_path, export)
     assert killed(run(command, kill_at=kill_at))
     folder = _only_run_folder(tmp_path)
@@ -83,7 +108,7 @@ def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kil
         assert sorted(p.name for p in base.iterdir()) == ["1"]
         assert "serving_default" in tf.saved_model.load(str(base / "1")).signatures
 
-    reference = _reference(image_module, image_folder, tmp_path)
+    reference = json.loads(_only_run_folder(uninterrupted_run).metrics_file.read_text())
     # The epochs before the kill are the uninterrupted run's, exactly; the
     # epochs after it see the data in another shuffled order (a new
     # process), so they agree within noise.
@@ -93,9 +118,8 @@ def test_killed_run_resumes_to_the_end(image_module, image_folder, tmp_path, kil
     assert metrics["evaluation"]["accuracy"] == pytest.approx(reference["evaluation"]["accuracy"], abs=0.25)
 
 
-def test_resume_refusals(image_module, image_folder, tmp_path):
-    assert run_in_process(*_train_arguments(image_module, image_folder, tmp_path, export=False)).returncode == 0
-    folder = _only_run_folder(tmp_path)
+def test_resume_refusals(uninterrupted_run, tmp_path):
+    folder = _only_run_folder(relocated_copy(uninterrupted_run, tmp_path / "completed"))
     again = run_in_process("train", "--resume", folder.path)
     assert again.returncode == 2 and "already completed; there is nothing to resume" in again.stderr
     assert "start a new run with tfxfer train" in again.stderr
@@ -134,12 +158,11 @@ def test_interrupt_marks_the_run(image_module, image_folder, tmp_path):
     assert f"--resume {_only_run_folder(tmp_path).path}" in stderr
 
 
-def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(image_module, image_folder, tmp_path):
+def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(killed_after_the_head_phase, tmp_path):
     import shutil
 
-    command = _train_command(image_module, image_folder, tmp_path, export=False)
-    assert killed(run(command, kill_at="train:epoch-end@1"))
-    folder = _only_run_folder(tmp_path)
+    copy = relocated_copy(killed_after_the_head_phase, tmp_path / "killed")
+    image_folder, folder = copy / "shapes", _only_run_folder(copy)
     moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
     stuck = run_in_process("train", "--resume", folder.path)
     assert stuck.returncode == 2 and "no longer exists" in stuck.stderr, stuck.stderr[-2000:]
@@ -158,13 +181,12 @@ def test_a_killed_run_whose_data_moved_resumes_with_the_new_path(image_module, i
 
 
 def test_moved_data_that_is_not_the_runs_data_is_refused_and_the_run_stays_resumable(
-    image_module, image_folder, tmp_path
+    killed_after_the_head_phase, tmp_path
 ):
     import shutil
 
-    command = _train_command(image_module, image_folder, tmp_path, export=False)
-    assert killed(run(command, kill_at="train:epoch-end@1"))
-    folder = _only_run_folder(tmp_path)
+    copy = relocated_copy(killed_after_the_head_phase, tmp_path / "killed")
+    image_folder, folder = copy / "shapes", _only_run_folder(copy)
     recorded = folder.config_file.read_text()
     moved = shutil.move(str(image_folder), str(tmp_path / "moved"))
     other = tmp_path / "other"
