@@ -48,6 +48,7 @@ DOCTESTED = [
     "tfxfer.data.text_columns",
     "tfxfer.models.input_assertions",
     "tfxfer.freezing.group_declarations.checked_rules",
+    "tfxfer.backbones.module_inputs",
 ]
 
 

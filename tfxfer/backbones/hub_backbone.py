@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfxfer.backbones.hub_module import is_remote_handle, load_hub_module, relocated_handle
+from tfxfer.backbones.module_inputs import conformed_inputs, describe_value
 from tfxfer.freezing.group_declarations import checked_rules
 from tfxfer.option_errors import OptionValueError
 
@@ -323,7 +324,7 @@ class HubBackbone(keras.layers.Layer):
         except (ValueError, TypeError) as error:
             raise ValueError(
                 f"{self._describe()} cannot be called on "
-                f"{_describe_value(inputs)}. The module accepts: "
+                f"{describe_value(inputs)}. The module accepts: "
                 f"{self._describe_accepted()}. ({error})"
             ) from None
 
@@ -337,58 +338,13 @@ class HubBackbone(keras.layers.Layer):
         return names
 
     def _describe_accepted(self):
-        return " or ".join(_describe_value(structure) for structure in self._input_structures) or "unknown inputs"
+        return " or ".join(describe_value(structure) for structure in self._input_structures) or "unknown inputs"
 
     def _conform_inputs(self, inputs):
         """Checks keys, ranks and shapes; casts dtypes to the module's."""
         if not self._input_structures:
             return inputs
-        expected = self.input_structure
-        if isinstance(expected, dict) and not isinstance(inputs, dict):
-            if self.signature is not None and len(expected) == 1:
-                (name,) = expected
-                return {name: self._conform_tensor(inputs, expected[name])}
-            raise ValueError(
-                f"{self._describe()} expects a dict of inputs with keys "
-                f"{sorted(expected)}, got {_describe_value(inputs)}."
-            )
-        if isinstance(expected, dict):
-            missing = sorted(set(expected) - set(inputs))
-            if missing:
-                raise ValueError(
-                    f"{self._describe()} is missing inputs {missing}: it "
-                    f"expects keys {sorted(expected)}, got {sorted(inputs)}."
-                )
-            return {key: self._conform_tensor(inputs[key], expected[key], key) for key in expected}
-        if isinstance(inputs, dict):
-            raise ValueError(
-                f"{self._describe()} expects a single tensor "
-                f"{_describe_value(expected)}, got a dict with keys "
-                f"{sorted(inputs)}."
-            )
-        return self._conform_tensor(inputs, expected)
-
-    def _conform_tensor(self, value, spec, key=None):
-        if not isinstance(spec, tf.TensorSpec):
-            return value
-        value = tf.convert_to_tensor(value) if not tf.is_tensor(value) else value
-        where = f"input '{key}'" if key else "input"
-        if value.dtype != spec.dtype:
-            if _castable(value.dtype, spec.dtype):
-                value = tf.cast(value, spec.dtype)
-            else:
-                raise ValueError(
-                    f"{self._describe()}: {where} has dtype "
-                    f"{value.dtype.name}, but the module expects "
-                    f"{spec.dtype.name}."
-                )
-        if not value.shape.is_compatible_with(spec.shape):
-            raise ValueError(
-                f"{self._describe()}: {where} has shape "
-                f"{_shape(value.shape)}, but the module expects "
-                f"{_shape(spec.shape)} (None = any size)." + _shape_hint(value.shape, spec.shape)
-            )
-        return value
+        return conformed_inputs(inputs, self.input_structure, self._describe(), by_signature=self.signature is not None)
 
     def _select_output(self, outputs):
         if not isinstance(outputs, dict):
@@ -445,31 +401,3 @@ def _absolute_if_local(handle):
         if os.path.exists(path):
             return os.path.abspath(path)
     return handle
-
-
-def _castable(source, target):
-    return (source.is_floating and target.is_floating) or (source.is_integer and target.is_integer)
-
-
-def _shape(shape):
-    return "unknown" if shape.rank is None else str(tuple(shape.as_list()))
-
-
-def _shape_hint(received, expected):
-    if received.rank is None or expected.rank is None:
-        return ""
-    if received.rank == expected.rank - 1:
-        return " It looks like the batch dimension is missing."
-    if received.rank != expected.rank:
-        return f" The ranks differ ({received.rank} vs {expected.rank})."
-    return ""
-
-
-def _describe_value(value):
-    if isinstance(value, dict):
-        inner = ", ".join(f"{key}: {_describe_value(item)}" for key, item in sorted(value.items()))
-        return "{" + inner + "}"
-    if isinstance(value, tf.TensorSpec) or tf.is_tensor(value) or hasattr(value, "dtype"):
-        dtype = tf.as_dtype(value.dtype).name
-        return f"{dtype}{_shape(tf.TensorShape(value.shape))}"
-    return type(value).__name__
