@@ -1,6 +1,11 @@
 """One worker of a local multi-worker job, or the same job in one process.
 
 Usage: multi_worker_worker.py CASE OUTPUT [HUB_MODULE]
+       multi_worker_worker.py CASE,CASE,... OUTPUT_FOLDER HUB_MODULE
+
+Several cases (comma-separated) run one after the other in the same
+processes, each from the same seeds, each written to OUTPUT_FOLDER/CASE.npz:
+one start-up of TensorFlow and of the cluster for all of them.
 
 Under a multi-worker `TF_CONFIG` (as `tfxfer.distribute.LocalCluster` sets
 it) this is one worker of the job; without one, the default strategy in one
@@ -20,7 +25,7 @@ import json
 import os
 import sys
 
-case, output = sys.argv[1], sys.argv[2]
+cases, output = sys.argv[1].split(","), sys.argv[2]
 multi_worker = "TF_CONFIG" in os.environ
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"] if multi_worker else 0
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,8 +35,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy() if multi_worker else tf.distribute.get_strategy()
-keras.utils.set_random_seed(0)
-rng = np.random.default_rng(0)
+
+
+def seed():
+    """The same seeds at the start of every case, so that a case's run does not depend on those before it."""
+    global rng
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
 
 
 def plain_keras():
@@ -50,7 +60,7 @@ def plain_keras():
             json.dump(outcome, file)
 
 
-def transfer_step(handle):
+def transfer_step(case, handle, output):
     import tfxfer
 
     with strategy.scope():
@@ -91,7 +101,13 @@ def transfer_step(handle):
         )
 
 
-if case == "plain_keras":
+if cases == ["plain_keras"]:
+    seed()
     plain_keras()
+elif len(cases) == 1:
+    seed()
+    transfer_step(cases[0], sys.argv[3], output)
 else:
-    transfer_step(sys.argv[3])
+    for case in cases:
+        seed()
+        transfer_step(case, sys.argv[3], os.path.join(output, f"{case}.npz"))

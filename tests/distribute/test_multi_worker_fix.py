@@ -49,12 +49,29 @@ def test_upstream_keras_still_needs_the_fix(tmp_path):
     assert "PerReplica" in outcome["error"] or "DistributedValues" in outcome["error"], outcome["error"]
 
 
-@pytest.mark.parametrize("case", ["l2sp", "discriminative", "gradual"])
-def test_two_workers_take_the_single_process_step(case, image_module, tmp_path):
+CASES = ["l2sp", "discriminative", "gradual"]
+
+
+@pytest.fixture(scope="module")
+def every_case_stepped(image_module, tmp_path_factory):
+    """Every case's step on two workers and in one process: all cases in the same processes, one after another.
+
+    One start-up of TensorFlow and of the cluster for the three cases (each
+    case starts from the same seeds, see multi_worker_worker.py).
+    """
+    tmp_path = tmp_path_factory.mktemp("steps")
+    (tmp_path / "two").mkdir()
+    (tmp_path / "one").mkdir()
+    _two_workers(tmp_path, ",".join(CASES), tmp_path / "two", image_module)
+    _one_process(tmp_path, ",".join(CASES), tmp_path / "one", image_module)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_workers_take_the_single_process_step(case, every_case_stepped):
     """2 workers × 1 replica on one global batch = one process on it: the penalty counts once."""
-    _two_workers(tmp_path, case, tmp_path / "two.npz", image_module)
-    _one_process(tmp_path, case, tmp_path / "one.npz", image_module)
-    two, one = np.load(tmp_path / "two.npz"), np.load(tmp_path / "one.npz")
+    two = np.load(every_case_stepped / "two" / f"{case}.npz")
+    one = np.load(every_case_stepped / "one" / f"{case}.npz")
     assert int(two["replicas"]) == 2 and int(one["replicas"]) == 1
     assert set(two.files) == set(one.files)
     differences = {key: float(np.abs(two[key] - one[key]).max()) for key in one.files if key != "replicas"}
