@@ -35,11 +35,13 @@ def test_cache_features_with_augmentation_is_refused_naming_both(image_module, i
 
 def test_cache_features_by_default_is_used_only_where_it_can_be(image_module, image_folder, tmp_path):
     # Not given: augmentation trains on fresh images, no refusal; without augmentation the cache is used.
-    augmented = train_run(_config(image_module, image_folder, tmp_path, recipe="linear_probe"), verbose=0)
+    # (No exports: they are not the point here, and each costs a SavedModel and a fresh process.)
+    probe = dict(recipe="linear_probe", export=False)
+    augmented = train_run(_config(image_module, image_folder, tmp_path, **probe), verbose=0)
     assert augmented["cached_features"] is None
-    plain = train_run(_config(image_module, image_folder, tmp_path, recipe="linear_probe", augment="none"), verbose=0)
+    plain = train_run(_config(image_module, image_folder, tmp_path, augment="none", **probe), verbose=0)
     assert plain["cached_features"]["examples"] == 24
-    asked = _config(image_module, image_folder, tmp_path, recipe="linear_probe", augment="none", cache_features=True)
+    asked = _config(image_module, image_folder, tmp_path, augment="none", cache_features=True, **probe)
     assert train_run(asked, verbose=0)["cached_features"]["examples"] == 24
 
 
