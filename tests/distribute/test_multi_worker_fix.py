@@ -44,7 +44,7 @@ def test_upstream_keras_still_needs_the_fix(tmp_path):
     outcome = json.loads((tmp_path / "plain.json").read_text())
     assert outcome["fit"] == "failed", (
         f"Plain Keras now trains on two workers: {UPSTREAM_ISSUE} is fixed upstream. Remove "
-        "tfxfer/distribute/multi_worker_fix.py and TransferModel._maybe_symbolic_build."
+        "tfxfer/distribute/multi_worker_fix.py and the MultiWorkerFix base of TransferModel."
     )
     assert "PerReplica" in outcome["error"] or "DistributedValues" in outcome["error"], outcome["error"]
 
