@@ -12,12 +12,13 @@ from tfxfer.runs.run_folder import RunFolder
 TIMEOUT = 300
 
 
-def _train_arguments(image_module, image_folder, tmp_path, run_folder):
+def _train_arguments(image_module, image_folder, tmp_path, run_folder, export=True):
+    """`export=False` where a test checks no export (each costs a SavedModel and a fresh-process check)."""
     return [
         "train", "--backbone", image_module, "--data", image_folder, "--image-size", 10, 10, "--augment", "none",
         "--head-epochs", 1, "--epochs", 2, "--batch-size", 8, "--head-learning-rate", 0.05,
         "--learning-rate", 0.01, "--export-dir", tmp_path / "saved_models", "--name", "shapes",
-        "--run-folder", run_folder, "--verbose", 2,
+        "--run-folder", run_folder, "--verbose", 2, "--export" if export else "--no-export",
     ]  # fmt: skip
 
 
@@ -46,7 +47,8 @@ def single_process_run(image_module, tmp_path_factory):
     """
     tmp_path = tmp_path_factory.mktemp("single")
     folder = _image_folder_copy(tmp_path)
-    arguments = _train_arguments(image_module, folder, tmp_path, tmp_path / "run") + ["--strategy", "multi_worker"]
+    arguments = _train_arguments(image_module, folder, tmp_path, tmp_path / "run", export=False)
+    arguments += ["--strategy", "multi_worker"]
     result = run(tfxfer_command(*arguments), timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder, _metrics(tmp_path / "run")
@@ -85,7 +87,7 @@ def test_killed_worker_restarts_from_the_last_epoch(image_module, single_process
     from tfxfer.freezing.layer_groups import named_backbone_weights
 
     image_folder, reference = single_process_run
-    arguments = _train_arguments(image_module, image_folder, tmp_path, tmp_path / "run")
+    arguments = _train_arguments(image_module, image_folder, tmp_path, tmp_path / "run", export=False)
     # Worker 1 dies in the middle of epoch 3 (step 8 of 9); the chief's collectives fail, the job stops.
     first = _launch(arguments, tmp_path, kill_at="train:batch-end@8", TFXFER_FAULT_WORKER="1")
     assert first.returncode == 137  # 128 + SIGKILL, as a shell reports it

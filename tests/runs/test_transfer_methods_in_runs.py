@@ -67,6 +67,7 @@ def test_delta_wise_ft_and_the_learning_rate_finder_in_one_run(tiny_bert_preset,
             delta_layers=["transformer_layer_1"],
             wise_ft="auto",
             learning_rate="auto",
+            export=False,  # the mixed model's export: test_a_wise_ft_run_killed_before_its_mixed_model_...
         ),
         verbose=0,
     )
