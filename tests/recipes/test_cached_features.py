@@ -302,3 +302,16 @@ def test_a_backup_restored_in_the_cached_phase_starts_the_fit_at_its_epoch(image
     straight = image_model(image_module)
     linear_probe(straight, image_data(), **options)
     assert heads_differ(resumed, straight) < 1e-5
+
+
+def test_what_callbacks_add_to_the_logs_reaches_the_history(image_module):
+    histories = {}
+    for cache in (True, False):
+        model = image_model(image_module)
+        halving = keras.callbacks.LearningRateScheduler(lambda epoch, rate: 0.05 / 2**epoch)
+        histories[cache] = linear_probe(
+            model, image_data(), epochs=3, learning_rate=0.05, cache_features=cache, callbacks=[halving], verbose=0
+        )
+    assert histories[True].cached_features is not None
+    assert histories[True].history["learning_rate"] == pytest.approx([0.05, 0.025, 0.0125])
+    np.testing.assert_allclose(histories[True].history["loss"], histories[False].history["loss"], rtol=1e-5)

@@ -70,52 +70,61 @@ class HeadOnFeatures(RegularizedStep, keras.Model):
 
 
 class _OnTransferModel(keras.callbacks.Callback):
-    """Runs `callbacks` on the transfer model while its head model fits, and passes back what they decide."""
+    """Runs `callbacks` on the transfer model while its head model fits, and passes back what they decide.
+
+    The callbacks get the fit's own `logs` dicts (not copies), so what they
+    add (a learning-rate callback's `learning_rate`) reaches the History.
+    """
 
     def __init__(self, model, callbacks):
         super().__init__()
         self._transfer_model = model
-        self._callbacks = keras.callbacks.CallbackList(callbacks, model=model)
+        # A CallbackList sets each callback's model to the transfer model.
+        self._callbacks = keras.callbacks.CallbackList(callbacks, model=model).callbacks
+
+    def _each(self, hook, *args):
+        for callback in self._callbacks:
+            getattr(callback, hook)(*args)
 
     def set_params(self, params):
         super().set_params(params)
-        self._callbacks.set_params(params)
+        self._each("set_params", params)
 
     def on_train_begin(self, logs=None):
         self._transfer_model.stop_training = False
-        self._callbacks.on_train_begin(logs)
+        self._each("on_train_begin", logs)
         # A restored backup tells the fit where to start (Keras reads it after on_train_begin).
         start_fit_at_epoch(self.model, fit_start_epoch(self._transfer_model))
 
     def on_train_end(self, logs=None):
-        self._callbacks.on_train_end(logs)
+        self._each("on_train_end", logs)
         start_fit_at_epoch(self.model, None)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._callbacks.on_epoch_begin(epoch, logs)
+        self._each("on_epoch_begin", epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._callbacks.on_epoch_end(epoch, logs)
+        self._each("on_epoch_end", epoch, logs)
         self._pass_back_stop()
 
     def on_train_batch_begin(self, batch, logs=None):
-        self._callbacks.on_train_batch_begin(batch, logs)
+        self._each("on_train_batch_begin", batch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        self._callbacks.on_train_batch_end(batch, logs)
+        self._each("on_train_batch_end", batch, logs)
         self._pass_back_stop()
 
     def on_test_begin(self, logs=None):
-        self._callbacks.on_test_begin(logs)
+        self._each("on_test_begin", logs)
 
     def on_test_end(self, logs=None):
-        self._callbacks.on_test_end(logs)
+        self._each("on_test_end", logs)
 
     def on_test_batch_begin(self, batch, logs=None):
-        self._callbacks.on_test_batch_begin(batch, logs)
+        self._each("on_test_batch_begin", batch, logs)
 
     def on_test_batch_end(self, batch, logs=None):
-        self._callbacks.on_test_batch_end(batch, logs)
+        self._each("on_test_batch_end", batch, logs)
 
     def _pass_back_stop(self):
         if self._transfer_model.stop_training:
