@@ -43,6 +43,16 @@ def test_images_in_unit_range_are_refused_in_a_dataset(image_module):
         model.fit(x * 255, y, validation_data=_dataset(x, y), epochs=1, verbose=0)
 
 
+def test_images_scaled_to_minus_1_1_are_refused(image_module):
+    model = _model(image_module)
+    scaled = random_images(3) / 127.5 - 1.0
+    for x in (scaled, list(scaled), _dataset(scaled)):
+        with pytest.raises(ValueError, match=r"predict takes raw pixel values.*all in \[0, 1\] or \[-1, 1\]"):
+            model.predict(x, verbose=0)
+    with pytest.raises(ValueError, match=r"x has pixel values outside \[0, 255\]"):
+        model.predict(random_images(2) / -255.0, verbose=0)  # [-1, 0]
+
+
 def test_pixel_values_outside_0_255_and_16_bit_images_are_refused(image_module):
     model = _model(image_module)
     too_bright = random_images(2) * 2

@@ -8,8 +8,8 @@ exact meaning is adapted:
 - images: a list of differently sized images is resized by the model's
   preprocessor; one image `[h, w, c]` is a batch of one for `predict`;
   grayscale and RGBA images become RGB in the preprocessor. Float images all
-  in [0, 1] (scaled already: the preprocessor would scale them a second
-  time), values outside [0, 255] and 16-bit images are refused.
+  in [0, 1] or [-1, 1] (scaled already: the preprocessor would scale them a
+  second time), values outside [0, 255] and 16-bit images are refused.
 - labels, for the model's loss: names mapped to class ids, exact one-hot
   rows made ids, out-of-range or fractional ids refused
   (`tfxfer.models.label_targets`).
@@ -33,9 +33,9 @@ from tfxfer.preprocessing.modality import IMAGE, TEXT, data_modality
 from tfxfer.utils.array_batches import is_array_like
 
 # Interpolation in resizing and augmentation (rotation, zoom) lands a pixel
-# of 255 on 255.00002 now and then: raw pixels within one 8-bit level of the
-# range are raw pixels still.
-PIXEL_ROUNDING = 1.0
+# of 255 on 255.00002 now and then: values within half an 8-bit level of the
+# range round to raw pixels still. (Not more: [-1, 1] is a scaling.)
+PIXEL_ROUNDING = 0.5
 
 
 def prepared_data(model, method, x, y=None, validation_data=None):
@@ -226,12 +226,12 @@ class _Contract:
 
     def _needs_value_check(self, spec, name):
         """Refuses what the element spec already shows is wrong; True when values must be read."""
-        self._check_imageshown_shape(spec.shape, spec.dtype, name)
+        self._check_image_shape(spec.shape, spec.dtype, name)
         return spec.dtype != tf.uint8
 
     # --- The rules ---------------------------------------------------------
 
-    def _check_imageshown_shape(self, shape, dtype, name):
+    def _check_image_shape(self, shape, dtype, name):
         if shape.rank is not None and shape.rank != 4:
             raise ValueError(
                 f"{name} has shape {shown_shape(shape)}; images are batches [batch, height, width, channels]"
@@ -254,34 +254,38 @@ class _Contract:
 
     def _check_images(self, images, name, scope="", positions=True):
         """`images`, once their values are seen to be raw pixels in [0, 255] (eagerly: raises, else checks in the graph)."""
-        self._check_imageshown_shape(images.shape, images.dtype, name)
+        self._check_image_shape(images.shape, images.dtype, name)
         if images.dtype == tf.uint8 or (tf.executing_eagerly() and int(tf.size(images)) == 0):
             return images
         values = tf.cast(images, tf.float32)
+        if images.dtype.is_floating:
+            # First, so that images scaled to [-1, 1] are named as scaled, not as out of range.
+            images = self._check_not_scaled(images, values, name, scope, positions)
         low, high = tf.reduce_min(values), tf.reduce_max(values)
-        checked = required(
+        return required(
             images,
             tf.reduce_all(tf.math.is_finite(values)) & (low >= -PIXEL_ROUNDING) & (high <= 255.0 + PIXEL_ROUNDING),
             f"{name} has pixel values outside [0, 255]{scope}; the model takes raw pixel values in [0, 255] "
             "(uint8 or float). Lowest and highest",
             tf.stack([low, high]),
         )
-        if not images.dtype.is_floating:
-            return checked
+
+    def _check_not_scaled(self, images, values, name, scope, positions):
+        """Refuses float images all in [0, 1] or [-1, 1]: the preprocessor would scale them a second time."""
         value_range = getattr(self.preprocessor, "value_range", None)
         # Image by image, so that one scaled image among raw ones is seen; an
         # all-black image reads the same either way.
         per_image = tf.reshape(values, [tf.shape(values)[0], -1])
         image_high = tf.reduce_max(per_image, axis=1)
-        scaled = (tf.reduce_min(per_image, axis=1) >= 0.0) & (image_high <= 1.0) & (image_high > 0.0)
+        scaled = (tf.reduce_min(per_image, axis=1) >= -1.0) & (image_high <= 1.0) & (image_high > 0.0)
         return required(
-            checked,
+            images,
             ~tf.reduce_any(scaled),
             f"{self.method} takes raw pixel values in [0, 255] (uint8 or float); images in {name}{scope} "
-            "are all in [0, 1]. The model's preprocessor scales pixels itself"
+            "are all in [0, 1] or [-1, 1] (scaled already). The model's preprocessor scales pixels itself"
             + (f" (to {value_range})" if value_range else "")
-            + ". Pass the images times 255, or call the model directly on preprocessed inputs: model(images)"
-            + (". Positions of such images" if positions else ""),
+            + ". Pass the raw pixels (e.g. the images times 255, or (x + 1) * 127.5), or call the model directly "
+            "on preprocessed inputs: model(images)" + (". Positions of such images" if positions else ""),
             tf.where(scaled)[:, 0] if positions else None,
         )
 
