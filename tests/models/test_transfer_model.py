@@ -389,3 +389,14 @@ def test_inputs_of_the_other_modality_are_named(image_module, tiny_bert_preset):
         text_model.predict(random_images(2), verbose=0)
     with pytest.raises(ValueError, match="got numbers .* but this model takes text"):
         text_model.evaluate(tf.data.Dataset.from_tensor_slices((random_images(2), [0, 1])).batch(2), verbose=0)
+
+
+def test_unknown_keyword_arguments_are_refused_with_the_likely_typo(image_module, tiny_bert_preset):
+    with pytest.raises(TypeError, match=r"'dropuot' \(did you mean 'dropout'\?\)"):
+        TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3), dropuot=0.5)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) 'foo'"):
+        TransferModel(HubBackbone(image_module), 2, input_shape=(10, 10, 3), foo=1)
+    with pytest.raises(TypeError, match=r"from_preset takes no layer_groups.*register_layer_groups"):
+        TransferModel.from_preset(tiny_bert_preset, num_classes=2, layer_groups=[("all", "")])
+    named = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3), name="mine", trainable=True)
+    assert named.name == "mine"

@@ -99,3 +99,16 @@ def test_bad_options(image_module, options, message):
     model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     with pytest.raises(ValueError, match=message):
         model.fine_tune(_dataset(), **options)
+
+
+@pytest.mark.parametrize("cache_features", [True, False])
+def test_initial_epoch_counts_on_in_every_recipe(image_module, cache_features):
+    from tfxfer.recipes import linear_probe
+
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
+    probe = linear_probe(model, _dataset(), epochs=2, initial_epoch=2, cache_features=cache_features, verbose=0)
+    assert probe.epoch == [2, 3]
+    both = model.fine_tune(
+        _dataset(), head_epochs=1, epochs=1, initial_epoch=1, cache_features=cache_features, verbose=0
+    )
+    assert both.epoch == [1, 2]

@@ -135,6 +135,11 @@ def from_preset(
     """
     from tfxfer.backbones.preset_loading import load_preset
 
+    if "layer_groups" in kwargs:
+        raise TypeError(
+            "from_preset takes no layer_groups: a KerasHub backbone's groups are declared by its class, with "
+            "tfxfer.register_layer_groups('BertBackbone', rules) (layer_groups= is from_hub's, for TF Hub modules)."
+        )
     check_num_classes(num_classes)
     backbone, preprocessor = load_preset(preset, sequence_length=sequence_length, load_weights=load_weights)
     return cls(backbone, num_classes, preprocessor=preprocessor, **kwargs)

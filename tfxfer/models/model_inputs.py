@@ -6,6 +6,9 @@ Example:
 'sigmoid'
 """
 
+import difflib
+import inspect
+
 import keras
 
 from tfxfer.backbones.hub_backbone import HubBackbone
@@ -112,3 +115,28 @@ def preprocessor_and_input_shape(backbone, preprocessor, input_shape):
     if isinstance(preprocessor, ImagePreprocessor) and input_shape is None:
         input_shape = (*preprocessor.image_size, 3) if isinstance(backbone, HubBackbone) else None
     return preprocessor, input_shape
+
+
+# What Keras' Model takes beside a TransferModel's own arguments (it ignores anything else silently).
+_KERAS_MODEL_ARGUMENTS = ("name", "trainable", "dtype")
+
+
+def check_known_arguments(kwargs, constructor):
+    """Refuses keyword arguments `constructor` (`TransferModel.__init__`) does not take, naming a likely typo.
+
+    Keras' Model would swallow them: `dropuot=0.5` would train without dropout.
+    """
+    unknown = sorted(set(kwargs) - set(_KERAS_MODEL_ARGUMENTS))
+    if not unknown:
+        return
+    own = [name for name in inspect.signature(constructor).parameters if name not in ("self", "kwargs")]
+    known = own + list(_KERAS_MODEL_ARGUMENTS)
+    hints = [
+        f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+        for name in unknown
+        for close in [difflib.get_close_matches(name, known, n=1)]
+    ]
+    raise TypeError(
+        f"TransferModel got unexpected keyword argument(s) {', '.join(hints)} (from_hub and from_preset pass "
+        f"theirs on to it). It takes: {', '.join(known)}."
+    )

@@ -21,6 +21,7 @@ from tfxfer.models.input_assertions import readable_errors
 from tfxfer.models.length_grouping import batches_may_vary_in_length, groups_by_length, token_lengths_of
 from tfxfer.models.model_inputs import (
     activation_for,
+    check_known_arguments,
     check_preprocessor_fits_inputs,
     checked_class_names,
     model_inputs,
@@ -122,6 +123,7 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         wise_ft_mix=None,
         **kwargs,
     ):
+        check_known_arguments(kwargs, TransferModel.__init__)
         activation = activation_for(activation, num_classes, multi_label)
         regularizer = regularizer_from(regularizer)
         dtype = kwargs.pop("dtype", None)  # the head's policy (saved: a mixed policy survives a reload)

@@ -36,7 +36,7 @@ def linear_probe(
     Args:
         model: a `TransferModel`.
         x, y: training data as for `fit`.
-        epochs: epochs to train.
+        epochs: epochs to train (counted from `initial_epoch`, if given).
         learning_rate: the head's rate.
         optimizer: optimizer class or name.
         compile_options: extra `compile` arguments (e.g. `steps_per_execution`).
@@ -54,7 +54,9 @@ def linear_probe(
     check_cache_features(cache_features)
     model.freeze_backbone()
     model.recompile(optimizer_class(optimizer)(learning_rate=learning_rate), **(compile_options or {}))
-    end = fit_options.pop("initial_epoch", 0) + epochs
+    # `epochs` more, counted from `initial_epoch`, as fine_tune counts them.
+    fit_options["initial_epoch"] = fit_options.get("initial_epoch") or 0
+    end = fit_options["initial_epoch"] + epochs
     if cache_features:
         # The head then trains on features, past the checks and label mapping
         # of the model's own fit: the raw data gets them here, first.

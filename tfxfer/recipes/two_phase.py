@@ -75,6 +75,7 @@ def two_phase(
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}.")
     check_cache_features(cache_features)
+    start = fit_options.pop("initial_epoch", None) or 0  # both phases count on from it
     fit = dict(
         validation_data=validation_data,
         batch_size=batch_size,
@@ -91,6 +92,7 @@ def two_phase(
                 x,
                 y,
                 epochs=head_epochs,
+                initial_epoch=start,
                 learning_rate=head_learning_rate,
                 optimizer=optimizer,
                 cache_features=cache_features,
@@ -103,7 +105,7 @@ def two_phase(
             x,
             y,
             epochs=epochs,
-            initial_epoch=head_epochs,
+            initial_epoch=start + head_epochs,
             learning_rate=learning_rate,
             warmup_fraction=warmup_fraction,
             layer_decay=layer_decay,
