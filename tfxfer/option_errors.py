@@ -11,6 +11,8 @@ Example:
 ('learning_rate must be positive.', '--learning-rate must be positive.')
 """
 
+import contextlib
+
 
 class OptionMessage:
     """Mixin for exceptions whose message names options."""
@@ -70,3 +72,20 @@ def flag_of(name):
 def option(name):
     """The (Python, CLI) spellings of an option called `name`."""
     return (name, flag_of(name))
+
+
+@contextlib.contextmanager
+def respelled_as(**spellings):
+    """Within the block, an option error is raised again with some options spelled otherwise (`respelled`).
+
+    Example:
+
+    >>> with respelled_as(top=("unfreeze_top", "--unfreeze-top")):
+    ...     model.unfreeze(top=99)
+    """
+    try:
+        yield
+    except Exception as error:
+        if not isinstance(error, OptionMessage):
+            raise
+        raise respelled(error, **spellings) from None

@@ -400,3 +400,13 @@ def test_unknown_keyword_arguments_are_refused_with_the_likely_typo(image_module
         TransferModel.from_preset(tiny_bert_preset, num_classes=2, layer_groups=[("all", "")])
     named = TransferModel.from_hub(image_module, num_classes=2, input_shape=(10, 10, 3), name="mine", trainable=True)
     assert named.name == "mine"
+
+
+def test_a_top_out_of_range_is_named_as_the_caller_named_it(image_module):
+    from tfxfer.recipes import fine_tune
+
+    with pytest.raises(ValueError, match="^trainable_backbone must be an integer from 1 to 4"):
+        TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2, trainable_backbone=50)
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
+    with pytest.raises(ValueError, match="^unfreeze_top must be an integer from 1 to 4"):
+        fine_tune(model, *_image_data(4), epochs=1, unfreeze_top=40, verbose=0)

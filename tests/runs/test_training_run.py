@@ -195,3 +195,13 @@ def test_run_folder_holding_another_job_is_refused(image_module, image_folder, t
             verbose=0,
         )
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
+def test_unfreeze_top_past_the_backbones_groups_is_refused_before_training(image_module, image_folder, tmp_path):
+    from tfxfer.option_errors import OptionValueError
+
+    config = _config(tmp_path, backbone=image_module, data=str(image_folder), image_size=(10, 10), unfreeze_top=40)
+    with pytest.raises(OptionValueError, match=r"^unfreeze_top must be an integer from 1 to 4") as error:
+        train_run(config, verbose=0)
+    assert error.value.cli_message.startswith("--unfreeze-top must be an integer from 1 to 4")
+    assert not list((tmp_path / "runs").glob("*"))  # refused before a run folder exists

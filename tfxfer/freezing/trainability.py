@@ -4,6 +4,7 @@ import keras
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.freezing.layer_groups import layer_groups
+from tfxfer.option_errors import OptionValueError, escaped
 from tfxfer.utils.keras_internals import nested_layers, trainable_capable_weights
 
 
@@ -17,6 +18,23 @@ def set_layer_trainable(layer, value):
     """
     layer.trainable = not value
     layer.trainable = value
+
+
+def check_top(backbone, top):
+    """The backbone's layer groups, once `top` is a number of them (1 to their count).
+
+    Raises an `OptionValueError` naming `top` (`respelled` by callers whose
+    argument is called otherwise: `unfreeze_top`, `--unfreeze-top`).
+    """
+    groups = layer_groups(backbone)
+    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= len(groups):
+        raise OptionValueError(
+            f"{{top}} must be an integer from 1 to {len(groups)} (the backbone has {len(groups)} layer groups, "
+            f"last ones: {escaped([group.name for group in groups[-3:]])}), or None for the whole backbone. "
+            f"Received: {escaped(repr(top))}",
+            top=("top", "--unfreeze-top"),
+        )
+    return groups
 
 
 def set_backbone_trainable(backbone, state, train_batchnorm=False):
@@ -41,14 +59,7 @@ def set_backbone_trainable(backbone, state, train_batchnorm=False):
     """
     groups = None
     if state is not True and state is not False:
-        groups = layer_groups(backbone)
-        if not isinstance(state, int) or isinstance(state, bool) or not 1 <= state <= len(groups):
-            raise ValueError(
-                f"top must be an integer from 1 to {len(groups)} (the "
-                f"backbone has {len(groups)} layer groups, last ones: "
-                f"{[group.name for group in groups[-3:]]}), or None for "
-                f"the whole backbone. Received: {state!r}"
-            )
+        groups = check_top(backbone, state)
         if state == len(groups):
             state = True
     set_layer_trainable(backbone, state is not False)

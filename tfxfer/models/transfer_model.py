@@ -33,6 +33,7 @@ from tfxfer.models.network_export import export_network
 from tfxfer.models.raw_inputs import prepared_data
 from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
+from tfxfer.option_errors import respelled_as
 from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 from tfxfer.utils.keras_internals import build_from_batch, is_fits_validation
@@ -182,7 +183,8 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         self.source_backbone, self.feature_attention = delta_state(backbone, regularizer, self.head)
         if lora is not None:
             self._add_lora(**lora)
-        self.set_trainable_backbone(trainable_backbone)
+        with respelled_as(top=("trainable_backbone", "--unfreeze-top")):
+            self.set_trainable_backbone(trainable_backbone)
         self.compile()
 
     # --- The contract: class names, modality ----------------------------

@@ -7,6 +7,7 @@ import tensorflow as tf
 from tfxfer.choices import fine_tuning_learning_rate
 from tfxfer.optimizers.discriminative import discriminative_optimizer, optimizer_class
 from tfxfer.optimizers.schedules import warmup_cosine
+from tfxfer.option_errors import respelled_as
 from tfxfer.recipes.linear_probe import _check_epochs
 
 WARMUP_FRACTION = 0.1
@@ -67,7 +68,8 @@ def fine_tune(
         model.freeze_backbone()
         callbacks.append(GradualUnfreezing())
     else:
-        model.unfreeze(top=unfreeze_top)
+        with respelled_as(top=("unfreeze_top", "--unfreeze-top")):
+            model.unfreeze(top=unfreeze_top)
     steps = steps_per_epoch or _steps_per_epoch(x, y, batch_size)
     if learning_rate is None:
         learning_rate = fine_tuning_learning_rate(lora=bool(getattr(model, "lora", None)))

@@ -55,11 +55,20 @@ def build_run_model(config, data):
             feature_key=option("feature_key"),
         )
     try:
-        return _build(config, data, common, is_images)
+        model = _build(config, data, common, is_images)
+        if config.unfreeze_top is not None:
+            from tfxfer.freezing.trainability import check_top
+
+            check_top(model.backbone, config.unfreeze_top)  # now, not after the head phase
+        return model
     except OptionValueError as error:
         # The model's arguments, as this config names them.
         raise respelled(
-            error, targets=option("lora_targets"), rank=option("lora_rank"), layers=option("delta_layers")
+            error,
+            targets=option("lora_targets"),
+            rank=option("lora_rank"),
+            layers=option("delta_layers"),
+            top=option("unfreeze_top"),
         ) from None
 
 
