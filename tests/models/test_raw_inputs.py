@@ -1,5 +1,6 @@
 """Raw inputs and labels in `fit`/`evaluate`/`predict`: refused with a clear message, or adapted exactly."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -326,3 +327,20 @@ def test_pixels_a_rounding_step_outside_0_255_are_raw_pixels(image_module):
     images[1] = -0.00001
     assert model.predict(_dataset(images), verbose=0).shape == (2, 3)
     assert model.predict(images, verbose=0).shape == (2, 3)
+
+
+def test_class_weight_takes_class_names(image_module):
+    from tfxfer.recipes import linear_probe
+
+    x, y = random_images(6), np.array([0, 1, 2] * 2)
+    histories = []
+    for class_weight in ({"ants": 1.0, "bees": 3.0, "wasps": 0.5}, {0: 1.0, 1: 3.0, 2: 0.5}):
+        keras.utils.set_random_seed(0)
+        model = _model(image_module, class_names=["ants", "bees", "wasps"])
+        histories.append(model.fit(x, y, class_weight=class_weight, shuffle=False, epochs=1, verbose=0))
+    assert histories[0].history["loss"] == pytest.approx(histories[1].history["loss"])
+    with pytest.raises(ValueError, match=r"class_weight names class 'moths', which is not a class; class_names are"):
+        model.fit(x, y, class_weight={"moths": 2.0}, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"class_weight has the key 7; keys are class ids 0..2 or class names"):
+        linear_probe(model, _dataset(x, y), class_weight={7: 2.0}, epochs=1, verbose=0)
+    linear_probe(model, _dataset(x, y), class_weight={"bees": 2.0}, epochs=1, verbose=0, cache_features=True)

@@ -34,6 +34,35 @@ class LabelTargets:
         elif isinstance(model.loss, keras.losses.BinaryCrossentropy):
             self.kind = "binary" if self.num_classes == 1 else "multi_hot"
 
+    def class_weight(self, class_weight):
+        """`fit`'s `class_weight` keyed by class ids: names mapped through `class_names`; unknown classes refused.
+
+        Classes it leaves out weigh 1 (Keras would fail on their labels).
+        """
+        if class_weight is None:
+            return None
+        if not isinstance(class_weight, dict):
+            raise ValueError(
+                f"class_weight must be a dict of class (id or name) to weight, got {type(class_weight).__name__}."
+            )
+        names = self.class_names or []
+        weights = {}
+        for key, weight in class_weight.items():
+            if isinstance(key, (str, bytes)):
+                name = key.decode() if isinstance(key, bytes) else key
+                if name not in names:
+                    known = f"class_names are {names}" if names else "this model has no class_names: key by class id"
+                    raise ValueError(f"class_weight names class {name!r}, which is not a class; {known}.")
+                key = names.index(name)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < self.num_classes:
+                key = int(key)
+            else:
+                raise ValueError(
+                    f"class_weight has the key {key!r}; keys are class ids 0..{self.num_classes - 1} or class names."
+                )
+            weights[key] = weight
+        return {class_id: weights.get(class_id, 1.0) for class_id in range(max(self.num_classes, 2))}
+
     def adapts(self, spec):
         """Whether labels of `spec` (a `tf.TensorSpec`) are mapped or checked at all."""
         return isinstance(spec, tf.TensorSpec) and (spec.dtype == tf.string or self.kind is not None)

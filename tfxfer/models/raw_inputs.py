@@ -38,6 +38,11 @@ from tfxfer.utils.array_batches import is_array_like
 PIXEL_ROUNDING = 0.5
 
 
+def prepared_class_weight(model, class_weight):
+    """`fit`'s `class_weight` with class names mapped to ids (`LabelTargets.class_weight`)."""
+    return LabelTargets(model).class_weight(class_weight)
+
+
 def prepared_data(model, method, x, y=None, validation_data=None):
     """`(x, y, validation_data)` checked and adapted for `model.<method>`; see the module docstring."""
     contract = _Contract(model, method)

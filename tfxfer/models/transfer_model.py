@@ -30,7 +30,7 @@ from tfxfer.models.model_inputs import (
     regularizer_from,
 )
 from tfxfer.models.network_export import export_network
-from tfxfer.models.raw_inputs import prepared_data
+from tfxfer.models.raw_inputs import prepared_class_weight, prepared_data
 from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.option_errors import respelled_as
@@ -252,6 +252,8 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
                 callback.prepare(self)
         check_learning_rate(self)
         x, y, validation_data = self._raw_data("fit", x, y, validation_data)
+        if kwargs.get("class_weight") is not None:
+            kwargs["class_weight"] = prepared_class_weight(self, kwargs["class_weight"])
         if needs_feature_attention(self):
             measure_feature_attention(self, x, y, batch_size)
         if self.preprocessor is None:

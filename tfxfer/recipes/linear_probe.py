@@ -2,7 +2,7 @@
 
 from tfxfer.choices import HEAD_LEARNING_RATE
 from tfxfer.models.input_assertions import readable_errors
-from tfxfer.models.raw_inputs import prepared_data
+from tfxfer.models.raw_inputs import prepared_class_weight, prepared_data
 from tfxfer.optimizers.discriminative import optimizer_class
 from tfxfer.recipes.cached_features import CachedFeatures, cache_blockers
 from tfxfer.utils.array_batches import is_array_like, ordered_batches, shuffled_batches, split_last
@@ -61,6 +61,8 @@ def linear_probe(
         # The head then trains on features, past the checks and label mapping
         # of the model's own fit: the raw data gets them here, first.
         x, y, validation = prepared_data(model, "fit", x, y, fit_options.get("validation_data"))
+        if fit_options.get("class_weight") is not None:
+            fit_options["class_weight"] = prepared_class_weight(model, fit_options["class_weight"])
         if validation is not None:
             fit_options["validation_data"] = validation
         if y is not None and is_array_like(x):
