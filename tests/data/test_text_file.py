@@ -219,6 +219,9 @@ def test_a_semicolon_separated_csv_is_named_and_texts_with_semicolons_are_not(tm
     semicolons.write_text("text;label\ngreat;pos\ndull;neg\nfine;pos\n")
     with pytest.raises(DataError, match="separated by semicolons"):
         from_text_file(semicolons)
+    semicolons.write_text("label;text\npos;great, really\nneg;dull\npos;fine, fine, fine\n")  # commas in texts
+    with pytest.raises(DataError, match="separated by semicolons"):
+        from_text_file(semicolons)
     from tfxfer.data.text_file import read_texts
 
     prose = tmp_path / "prose.csv"
@@ -257,6 +260,9 @@ def test_a_tab_separated_csv_is_named_with_the_format_to_pass(tmp_path):
     with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
         from_text_file(path)
     assert from_text_file(path, format="tsv").class_names == ["neg", "pos"]
+    path.write_text("text\tlabel\nhello, you\tpos\nbye\tneg\nhi, hi\tpos\n")  # commas in texts
+    with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
+        from_text_file(path)
 
 
 def test_whole_number_labels_written_as_floats_are_the_same_class(tmp_path):

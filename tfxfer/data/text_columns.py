@@ -60,13 +60,14 @@ def chosen_columns(file, rows, text_column, label_column, header, class_names, l
         has_header = names_given or known or _looks_like_header(rows, label_column, class_names)
     columns = first if has_header else None
     width = len(first)
-    # One column whose cells all hold the same number of `;` (or `|`): another separator, not texts.
-    cells = [row[0] for _, row in rows[:20] if len(row) == 1]
+    # A one-column header holding `;` (or `|`, a tab) that every row holds too: another separator, not texts.
+    # (Rows are compared as lines: a comma inside a text splits it into cells.)
+    lines = [",".join(row) for _, row in rows[:20]]
     separator = next(
         (
             name
             for mark, name in ((";", "semicolons"), ("|", "bars"), ("\t", "tabs"))
-            if len(cells) == min(len(rows), 20) and len({cell.count(mark) for cell in cells}) == 1 and mark in first[0]
+            if mark in first[0] and all(mark in line for line in lines)
         ),
         None,
     )
