@@ -109,7 +109,7 @@ def test_a_built_in_declaration_that_no_longer_fits_is_a_clear_error(registry):
     register_layer_groups("BertBackbone", lambda backbone: [("embeddings", "word_embeddings/")])
     backbone, _ = tiny_bert(["good"], sequence_length=8, max_sequence_length=16)
     with pytest.raises(
-        ValueError, match="BertBackbone 'bert_backbone': the layer groups registered for BertBackbone matches no weight"
+        ValueError, match="BertBackbone 'bert_backbone': no weight matches the layer groups registered for BertBackbone"
     ):
         layer_groups(backbone)
 
@@ -140,7 +140,7 @@ def test_groups_keep_the_backbone_order_whatever_the_rule_order(image_module):
 def test_a_declaration_matching_nothing_is_a_clear_error(image_module):
     with pytest.raises(
         ValueError,
-        match=r"HubBackbone 'hub_backbone.*' \(module '.*image_module'\): the backbone's layer_groups argument matches no weight",
+        match=r"HubBackbone 'hub_backbone.*' \(module '.*image_module'\): no weight matches the backbone's layer_groups argument",
     ):
         HubBackbone(image_module, layer_groups=[("blocks", r"block_\d")])
 
@@ -206,6 +206,15 @@ def test_efficientnet_lite_module_groups_are_stem_blocks_head():
     assert _layers(backbone, groups[0]) == {"stem_conv", "stem_bn"}
     assert _layers(backbone, groups[-1]) == {"head_conv", "head_bn"}
     assert sum(len(group.weights) for group in groups) == 147  # every trainable variable, once
+
+
+def test_a_partial_declaration_takes_over_the_built_in_layout_only_where_it_matches():
+    backbone = HubBackbone(
+        shared_path("models", "tfhub", "efficientnet_lite0_feature_vector"), layer_groups=[("low", r"b[0-3]_")]
+    )
+    groups = layer_groups(backbone)
+    assert _names(groups) == ["stem", "low"] + [f"b{i}" for i in range(4, 16)] + ["head"]
+    assert sum(len(group.weights) for group in groups) == 147
 
 
 def test_efficientnet_lite_classification_module_has_the_classifier_on_top():

@@ -13,12 +13,13 @@ the backbone's variable paths.
 - Rules that give the same name merge their weights into one group.
 - Groups keep the backbone's own order (input to output): a group sits where
   its first weight is, so rules name and merge groups but do not reorder them.
-- Weights no rule matches keep their inferred group (`group_name`), so a
-  declaration may cover only the part inference gets wrong.
+- Weights no rule matches go to the next declaration in the order below,
+  and those none matches keep their inferred group (`group_name`), so a
+  declaration may cover only one part.
 - A rule that matches no weight is a ValueError naming the backbone and
   where the declaration came from: a regex with a typo must not pass silently.
 
-Where a declaration comes from, first found wins:
+Where declarations come from, in order (the first that matches a weight names its group):
 
 1. the backbone's own `layer_groups` attribute (`HubBackbone(layer_groups=...)`,
    saved in its config; any Keras layer may set one);
@@ -69,7 +70,7 @@ class GroupDeclaration:
                     break
         if not names:
             raise ValueError(
-                f"{backbone_description}: {self.source} matches no weight: none of its patterns "
+                f"{backbone_description}: no weight matches {self.source}: none of its patterns "
                 f"{[pattern for _, pattern in self.rules]} matches the start of a variable path such as "
                 f"{_some_paths(named_weights)}."
             )
@@ -136,35 +137,42 @@ def register_layer_groups(backbone_class, rules):
 
     >>> register_layer_groups("BertBackbone", None)  # back to inferred groups
     """
+    if not isinstance(backbone_class, (str, type)):
+        raise TypeError(
+            f"register_layer_groups takes a backbone class or its name, got {type(backbone_class).__name__} "
+            f"{backbone_class!r}."
+        )
     name = backbone_class if isinstance(backbone_class, str) else backbone_class.__name__
     _REGISTRY[name] = rules if rules is None or callable(rules) else checked_rules(rules)
 
 
-def group_declaration(backbone):
-    """The `GroupDeclaration` that decides `backbone`'s layer groups, or None (inferred).
+def group_declarations(backbone):
+    """The `GroupDeclaration`s of `backbone` from its own attribute and the registry, first wins.
 
     Example:
 
-    >>> group_declaration(model.backbone).source
+    >>> group_declarations(model.backbone)[0].source
     "tfxfer's layer groups for BertBackbone (replace them with register_layer_groups)"
     """
+    declarations = []
     own = getattr(backbone, "layer_groups", None)
     if own is not None and not callable(own):
-        return GroupDeclaration(checked_rules(own), "the backbone's layer_groups argument")
+        declarations.append(GroupDeclaration(checked_rules(own), "the backbone's layer_groups argument"))
     for cls in type(backbone).__mro__:
         if cls.__name__ not in _REGISTRY:
             continue
         rules = _REGISTRY[cls.__name__]
         if rules is None:
-            return None
+            return declarations  # inference below, for this class
         if callable(rules):
             rules = checked_rules(rules(backbone), f"the layer groups registered for {cls.__name__}")
         if _REGISTRY[cls.__name__] is _BUILT_IN.get(cls.__name__):
             source = f"tfxfer's layer groups for {cls.__name__} (replace them with register_layer_groups)"
         else:
             source = f"the layer groups registered for {cls.__name__}"
-        return GroupDeclaration(rules, source)
-    return None
+        declarations.append(GroupDeclaration(rules, source))
+        break
+    return declarations
 
 
 def module_layout_declaration(named_weights):

@@ -10,7 +10,7 @@ groups inferred from variable paths.
 import dataclasses
 import re
 
-from tfxfer.freezing.group_declarations import group_declaration, module_layout_declaration
+from tfxfer.freezing.group_declarations import group_declarations, module_layout_declaration
 from tfxfer.utils.keras_internals import nested_layers, trainable_capable_weights
 
 # A block name is the leading part of a variable path up to its first
@@ -80,32 +80,46 @@ def layer_groups(backbone):
         ValueError: the declaration, or one of its rules, matches no weight.
     """
     named = named_backbone_weights(backbone)
-    declaration = group_declaration_for(backbone, named)
-    if declaration is None:
+    declarations = declarations_for(backbone, named)
+    if not declarations:
         groups = _group_by(named, group_name)
         if len(groups) < 2:
             # Everything fell into one numbered prefix (e.g. a wrapping model's
             # name): fall back to one group per layer.
             groups = _group_by(named, _layer_name)
         return [LayerGroup(name, weights) for name, weights in groups.items()]
-    declared = declaration.group_names(named, _describe(backbone))
+    declared = {}
+    for declaration in declarations:  # a weight the first leaves out goes to the next
+        for path, name in declaration.group_names(named, _describe(backbone)).items():
+            declared.setdefault(path, name)
     groups = _group_by(named, lambda path: declared[path] if path in declared else group_name(path))
     declared_names = set(declared.values())
     return [LayerGroup(name, weights, declared=name in declared_names) for name, weights in groups.items()]
 
 
-def group_declaration_for(backbone, named_weights=None):
-    """The `GroupDeclaration` deciding `backbone`'s groups, or None where they are inferred.
+def declarations_for(backbone, named_weights=None):
+    """The `GroupDeclaration`s naming `backbone`'s groups, first wins: its own, a registered one, a module layout.
+
+    Each names the weights those before it leave out; weights none names
+    are inferred. Empty where every group is inferred.
 
     Example:
 
-    >>> group_declaration_for(model.backbone).source
-    "tfxfer's layer groups for the EfficientNet-Lite feature vector module layout"
+    >>> [declaration.source for declaration in declarations_for(model.backbone)]
+    ["tfxfer's layer groups for the EfficientNet-Lite feature vector module layout"]
     """
-    declaration = group_declaration(backbone)
-    if declaration is None and getattr(backbone, "module_weights", None) is not None:
-        declaration = module_layout_declaration(named_weights or named_backbone_weights(backbone))
-    return declaration
+    declarations = group_declarations(backbone)
+    if getattr(backbone, "module_weights", None) is not None:
+        layout = module_layout_declaration(named_weights or named_backbone_weights(backbone))
+        if layout is not None:
+            declarations.append(layout)
+    return declarations
+
+
+def group_declaration_for(backbone, named_weights=None):
+    """The first `GroupDeclaration` naming `backbone`'s groups (see `declarations_for`), or None where inferred."""
+    declarations = declarations_for(backbone, named_weights)
+    return declarations[0] if declarations else None
 
 
 def _describe(backbone):
