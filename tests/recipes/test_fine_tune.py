@@ -112,3 +112,14 @@ def test_initial_epoch_counts_on_in_every_recipe(image_module, cache_features):
         _dataset(), head_epochs=1, epochs=1, initial_epoch=1, cache_features=cache_features, verbose=0
     )
     assert both.epoch == [1, 2]
+
+
+def test_callbacks_that_set_the_rate_are_refused_before_any_phase(image_module):
+    import keras
+
+    model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
+    before = [w.numpy().copy() for w in model.head.weights]
+    plateau = keras.callbacks.ReduceLROnPlateau()
+    with pytest.raises(ValueError, match=r"schedules its learning rate itself.*ReduceLROnPlateau cannot set it"):
+        model.fine_tune(_dataset(), head_epochs=1, epochs=1, callbacks=[plateau], verbose=0)
+    assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.head.weights))  # no head phase ran

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import tensorflow as tf
 
 from tfxfer.choices import fine_tuning_learning_rate
@@ -61,6 +62,7 @@ def fine_tune(
     _check_epochs(epochs)
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}.")
+    check_no_rate_callbacks(callbacks)
     callbacks = list(callbacks or [])
     if gradual:
         from tfxfer.callbacks.gradual_unfreezing import GradualUnfreezing
@@ -129,3 +131,18 @@ def gradual(model, x, y=None, **options):
     """
     options.pop("unfreeze_top", None)
     return fine_tune(model, x, y, gradual=True, **options)
+
+
+# Keras callbacks that set the optimizer's learning rate: a schedule's rate cannot be set.
+_RATE_SETTERS = (keras.callbacks.LearningRateScheduler, keras.callbacks.ReduceLROnPlateau)
+
+
+def check_no_rate_callbacks(callbacks):
+    """Refuses callbacks that set the learning rate: fine-tuning's rate is a warmup-cosine schedule."""
+    setters = sorted({type(callback).__name__ for callback in callbacks or () if isinstance(callback, _RATE_SETTERS)})
+    if setters:
+        raise ValueError(
+            f"The fine-tuning phase schedules its learning rate itself (warmup, then cosine decay: learning_rate "
+            f"and warmup_fraction), so {' and '.join(setters)} cannot set it. Drop the callback, or train with "
+            "model.fit and an optimizer at a constant rate."
+        )

@@ -3,7 +3,7 @@
 import keras
 
 from tfxfer.choices import HEAD_LEARNING_RATE
-from tfxfer.recipes.fine_tune import fine_tune
+from tfxfer.recipes.fine_tune import check_no_rate_callbacks, fine_tune
 from tfxfer.recipes.linear_probe import check_cache_features, linear_probe
 
 
@@ -75,6 +75,7 @@ def two_phase(
     if not 0.0 <= warmup_fraction < 1.0:
         raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction!r}.")
     check_cache_features(cache_features)
+    check_no_rate_callbacks(callbacks)  # before the head phase, not after it
     start = fit_options.pop("initial_epoch", None) or 0  # both phases count on from it
     fit = dict(
         validation_data=validation_data,
