@@ -297,3 +297,19 @@ def test_a_first_row_guessed_to_be_a_header_is_noted(tmp_path):
     assert data.train_size == 4 and len(data.report.notes) == 1
     assert "--class-names" in data.report.notes[0].cli_message
     assert from_text_file(path, text_column=1, label_column=0, header=False).train_size == 5
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(header="yes"), "header must be 'auto', True or False, got 'yes'"),
+        (dict(label_column=True), "label_column must be a header name or a 0-based column index, got True"),
+        (dict(text_column=[]), "text_column is an empty list"),
+        (dict(text_column=1.5), r"text_column must be a header name or a 0-based column index \(or a list"),
+    ],
+)
+def test_column_arguments_of_the_wrong_kind_are_named(tmp_path, options, message):
+    path = tmp_path / "reviews.csv"
+    path.write_text("text,label\ngreat,pos\ndull,neg\n")
+    with pytest.raises(ValueError, match=message):
+        from_text_file(path, **options)

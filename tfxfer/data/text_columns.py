@@ -51,6 +51,7 @@ def chosen_columns(file, rows, text_column, label_column, header, class_names, l
     column left, else (a two-column file without a header) label first,
     then text. What stays unclear is a `DataError` naming the options.
     """
+    _check_column_arguments(text_column, label_column, header)
     first = rows[0][1]
     names_given = _names_given(text_column, label_column)
     known = any(_role(cell) for cell in first)
@@ -219,3 +220,20 @@ def is_whole_number(text):
     except ValueError:
         return False
     return number.is_integer()
+
+
+def _check_column_arguments(text_column, label_column, header):
+    """Python's spelling only: the CLI's flags cannot give these."""
+    if not (header == "auto" or header is True or header is False):
+        raise ValueError(f"header must be 'auto', True or False, got {header!r}.")
+    for argument, value in (("text_column", text_column), ("label_column", label_column)):
+        columns = list(value) if isinstance(value, (list, tuple)) and argument == "text_column" else [value]
+        if isinstance(value, (list, tuple)) and not value:
+            raise ValueError(f"{argument} is an empty list; name at least one column (or pass None).")
+        for column in columns:
+            if column is not None and (isinstance(column, bool) or not isinstance(column, (int, str))):
+                raise ValueError(
+                    f"{argument} must be a header name or a 0-based column index"
+                    + (" (or a list of them, joined)" if argument == "text_column" else "")
+                    + f", got {column!r}."
+                )
