@@ -215,7 +215,7 @@ def test_summary_shows_what_is_trainable(image_module):
     model.summary(print_fn=lambda line, **kwargs: lines.append(line))
     text = "\n".join(lines)
     assert "Trainable" in text
-    assert "Backbone: 4 layer groups, top 1 trainable (b1 ... b1)" in text
+    assert "Backbone: 4 layer groups, top 1 trainable (b1)" in text
     assert "BatchNorm in inference mode" in text
 
 

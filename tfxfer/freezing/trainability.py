@@ -98,7 +98,8 @@ def trainability_report(model):
     elif len(trainable) == len(groups):
         state = "fully trainable"
     else:
-        state = f"top {len(trainable)} trainable ({trainable[0]} ... {trainable[-1]})"
+        span = trainable[0] if len(trainable) == 1 else f"{trainable[0]} ... {trainable[-1]}"
+        state = f"top {len(trainable)} trainable ({span})"
     if model.lora is not None:
         counts = model.parameter_counts()
         state += (
