@@ -20,35 +20,6 @@ WORDS = ["[PAD]", "[UNK]", "good", "bad", "film", "great", "awful", "plot"]
 SEQUENCE_LENGTH = 6
 
 
-# The files that take longest, longest first (from `make test --durations`). `make test` gives
-# whole files to its two workers in collection order; starting with the long ones keeps one
-# worker from finishing a long file alone at the end.
-LONGEST_FILES_FIRST = (
-    "tests/distribute/test_multi_worker_training.py",
-    "tests/test_docs.py",
-    "tests/runs/test_transfer_methods_in_runs.py",
-    "tests/runs/test_run_faults.py",
-    "tests/runs/test_tpu_rehearsal.py",
-    "tests/cli/test_main_real.py",
-    "tests/export/test_serving_export_real.py",
-    "tests/distribute/test_multi_worker_fix.py",
-    "tests/export/test_serving_export.py",
-    "tests/callbacks/test_run_backup.py",
-    "tests/recipes/test_cached_features.py",
-    "tests/data/test_length_bucketing.py",
-)
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {path: index for index, path in enumerate(LONGEST_FILES_FIRST)}
-    root = pathlib.Path(str(config.rootpath))
-
-    def file_rank(item):
-        return rank.get(pathlib.Path(str(item.path)).relative_to(root).as_posix(), len(rank))
-
-    items.sort(key=file_rank)  # stable: tests keep their order within a file, other files theirs
-
-
 def shared_path(*parts):
     """A path under ../shared, skipping the test with a reason if absent."""
     path = SHARED.joinpath(*parts)
