@@ -263,6 +263,8 @@ def test_a_tab_separated_csv_is_named_with_the_format_to_pass(tmp_path):
     path.write_text("text\tlabel\nhello, you\tpos\nbye\tneg\nhi, hi\tpos\n")  # commas in texts
     with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
         from_text_file(path)
+    with pytest.raises(DataError, match=r"looks separated by tabs.*format='tsv'"):
+        from_text_file(path, text_column="text", label_column="label")  # names cannot be found there either
 
 
 def test_whole_number_labels_written_as_floats_are_the_same_class(tmp_path):

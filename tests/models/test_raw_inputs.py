@@ -341,6 +341,8 @@ def test_class_weight_takes_class_names(image_module):
     assert histories[0].history["loss"] == pytest.approx(histories[1].history["loss"])
     with pytest.raises(ValueError, match=r"class_weight names class 'moths', which is not a class; class_names are"):
         model.fit(x, y, class_weight={"moths": 2.0}, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"class_weight gives class 1 two weights"):
+        model.fit(x, y, class_weight={"bees": 1.0, 1: 2.0}, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"class_weight has the key 7; keys are class ids 0..2 or class names"):
         linear_probe(model, _dataset(x, y), class_weight={7: 2.0}, epochs=1, verbose=0)
     linear_probe(model, _dataset(x, y), class_weight={"bees": 2.0}, epochs=1, verbose=0, cache_features=True)

@@ -108,6 +108,8 @@ def test_initial_epoch_counts_on_in_every_recipe(image_module, cache_features):
     model = TransferModel.from_hub(image_module, input_shape=(10, 10, 3), num_classes=2)
     probe = linear_probe(model, _dataset(), epochs=2, initial_epoch=2, cache_features=cache_features, verbose=0)
     assert probe.epoch == [2, 3]
+    with pytest.raises(ValueError, match="initial_epoch must be an integer >= 0, got -1"):
+        linear_probe(model, _dataset(), epochs=1, initial_epoch=-1, verbose=0)
     both = model.fine_tune(
         _dataset(), head_epochs=1, epochs=1, initial_epoch=1, cache_features=cache_features, verbose=0
     )

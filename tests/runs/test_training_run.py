@@ -204,4 +204,5 @@ def test_unfreeze_top_past_the_backbones_groups_is_refused_before_training(image
     with pytest.raises(OptionValueError, match=r"^unfreeze_top must be an integer from 1 to 4") as error:
         train_run(config, verbose=0)
     assert error.value.cli_message.startswith("--unfreeze-top must be an integer from 1 to 4")
+    assert "or left out for the whole backbone" in error.value.cli_message and "None" not in error.value.cli_message
     assert not list((tmp_path / "runs").glob("*"))  # refused before a run folder exists

@@ -72,13 +72,15 @@ def chosen_columns(file, rows, text_column, label_column, header, class_names, l
         ),
         None,
     )
-    if width == 1 and separator == "tabs" and text_column is None:
+    # Named columns cannot be found in such a header either: the separator is the cause to name.
+    unreadable = text_column is None or names_given
+    if width == 1 and separator == "tabs" and unreadable:
         raise DataError(
             f"{escaped(file)}: every row is one column, and its first row {escaped(first)} looks separated by "
             "tabs; read it as tab-separated with {tsv}.",
             tsv=("format='tsv'", "--data-format tsv"),
         )
-    if width == 1 and separator and text_column is None:
+    if width == 1 and separator and unreadable:
         raise DataError(
             f"{file}: every row is one column, and its first row {first} looks separated by {separator}; the "
             "file is read as comma-separated (.csv) or tab-separated (.tsv). Save it with commas or tabs."

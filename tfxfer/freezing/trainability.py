@@ -30,9 +30,10 @@ def check_top(backbone, top):
     if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= len(groups):
         raise OptionValueError(
             f"{{top}} must be an integer from 1 to {len(groups)} (the backbone has {len(groups)} layer groups, "
-            f"last ones: {escaped([group.name for group in groups[-3:]])}), or None for the whole backbone. "
+            f"last ones: {escaped([group.name for group in groups[-3:]])}), or {{whole}} for the whole backbone. "
             f"Received: {escaped(repr(top))}",
             top=("top", "--unfreeze-top"),
+            whole=("None", "left out"),
         )
     return groups
 

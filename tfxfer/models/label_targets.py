@@ -60,6 +60,8 @@ class LabelTargets:
                 raise ValueError(
                     f"class_weight has the key {key!r}; keys are class ids 0..{self.num_classes - 1} or class names."
                 )
+            if key in weights:
+                raise ValueError(f"class_weight gives class {key} two weights (by its id and by its name); give one.")
             weights[key] = weight
         return {class_id: weights.get(class_id, 1.0) for class_id in range(max(self.num_classes, 2))}
 

@@ -56,6 +56,8 @@ def linear_probe(
     model.recompile(optimizer_class(optimizer)(learning_rate=learning_rate), **(compile_options or {}))
     # `epochs` more, counted from `initial_epoch`, as fine_tune counts them.
     fit_options["initial_epoch"] = fit_options.get("initial_epoch") or 0
+    if not isinstance(fit_options["initial_epoch"], int) or fit_options["initial_epoch"] < 0:
+        raise ValueError(f"initial_epoch must be an integer >= 0, got {fit_options['initial_epoch']!r}.")
     end = fit_options["initial_epoch"] + epochs
     if cache_features:
         # The head then trains on features, past the checks and label mapping
