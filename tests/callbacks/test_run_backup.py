@@ -99,3 +99,16 @@ def test_best_checkpoint_breaks_ties_by_loss_and_survives_a_restart(tmp_path):
     fallback.set_model(model)
     fallback.on_epoch_end(0, {"accuracy": 0.5, "loss": 1.0})
     assert fallback.best["metric"] == "accuracy"
+
+
+def test_fit_starts_at_the_backups_epoch_and_a_later_fit_without_it_from_zero(image_module, tmp_path):
+    _train(image_module, tmp_path, "linear_probe", epochs=2)
+    model = _model(image_module)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    model.fit(_data(), epochs=4, verbose=0, callbacks=[RunBackup(tmp_path / "backup"), recorder])
+    assert seen == [2, 3]
+    seen.clear()
+    model.fit(_data(), epochs=2, verbose=0, callbacks=[recorder])
+    assert seen == [0, 1]

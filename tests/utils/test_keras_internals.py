@@ -30,19 +30,6 @@ def test_each_internal_is_still_there_and_means_what_it_did():
     assert "_use_cached_eval_dataset" in inspect.getsource(keras.Model.fit)
 
 
-def test_start_fit_at_epoch_moves_the_epochs_fit_runs():
-    model = _model()
-    seen = []
-    starter = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: keras_internals.start_fit_at_epoch(model, 2))
-    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
-    x, y = np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32")
-    model.fit(x, y, epochs=4, verbose=0, callbacks=[starter, recorder])
-    assert seen == [2, 3]
-    assert keras_internals.fit_start_epoch(model) == 2
-    keras_internals.start_fit_at_epoch(model, None)
-    assert keras_internals.fit_start_epoch(model) is None
-
-
 def test_multi_optimizer_map_and_loading_weights_without_the_optimizer(tmp_path):
     mapping = keras.optimizers.OptimizerMap(keras.optimizers.Adam())
     assert keras_internals.optimizer_map(keras.optimizers.MultiOptimizer(mapping)) is mapping

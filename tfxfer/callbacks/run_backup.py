@@ -6,7 +6,7 @@ import pathlib
 import keras
 
 from tfxfer.utils.atomic_files import remove_dead_temporaries, replaced_atomically, write_text_atomically
-from tfxfer.utils.keras_internals import load_weights_except, start_fit_at_epoch
+from tfxfer.utils.keras_internals import load_weights_except
 
 
 class RunBackup(keras.callbacks.BackupAndRestore):
@@ -24,7 +24,10 @@ class RunBackup(keras.callbacks.BackupAndRestore):
       `fit` whose epochs are all behind the backup trains nothing; the
       first `fit` after a phase boundary takes the model's weights but
       starts its own optimizer, as the uninterrupted recipe did;
-    - `history` holds the logs of every epoch, before and after a resume.
+    - `history` holds the logs of every epoch, before and after a resume;
+    - the epoch a `fit` starts from is worked out before it starts
+      (`resume_epoch`); `TransferModel.fit` and the head model's `fit`
+      pass it as `initial_epoch`: no callback moves a running `fit`.
 
     Args:
         backup_dir: a folder of its own (a run folder's `backup/`).
@@ -57,6 +60,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         """`(epochs_completed, weights_file, state)` of the newest complete backup, or None."""
         return latest_backup(self.folder)
 
+    def start_epoch(self, initial_epoch=0):
+        """The epoch a `fit` from `initial_epoch` starts at: the newest backup's epoch count, if there is one."""
+        latest = self.latest()
+        return initial_epoch if latest is None else latest[0]
+
     def on_train_begin(self, logs=None):
         self._fit_end = self.params["epochs"]
         first_fit, self._first_fit = self._first_fit, False
@@ -68,9 +76,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         if first_fit:  # later fits of the recipe find this process's own backups
             self.resumed_from = epoch
         if epoch >= self._fit_end:
-            # An earlier phase, finished before the kill: nothing to train.
-            start_fit_at_epoch(self.model, epoch)
-            return
+            return  # an earlier phase, finished before the kill: the fit starts past its end
         optimizer = self.model.optimizer
         if state["fit_end"] == self._fit_end:  # the same phase: its optimizer state too
             if optimizer is not None and not optimizer.built:
@@ -79,14 +85,10 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         else:  # the first epoch of a new phase: a fresh optimizer, as without the kill
             # Keras' public load_weights has no way to leave the optimizer out.
             load_weights_except(self.model, str(weights), objects_to_skip=[optimizer])
-        start_fit_at_epoch(self.model, epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs[epoch] = {key: float(value) for key, value in (logs or {}).items()}
         self._save(epoch + 1)
-
-    def on_train_end(self, logs=None):
-        start_fit_at_epoch(self.model, None)  # Keras keeps it; a later plain fit must not start there
 
     def _save(self, epochs_completed):
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,14 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         for older in self.folder.glob("epoch-*"):
             if _epoch_of(older) < epochs_completed:
                 older.unlink(missing_ok=True)
+
+
+def resume_epoch(callbacks, initial_epoch=0):
+    """The epoch a `fit` given `callbacks` starts at: a `RunBackup`'s restored epoch count, else `initial_epoch`."""
+    for callback in callbacks or []:
+        if isinstance(callback, RunBackup):
+            return callback.start_epoch(initial_epoch)
+    return initial_epoch
 
 
 def latest_backup(folder):

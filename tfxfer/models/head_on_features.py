@@ -19,9 +19,9 @@ Example:
 
 import keras
 
+from tfxfer.callbacks.run_backup import resume_epoch
 from tfxfer.models.input_assertions import readable_errors
 from tfxfer.models.regularized_step import RegularizedStep
-from tfxfer.utils.keras_internals import fit_start_epoch, start_fit_at_epoch
 from tfxfer.utils.xla_errors import xla_errors_explained
 
 
@@ -60,6 +60,7 @@ class HeadOnFeatures(RegularizedStep, keras.Model):
 
     def fit(self, x=None, *args, callbacks=None, **kwargs):
         """Keras' `fit`, with `callbacks` run on the transfer model."""
+        kwargs["initial_epoch"] = resume_epoch(callbacks, kwargs.get("initial_epoch", 0))
         callbacks = [_OnTransferModel(self._transfer_model(), callbacks or [])]
         with xla_errors_explained(), readable_errors():
             return super().fit(x, *args, callbacks=callbacks, **kwargs)
@@ -93,12 +94,9 @@ class _OnTransferModel(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._transfer_model.stop_training = False
         self._each("on_train_begin", logs)
-        # A restored backup tells the fit where to start (Keras reads it after on_train_begin).
-        start_fit_at_epoch(self.model, fit_start_epoch(self._transfer_model))
 
     def on_train_end(self, logs=None):
         self._each("on_train_end", logs)
-        start_fit_at_epoch(self.model, None)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._each("on_epoch_begin", epoch, logs)

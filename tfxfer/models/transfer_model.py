@@ -9,6 +9,7 @@ import keras
 import keras_hub
 
 from tfxfer.backbones.hub_backbone import HubBackbone
+from tfxfer.callbacks.run_backup import resume_epoch
 from tfxfer.data.length_bucketing import grouped_by_length, trimmed_to_bucket
 from tfxfer.distribute.multi_worker_fix import MultiWorkerFix
 from tfxfer.models import model_constructors
@@ -250,6 +251,7 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         for callback in kwargs.get("callbacks") or []:
             if hasattr(callback, "prepare"):  # e.g. GradualUnfreezing
                 callback.prepare(self)
+        kwargs["initial_epoch"] = resume_epoch(kwargs.get("callbacks"), kwargs.get("initial_epoch", 0))
         check_learning_rate(self)
         x, y, validation_data = self._raw_data("fit", x, y, validation_data)
         if kwargs.get("class_weight") is not None:

@@ -29,16 +29,6 @@ def loss_tracker(model):
     return model._loss_tracker
 
 
-def start_fit_at_epoch(model, epoch):
-    """The epoch the running `fit` starts from (None: `fit`'s own `initial_epoch`), as Keras' `BackupAndRestore` sets it."""
-    model._initial_epoch = epoch
-
-
-def fit_start_epoch(model):
-    """The start epoch a callback set for the running `fit` (see `start_fit_at_epoch`), or None."""
-    return model._initial_epoch
-
-
 def build_from_batch(model, data_batch):
     """Builds `model` (and its metrics) from one batch, as `fit` does before its first step."""
     model._symbolic_build(data_batch=data_batch)
