@@ -32,7 +32,7 @@ def _only_run_folder(tmp_path):
 
 def _reset_keras():
     # A module fixture is set up before the test's own autouse reset (tests/conftest.py).
-    keras.utils.clear_session()
+    keras.utils.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
 
 
