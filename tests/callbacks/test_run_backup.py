@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tests.conftest import random_images
 from tfxfer import TransferModel
-from tfxfer.callbacks import BestCheckpoint, RunBackup
+from tfxfer.callbacks import BestCheckpoint, RunBackup, resume_epoch
 from tfxfer.recipes import run_recipe
 from tfxfer.regularizers import L2SP
 
@@ -112,3 +112,37 @@ def test_fit_starts_at_the_backups_epoch_and_a_later_fit_without_it_from_zero(im
     seen.clear()
     model.fit(_data(), epochs=2, verbose=0, callbacks=[recorder])
     assert seen == [0, 1]
+
+
+def _plain_model():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_a_plain_keras_fit_resumes_through_resume_epoch_and_is_refused_without_it(tmp_path):
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 2), "float32")
+    callbacks = [RunBackup(tmp_path), _Interrupt(2)]
+    with pytest.raises(KeyboardInterrupt):
+        _plain_model().fit(x, y, epochs=4, verbose=0, callbacks=callbacks)
+    with pytest.raises(
+        RuntimeError, match="restored the state after epoch 2, but this fit starts at epoch 1.*resume_epoch"
+    ):
+        _plain_model().fit(x, y, epochs=4, verbose=0, callbacks=[RunBackup(tmp_path)])
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    callbacks = [RunBackup(tmp_path), recorder]
+    _plain_model().fit(x, y, epochs=4, verbose=0, callbacks=callbacks, initial_epoch=resume_epoch(callbacks))
+    assert seen == [2, 3]
+    # An explicit start past the backup wins; one before it starts after the backup.
+    assert resume_epoch([RunBackup(tmp_path)], initial_epoch=6) == 6
+    assert resume_epoch([RunBackup(tmp_path)], initial_epoch=1) == 4
+
+
+def test_a_fit_with_nothing_left_to_train_still_takes_the_backups_weights(image_module, tmp_path):
+    trained, _ = _train(image_module, tmp_path, "linear_probe", epochs=2)
+    resumed, backup = _train(image_module, tmp_path, "linear_probe", epochs=2)
+    assert backup.resumed_from == 2
+    for mine, theirs in zip(resumed.weights, trained.weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), atol=1e-6, err_msg=mine.path)

@@ -2,6 +2,6 @@
 
 from tfxfer.callbacks.best_checkpoint import BestCheckpoint
 from tfxfer.callbacks.gradual_unfreezing import GradualUnfreezing
-from tfxfer.callbacks.run_backup import RunBackup
+from tfxfer.callbacks.run_backup import RunBackup, resume_epoch
 
-__all__ = ["BestCheckpoint", "GradualUnfreezing", "RunBackup"]
+__all__ = ["BestCheckpoint", "GradualUnfreezing", "RunBackup", "resume_epoch"]

@@ -36,6 +36,10 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
     >>> backup = RunBackup("runs/ants-20261124-101500/backup")
     >>> model.fit(train_ds, epochs=4, callbacks=[backup])  # killed, run again: continues
+
+    A plain Keras model's `fit` does not ask where to start; give it
+    `initial_epoch=resume_epoch([backup])` (a fit that would train restored
+    epochs again is refused).
     """
 
     def __init__(self, backup_dir):
@@ -44,6 +48,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.epoch_logs = {}
         self.resumed_from = None  # the epoch count restored at the first resume
         self._fit_end = None
+        self._restored_epoch = None  # checked against the epoch the fit starts at
         self._first_fit = True
         remove_dead_temporaries(self.folder)
 
@@ -61,12 +66,13 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         return latest_backup(self.folder)
 
     def start_epoch(self, initial_epoch=0):
-        """The epoch a `fit` from `initial_epoch` starts at: the newest backup's epoch count, if there is one."""
+        """The epoch a `fit` from `initial_epoch` starts at: past the newest backup's epochs, if there is one."""
         latest = self.latest()
-        return initial_epoch if latest is None else latest[0]
+        return initial_epoch if latest is None else max(initial_epoch, latest[0])
 
     def on_train_begin(self, logs=None):
         self._fit_end = self.params["epochs"]
+        self._restored_epoch = None
         first_fit, self._first_fit = self._first_fit, False
         latest = self.latest()
         if latest is None:
@@ -75,16 +81,29 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         self.epoch_logs = {int(key): value for key, value in state["logs"].items()}
         if first_fit:  # later fits of the recipe find this process's own backups
             self.resumed_from = epoch
-        if epoch >= self._fit_end:
-            return  # an earlier phase, finished before the kill: the fit starts past its end
+        self._restored_epoch = epoch
         optimizer = self.model.optimizer
         if state["fit_end"] == self._fit_end:  # the same phase: its optimizer state too
             if optimizer is not None and not optimizer.built:
                 optimizer.build(self.model.trainable_variables)
             self.model.load_weights(str(weights))
-        else:  # the first epoch of a new phase: a fresh optimizer, as without the kill
-            # Keras' public load_weights has no way to leave the optimizer out.
+        else:
+            # Another phase's backup (this fit starts a phase, or a phase
+            # finished before the kill trains nothing): its weights, with this
+            # fit's own optimizer, as without the kill. Keras' public
+            # load_weights has no way to leave the optimizer out.
             load_weights_except(self.model, str(weights), objects_to_skip=[optimizer])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        restored, self._restored_epoch = self._restored_epoch, None
+        if restored is not None and epoch < restored:
+            raise RuntimeError(
+                f"RunBackup restored the state after epoch {restored}, but this fit starts at epoch {epoch + 1} and "
+                f"would train epochs {epoch + 1}-{restored} again. Only tfxfer's TransferModel.fit asks RunBackup "
+                "where to start; for another Keras model pass "
+                "initial_epoch=tfxfer.callbacks.resume_epoch(callbacks) to fit, or use "
+                "keras.callbacks.BackupAndRestore."
+            )
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_logs[epoch] = {key: float(value) for key, value in (logs or {}).items()}
@@ -103,7 +122,15 @@ class RunBackup(keras.callbacks.BackupAndRestore):
 
 
 def resume_epoch(callbacks, initial_epoch=0):
-    """The epoch a `fit` given `callbacks` starts at: a `RunBackup`'s restored epoch count, else `initial_epoch`."""
+    """The epoch a `fit` given `callbacks` starts at: past a `RunBackup`'s restored epochs, else `initial_epoch`.
+
+    `TransferModel.fit` calls it; pass its answer as `initial_epoch` to the
+    `fit` of any other Keras model.
+
+    Example:
+
+    >>> model.fit(x, y, epochs=4, callbacks=callbacks, initial_epoch=resume_epoch(callbacks))
+    """
     for callback in callbacks or []:
         if isinstance(callback, RunBackup):
             return callback.start_epoch(initial_epoch)
