@@ -34,6 +34,7 @@ DOCTESTED = [
     "tfxfer.distribute.dataset_sharding.leaves_a_replica_empty",
     "tfxfer.distribute.multi_worker_fix",
     "tfxfer.distribute.strategy_selection.tpu_settings",
+    "tfxfer.distribute.native_precision",
     "tfxfer.utils.xla_errors.xla_unsupported_ops",
     "tfxfer.data.length_bucketing.bucket_lengths",
     "tfxfer.data.length_bucketing.trimmed_to_bucket",
