@@ -11,6 +11,10 @@ import pathlib
 import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The suite trains in float32 on every CPU, so its tolerances hold on all of
+# them; `--mixed-precision auto`'s bfloat16 is tested by setting flags
+# (tests/distribute/test_native_precision.py, tests/runs/test_training_run.py).
+os.environ.setdefault("TFXFER_CPU_FLAGS", "")
 
 import numpy as np
 import pytest

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -149,6 +150,37 @@ def test_mixed_precision_policy_is_restored(image_module, image_folder, tmp_path
     metrics = train_run(config, verbose=0)
     assert metrics["dtype_policy"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_auto_precision_is_bfloat16_for_text_on_a_bfloat16_cpu_and_says_why(
+    tiny_bert_preset, text_file, image_module, image_folder, tmp_path, monkeypatch
+):
+    import keras
+
+    monkeypatch.setenv("TFXFER_CPU_FLAGS", "avx512f avx512_bf16")
+    text = _config(tmp_path / "text", preset=tiny_bert_preset, data=str(text_file), validation_split=0.25)
+    metrics = train_run(dataclasses.replace(text, recipe="linear_probe", epochs=1), verbose=0)
+    assert metrics["dtype_policy"] == "mixed_bfloat16"
+    assert "natively (avx512_bf16)" in metrics["dtype_policy_reason"]
+    assert metrics["export"]["max_abs_difference"] <= 1e-2  # the served graph computes in bfloat16 too
+    (run,) = (tmp_path / "text" / "runs").iterdir()
+    assert "mixed_bfloat16 (the CPU computes bfloat16 natively" in (run / "report.md").read_text()
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+    image = _config(tmp_path / "image", backbone=image_module, data=str(image_folder), image_size=(10, 10))
+    metrics = train_run(dataclasses.replace(image, recipe="linear_probe", epochs=1, export=False), verbose=0)
+    assert metrics["dtype_policy"] == "float32"
+    assert "only text models train faster in it" in metrics["dtype_policy_reason"]
+
+    monkeypatch.setenv("TFXFER_CPU_FLAGS", "avx2")
+    metrics = train_run(
+        dataclasses.replace(text, runs_dir=str(tmp_path / "plain"), recipe="linear_probe", epochs=1, export=False),
+        verbose=0,
+    )
+    assert (metrics["dtype_policy"], metrics["dtype_policy_reason"]) == (
+        "float32",
+        "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)",
+    )
 
 
 def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder, tmp_path):

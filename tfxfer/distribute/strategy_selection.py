@@ -20,8 +20,6 @@ class StrategyChoice:
         replicas: replicas in sync.
         steps_per_execution: steps per compiled call (many on TPU, where
             each host round trip is expensive).
-        mixed_precision: the dtype policy that suits the hardware
-            (`"mixed_bfloat16"` on TPU), or None.
         workers: processes training together (several under
             `MultiWorkerMirroredStrategy`).
         jit_compile: `compile(jit_compile=...)`: True where everything must
@@ -34,7 +32,6 @@ class StrategyChoice:
     strategy: object
     replicas: int
     steps_per_execution: int = 1
-    mixed_precision: str = None
     workers: int = 1
     jit_compile: bool = None
     fixed_shapes: bool = False
@@ -143,15 +140,16 @@ def _tpu_choice(tf, tpu):
 def tpu_settings():
     """The training settings of a TPU run, shared by `"tpu"` and `"tpu_rehearsal"`.
 
-    Many steps per compiled call (each host round trip is expensive),
-    bfloat16 compute, XLA for the whole step, and fixed batch shapes.
+    Many steps per compiled call (each host round trip is expensive), XLA
+    for the whole step, and fixed batch shapes. (The compute format is
+    `tfxfer.distribute.native_precision`'s: bfloat16 for both.)
 
     Example:
 
     >>> tpu_settings()["steps_per_execution"]
     32
     """
-    return {"steps_per_execution": 32, "mixed_precision": "mixed_bfloat16", "jit_compile": True, "fixed_shapes": True}
+    return {"steps_per_execution": 32, "jit_compile": True, "fixed_shapes": True}
 
 
 def _colab_address():

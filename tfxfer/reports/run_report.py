@@ -18,7 +18,7 @@ def write_run_report(folder, config, metrics):
         f"({data['train_examples']} training / {data['validation_examples']} validation examples, "
         f"{len(data['class_names'])} classes), regularizer `{config['regularizer']}`"
         + (f" (alpha {config['alpha']}, beta {config['beta']})" if config["regularizer"] != "none" else "")
-        + f"; {metrics['strategy']}, {metrics['dtype_policy']}; {metrics['seconds']:.0f} s.",
+        + f"; {metrics['strategy']}, {_precision(metrics)}; {metrics['seconds']:.0f} s.",
         "",
         "## Result",
         "",
@@ -129,3 +129,9 @@ def write_run_report(folder, config, metrics):
     lines.append("")
     folder.write_text(folder.report.name, "\n".join(lines))
     return str(folder.report)
+
+
+def _precision(metrics):
+    """The dtype policy, and why it was chosen (runs before issue 26 recorded no reason)."""
+    reason = metrics.get("dtype_policy_reason")
+    return f"{metrics['dtype_policy']} ({reason})" if reason else metrics["dtype_policy"]

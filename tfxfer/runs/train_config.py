@@ -115,7 +115,14 @@ class TrainConfig:
     )
     beta: float = _option(0.01, "strength on the new head", float)
     batch_size: int = _option(32, "global batch size", int)
-    mixed_precision: str = _option("auto", "dtype policy (auto: mixed_bfloat16 on TPU)", str, MIXED_PRECISION_NAMES)
+    mixed_precision: str = _option(
+        "auto",
+        "dtype policy (auto: the fastest format the hardware computes natively: bfloat16 on TPUs, on GPUs of "
+        "compute capability 8.0+ and, for text models, on CPUs with avx512_bf16 or AMX; float16 on older GPUs; "
+        "else float32. off: float32)",
+        str,
+        MIXED_PRECISION_NAMES,
+    )
     strategy: str = _option("auto", "distribution strategy", str, STRATEGY_NAMES)
     steps_per_execution: int = _option(None, "steps per compiled call (auto: 32 on TPU)", int)
     drop_remainder: bool = _option(None, "fixed training batch shapes (auto: on for TPU)", None)

@@ -7,7 +7,7 @@ no stage passes them down a chain of arguments.
 
 Example:
 
->>> metrics = TrainingJob(config, choice, policy=None, verbose=1).run()
+>>> metrics = TrainingJob(config, choice, native_precision(choice.name), verbose=1).run()
 """
 
 import shutil
@@ -41,15 +41,15 @@ class TrainingJob:
     Args:
         config: the run's `TrainConfig`.
         choice: the `StrategyChoice` it trains under.
-        policy: the dtype policy (None: float32).
+        precision: the dtype policy and why (`PrecisionChoice`).
         verbose: as for `train_run`.
         folder: the `RunFolder` of a resumed run; None for a new run, whose
             folder is created once its data and model are sound.
         started: when the job started (`time.time()`), for its metrics.
     """
 
-    def __init__(self, config, choice, policy, verbose, folder=None, started=None):
-        self.config, self.choice, self.policy, self.verbose = config, choice, policy, verbose
+    def __init__(self, config, choice, precision, verbose, folder=None, started=None):
+        self.config, self.choice, self.precision, self.verbose = config, choice, precision, verbose
         self.folder = folder
         self.resuming = folder is not None
         self.started = time.time() if started is None else started
@@ -194,7 +194,8 @@ class TrainingJob:
             "strategy": self.choice.describe(),
             "workers": self.choice.workers,
             "replicas": self.choice.replicas,
-            "dtype_policy": self.policy or "float32",
+            "dtype_policy": self.precision.policy,
+            "dtype_policy_reason": self.precision.reason,
             "compiled_with": {
                 "jit_compile": bool(self.model.jit_compile),
                 "steps_per_execution": int(self.model.steps_per_execution),

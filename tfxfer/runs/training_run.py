@@ -162,14 +162,14 @@ def _start(config, verbose, folder):
     choice = select_strategy(config.strategy)
     if choice.workers > 1 and not role.is_chief:
         return _run_beside_the_chief(config, choice, role, started, verbose, folder)
-    policy = _mixed_precision_policy(config.mixed_precision, choice)
-    say(f"Strategy: {choice.describe()}; dtype policy: {policy or 'float32'}")
+    precision = run_precision(config, choice)
+    say(f"Strategy: {choice.describe()}; dtype policy: {precision.policy} ({precision.reason})")
     # One process trains a run folder; a killed one's lock is taken over, so
     # a resumed run takes it before anything slow and a second resume fails at once.
     lock = lock_run_folder(folder) if folder is not None else None
     try:
-        with _global_dtype_policy(policy):
-            return TrainingJob(config, choice, policy, verbose, folder=folder, started=started).run()
+        with _global_dtype_policy(precision.policy):
+            return TrainingJob(config, choice, precision, verbose, folder=folder, started=started).run()
     finally:
         if lock is not None:
             lock.release()
@@ -177,13 +177,12 @@ def _start(config, verbose, folder):
 
 @contextlib.contextmanager
 def _global_dtype_policy(policy):
-    """Keras' global dtype policy set to `policy` (None: left as it is) for the block."""
+    """Keras' global dtype policy set to `policy` for the block."""
     import keras
 
     previous = keras.mixed_precision.global_policy()
     try:
-        if policy:
-            keras.mixed_precision.set_global_policy(policy)
+        keras.mixed_precision.set_global_policy(policy)
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
@@ -211,9 +210,9 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
             for part in ("backup", "checkpoints"):
                 if (chief_folder.path / part).exists():
                     shutil.copytree(chief_folder.path / part, folder.path / part, dirs_exist_ok=True)
-        policy = _mixed_precision_policy(config.mixed_precision, choice)
-        with _global_dtype_policy(policy):
-            return TrainingJob(local, choice, policy, verbose, folder=folder, started=started).run()
+        precision = run_precision(config, choice)
+        with _global_dtype_policy(precision.policy):
+            return TrainingJob(local, choice, precision, verbose, folder=folder, started=started).run()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -248,9 +247,18 @@ def check_feature_caching(config, modality):
     )
 
 
-def _mixed_precision_policy(setting, choice):
-    if setting == "off":
-        return None
-    if setting == "auto":
-        return choice.mixed_precision
-    return setting
+def run_precision(config, choice):
+    """The run's dtype policy and why (`PrecisionChoice`): `--mixed-precision auto` asks the hardware.
+
+    Example:
+
+    >>> run_precision(TrainConfig(data="ants", backbone="m", mixed_precision="off"), choice).reason
+    '--mixed-precision off'
+    """
+    from tfxfer.distribute.native_precision import PrecisionChoice, native_precision
+
+    if config.mixed_precision == "off":
+        return PrecisionChoice("float32", "--mixed-precision off")
+    if config.mixed_precision != "auto":
+        return PrecisionChoice(config.mixed_precision, f"--mixed-precision {config.mixed_precision}")
+    return native_precision(choice.name, modality=data_modality(config.data))
