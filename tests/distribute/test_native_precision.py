@@ -24,6 +24,18 @@ def test_the_fastest_native_format_is_chosen_with_its_reason(strategy, gpus, fla
     assert reason in choice.reason
 
 
+def test_a_tf_hub_module_or_an_image_model_stays_float32_on_a_bfloat16_cpu():
+    flags = {"avx512_bf16"}
+    assert native_precision(gpus=[], cpu_flags=flags, modality="text").policy == "mixed_bfloat16"
+    hub = native_precision(gpus=[], cpu_flags=flags, modality="text", backbone="tf_hub")
+    assert hub.policy == "float32" and "dtypes it was saved with" in hub.reason
+    image = native_precision(gpus=[], cpu_flags=flags, modality="image")
+    assert image.policy == "float32" and "float32 for image models" in image.reason
+    assert "TFDS" in native_precision(gpus=[], cpu_flags=flags, modality=None).reason
+    # GPUs and TPUs keep their native format for every model.
+    assert native_precision(gpus=[(8, 6)], modality="image", backbone="tf_hub").policy == "mixed_bfloat16"
+
+
 def test_cpu_flags_come_from_cpuinfo_or_the_override(tmp_path, monkeypatch):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")

@@ -167,17 +167,18 @@ def test_auto_precision_is_bfloat16_for_text_on_a_bfloat16_cpu_and_says_why(
     assert "mixed_bfloat16 (the CPU computes bfloat16 natively" in (run / "report.md").read_text()
     assert keras.mixed_precision.global_policy().name == "float32"
 
-    image = _config(tmp_path / "image", backbone=image_module, data=str(image_folder), image_size=(10, 10))
-    metrics = train_run(dataclasses.replace(image, recipe="linear_probe", epochs=1, export=False), verbose=0)
-    assert metrics["dtype_policy"] == "float32"
-    assert "only text models train faster in it" in metrics["dtype_policy_reason"]
+    # The other answers of a bfloat16 CPU, and of one without it, as a run works them out.
+    from tfxfer.distribute import select_strategy
+    from tfxfer.runs.training_run import run_precision
 
+    choice = select_strategy("default")
+    image = _config(tmp_path, backbone=image_module, data=str(image_folder))
+    assert run_precision(image, choice).policy == "float32"
+    assert "a TF Hub module computes in the dtypes it was saved with" in run_precision(image, choice).reason
+    assert run_precision(dataclasses.replace(image, mixed_precision="off"), choice).reason == "--mixed-precision off"
     monkeypatch.setenv("TFXFER_CPU_FLAGS", "avx2")
-    metrics = train_run(
-        dataclasses.replace(text, runs_dir=str(tmp_path / "plain"), recipe="linear_probe", epochs=1, export=False),
-        verbose=0,
-    )
-    assert (metrics["dtype_policy"], metrics["dtype_policy_reason"]) == (
+    plain = run_precision(text, choice)
+    assert (plain.policy, plain.reason) == (
         "float32",
         "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)",
     )

@@ -11,7 +11,9 @@
 - the CPU: the flags in `/proc/cpuinfo`. `avx512_bf16` (Cooper Lake, Zen 4
   and newer) or `amx_bf16` (Sapphire Rapids and newer) mean oneDNN computes
   bfloat16 matmuls natively; without them bfloat16 is emulated and slower,
-  so float32.
+  so float32. With them, only text models on a Keras (KerasHub) backbone
+  train in bfloat16: image models gained nothing, and a TF Hub module
+  computes in the dtypes it was saved with.
 
 `--mixed-precision off` (`mixed_precision="off"`) keeps float32 whatever the
 hardware; `mixed_bfloat16` or `mixed_float16` force one. Setting the
@@ -47,11 +49,8 @@ class PrecisionChoice:
     policy: str
     reason: str
 
-    def as_dict(self):
-        return dataclasses.asdict(self)
 
-
-def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modality="text"):
+def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modality="text", backbone="keras_hub"):
     """The dtype policy the hardware computes fastest, with the reason.
 
     Args:
@@ -65,6 +64,10 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
             depthwise convolutions and BatchNorm are not matmuls, and
             EfficientNet-Lite0's step gained nothing (0.99×), so `auto`
             keeps images in float32 there rather than risk a slower run.
+        backbone: `"keras_hub"` (a Keras backbone, which computes in the
+            policy's dtype) or `"tf_hub"` (a SavedModel, which computes in
+            the dtypes it was saved with: bfloat16 would change only the
+            head, so on a CPU it stays float32).
 
     Returns:
         A `PrecisionChoice`.
@@ -86,6 +89,12 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
     if cpu_flags is None:
         cpu_flags = cpu_feature_flags()
     native = [flag for flag in BFLOAT16_CPU_FLAGS if flag in cpu_flags]
+    if native and backbone == "tf_hub":
+        return PrecisionChoice(
+            "float32",
+            f"the CPU computes bfloat16 natively ({', '.join(native)}), but a TF Hub module computes in the "
+            "dtypes it was saved with, so only the head would change: float32",
+        )
     if native and modality != "text":
         what = "image models" if modality == "image" else "data whose modality is known only once it loads (TFDS)"
         return PrecisionChoice(

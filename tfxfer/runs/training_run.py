@@ -261,4 +261,5 @@ def run_precision(config, choice):
         return PrecisionChoice("float32", "--mixed-precision off")
     if config.mixed_precision != "auto":
         return PrecisionChoice(config.mixed_precision, f"--mixed-precision {config.mixed_precision}")
-    return native_precision(choice.name, modality=data_modality(config.data))
+    backbone = "keras_hub" if config.preset else "tf_hub"
+    return native_precision(choice.name, modality=data_modality(config.data), backbone=backbone)
