@@ -88,23 +88,20 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
         return PrecisionChoice("float32", f"GPU compute capability {shown} has no fast half-precision path")
     if cpu_flags is None:
         cpu_flags = cpu_feature_flags()
-    native = [flag for flag in BFLOAT16_CPU_FLAGS if flag in cpu_flags]
-    if native and backbone == "tf_hub":
+    native = ", ".join(flag for flag in BFLOAT16_CPU_FLAGS if flag in cpu_flags)
+    if not native:
+        return PrecisionChoice("float32", "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)")
+    has_it = f"the CPU computes bfloat16 natively ({native})"
+    if backbone == "tf_hub":
         return PrecisionChoice(
             "float32",
-            f"the CPU computes bfloat16 natively ({', '.join(native)}), but a TF Hub module computes in the "
-            "dtypes it was saved with, so only the head would change: float32",
+            f"{has_it}, but a TF Hub module computes in the dtypes it was saved with, so only the head "
+            "would change: float32",
         )
-    if native and modality != "text":
+    if modality != "text":
         what = "image models" if modality == "image" else "data whose modality is known only once it loads (TFDS)"
-        return PrecisionChoice(
-            "float32",
-            f"the CPU computes bfloat16 natively ({', '.join(native)}), but only text models train faster in it; "
-            f"float32 for {what}",
-        )
-    if native:
-        return PrecisionChoice("mixed_bfloat16", f"the CPU computes bfloat16 natively ({', '.join(native)})")
-    return PrecisionChoice("float32", "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)")
+        return PrecisionChoice("float32", f"{has_it}, but only text models train faster in it; float32 for {what}")
+    return PrecisionChoice("mixed_bfloat16", has_it)
 
 
 def cpu_feature_flags(cpuinfo="/proc/cpuinfo"):
