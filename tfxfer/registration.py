@@ -8,7 +8,8 @@ imported the classes are registered at once; otherwise they are
 registered right after TensorFlow and Keras finish importing, whichever
 the program imports first (TensorFlow imports Keras half-way through its
 own import, and KerasHub imports both, so registration waits until none of
-them is still executing).
+them is still executing). The same moment installs tfxfer's one Keras
+workaround that applies to every model (`tfxfer.utils.einsum_gradient_fix`).
 """
 
 import importlib
@@ -30,12 +31,13 @@ _registered = False
 
 
 def register_keras_objects():
-    """Imports the modules whose classes are registered with Keras (idempotent)."""
+    """Imports the modules whose classes are registered with Keras, and installs the einsum fix (idempotent)."""
     global _registered
     if _registered:
         return
     for name in _REGISTERING_MODULES:
         importlib.import_module(name)
+    importlib.import_module("tfxfer.utils.einsum_gradient_fix").install()
     _registered = True
 
 

@@ -23,6 +23,7 @@ import keras
 from tfxfer.choices import HEAD_LEARNING_RATE, fine_tuning_learning_rate
 from tfxfer.freezing.layer_groups import named_backbone_weights
 from tfxfer.optimizers.cloning import clone_optimizer
+from tfxfer.optimizers.fused_adam import FusedAdam
 from tfxfer.utils.keras_internals import nested_layers
 
 logger = logging.getLogger("tfxfer")
@@ -70,7 +71,7 @@ class Compiling:
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Configures training; `"auto"` picks defaults for this head.
 
-        `optimizer="auto"` is Adam at `HEAD_LEARNING_RATE` (1e-3) while the
+        `optimizer="auto"` is Adam (`tfxfer.optimizers.FusedAdam`) at `HEAD_LEARNING_RATE` (1e-3) while the
         backbone is frozen and `FINE_TUNING_LEARNING_RATE` (1e-4) once any
         of it trains (`LORA_LEARNING_RATE`, 3e-3, with LoRA adapters: the
         same default as `tfxfer train --lora-rank`); `loss="auto"` is sparse
@@ -201,9 +202,7 @@ def _optimizer(model, optimizer):
     if optimizer != "auto":
         return optimizer
     frozen = model.trainable_backbone is False
-    return keras.optimizers.Adam(
-        HEAD_LEARNING_RATE if frozen else fine_tuning_learning_rate(lora=model.lora is not None)
-    )
+    return FusedAdam(HEAD_LEARNING_RATE if frozen else fine_tuning_learning_rate(lora=model.lora is not None))
 
 
 def _loss(model, loss):

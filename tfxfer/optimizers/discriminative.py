@@ -66,8 +66,12 @@ def discriminative_optimizer(
 
 
 def optimizer_class(optimizer):
-    """A Keras optimizer class from a class or a name (`"adam"`, `"sgd"`, ...)."""
+    """A Keras optimizer class from a class or a name (`"adam"`, `"sgd"`, ...); `"adam"` is `FusedAdam`."""
     if isinstance(optimizer, str):
+        if optimizer.lower() == "adam":
+            from tfxfer.optimizers.fused_adam import FusedAdam
+
+            return FusedAdam
         return type(keras.optimizers.get(optimizer))
     if isinstance(optimizer, type) and issubclass(optimizer, keras.optimizers.Optimizer):
         return optimizer
