@@ -91,6 +91,10 @@ SETTINGS = {
     "image": {"head": 1e-3, "fine_tune": 1e-4, "scratch": 1e-3},
 }
 BATCH_SIZE = 16
+POLICIES = ("float32", "mixed_bfloat16")
+PRECISION_METHODS = ("linear_probe", "l2_sp", "two_phase")
+PRECISION_BEGIN = "<!-- precision table begin -->"
+PRECISION_END = "<!-- precision table end -->"
 REGULARIZATION = 0.01
 
 
@@ -120,7 +124,22 @@ def parse_args(argv):
         help="peak rate of the LoRA phase (adapters and head) instead of the table's 1e-3, for a rate sweep "
         "(--methods lora); needs its own --results, where rows of several rates can share one file",
     )
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        choices=POLICIES,
+        default=["float32"],
+        help="Keras dtype policies to train each run in, one after the other (float32 and mixed_bfloat16 "
+        "gives the paired precision table); other than float32 alone needs its own --results",
+    )
+    parser.add_argument(
+        "--precision-table",
+        action="store_true",
+        help="only rewrite the float32 / mixed_bfloat16 paired table from --results",
+    )
     args = parser.parse_args(argv)
+    if args.policies != ["float32"] and args.results == DEFAULT_RESULTS:
+        parser.error("--policies measures another setting: give --results another file, so the table's stay apart")
     for flag, value in (("--fine-tune-rate", args.fine_tune_rate), ("--lora-rate", args.lora_rate)):
         if value is not None and args.results == DEFAULT_RESULTS:
             parser.error(f"{flag} measures another setting: give --results another file, so the table's stay apart")
@@ -235,9 +254,19 @@ def datasets_for(spec, train, evaluation, seed):
     return (train_data, None), (eval_data, None)
 
 
-def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None, lora_rate=None):
+def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None, lora_rate=None,
+            policy="float32"):  # fmt: skip
     import keras
 
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate, lora_rate)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate, lora_rate):
     import tfxfer
 
     rates = dict(SETTINGS[spec["kind"]])
@@ -307,7 +336,7 @@ def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, 
     else:
         model.unfreeze()
         peak = rates["scratch"] if method == "scratch" else rates["fine_tune"]
-        model.compile(optimizer=keras.optimizers.Adam(schedule(peak)))
+        model.compile(optimizer=tfxfer.optimizers.FusedAdam(schedule(peak)))
         model.fit(x, y, **fit)
     seconds = time.perf_counter() - started
     metrics = model.evaluate(
@@ -324,9 +353,8 @@ def load_results(path):
 
 def run_grid(args):
     # A rate sweep keeps its rates in one file: the rate is part of what makes a run done.
-    rates = lambda r: (r.get("fine_tune_rate"), r.get("lora_rate"))  # noqa: E731
+    rates = lambda r: (r.get("fine_tune_rate"), r.get("lora_rate"), r.get("dtype_policy", "float32"))  # noqa: E731
     done = {(r["dataset"], str(r["size"]), r["seed"], r["method"], rates(r)) for r in load_results(args.results)}
-    given = rates({"fine_tune_rate": args.fine_tune_rate, "lora_rate": args.lora_rate})
     args.results.parent.mkdir(parents=True, exist_ok=True)
     for name in args.datasets:
         train_all, evaluation, class_names, spec = load_dataset(name, args.shared)
@@ -334,18 +362,21 @@ def run_grid(args):
             for seed in args.seeds:
                 train = subset(train_all, size, seed)
                 epochs = epochs_for(spec["kind"], len(train))
-                for method in args.methods:
+                for method, policy in ((m, p) for m in args.methods for p in args.policies):
+                    given = rates(
+                        {"fine_tune_rate": args.fine_tune_rate, "lora_rate": args.lora_rate, "dtype_policy": policy}
+                    )
                     key = (name, str(size), seed, method, given)
                     if key in done or (method in LORA_METHODS and spec["kind"] != "text"):
                         continue
                     print(
-                        f"{name} size={size} ({len(train)} examples, {epochs} epochs) seed={seed} {method} ...",
+                        f"{name} size={size} ({len(train)} examples, {epochs} epochs) seed={seed} {method} {policy} ...",
                         end=" ",
                         flush=True,
                     )
                     result = run_one(
                         method, spec, train, evaluation, len(class_names), args.shared, seed, epochs,
-                        fine_tune_rate=args.fine_tune_rate, lora_rate=args.lora_rate,
+                        fine_tune_rate=args.fine_tune_rate, lora_rate=args.lora_rate, policy=policy,
                     )  # fmt: skip
                     print(f"accuracy {result['accuracy']:.3f} ({result['seconds']:.0f} s)", flush=True)
                     record = {
@@ -358,6 +389,7 @@ def run_grid(args):
                         "epochs": epochs,
                         **({"fine_tune_rate": args.fine_tune_rate} if args.fine_tune_rate is not None else {}),
                         **({"lora_rate": args.lora_rate} if args.lora_rate is not None else {}),
+                        **({"dtype_policy": policy} if policy != "float32" or args.policies != ["float32"] else {}),
                         **result,
                     }
                     with args.results.open("a") as out:
@@ -431,22 +463,82 @@ def write_table(args):
         f"written {time.strftime('%Y-%m-%d')} on {platform.machine()} with "
         f"{os.cpu_count()} CPU cores.\n{TABLE_END}"
     )
-    text = args.output.read_text() if args.output.exists() else ""
-    if TABLE_BEGIN in text and TABLE_END in text:
-        start, end = text.index(TABLE_BEGIN), text.index(TABLE_END) + len(TABLE_END)
-        text = text[:start] + block + text[end:]
-    else:
-        text = text + ("\n" if text else "") + block + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    _replace_block(args.output, TABLE_BEGIN, TABLE_END, block)
     print(table(results))
     return 0
+
+
+def precision_table(results):
+    """Markdown: per (dataset, size, method), float32 and mixed_bfloat16 accuracy and their paired difference."""
+    groups = {}
+    for r in results:
+        key = (r["dataset"], r["size"], r["method"])
+        groups.setdefault(key, {}).setdefault(r.get("dtype_policy", "float32"), {})[r["seed"]] = r
+    lines = [
+        "| dataset | train examples | method | float32 | mixed_bfloat16 | bfloat16 − float32, paired | "
+        "training time, bf16 / f32 | seeds |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(DATASETS)}
+
+    def cell(runs):
+        accuracies = [r["accuracy"] for r in runs]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        return f"{100 * statistics.mean(accuracies):.1f} ± {100 * spread:.1f}"
+
+    for (dataset, size, method), by_policy in sorted(
+        groups.items(),
+        key=lambda item: (order[item[0][0]], math.inf if item[0][1] == "all" else int(item[0][1]), item[0][2]),
+    ):
+        f32, bf16 = by_policy.get("float32", {}), by_policy.get("mixed_bfloat16", {})
+        seeds = sorted(set(f32) & set(bf16))
+        if not seeds:
+            continue
+        differences = [bf16[seed]["accuracy"] - f32[seed]["accuracy"] for seed in seeds]
+        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+        time_ratio = statistics.mean(bf16[seed]["seconds"] / f32[seed]["seconds"] for seed in seeds)
+        examples = f"{f32[seeds[0]]['train_examples']}" + (" (all)" if size == "all" else "")
+        lines.append(
+            f"| {DATASETS[dataset]['title']} | {examples} | {method} | {cell([f32[s] for s in seeds])} | "
+            f"{cell([bf16[s] for s in seeds])} | {100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} | "
+            f"{time_ratio:.2f}× | {len(seeds)} |"
+        )
+    return "\n".join(lines)
+
+
+def write_precision_table(args):
+    results = load_results(args.results)
+    if not results:
+        print(f"error: no results in {args.results}; run the benchmark first.", file=sys.stderr)
+        return 2
+    block = (
+        f"{PRECISION_BEGIN}\n{precision_table(results)}\n\nAccuracy in %, mean ± standard deviation over seeds; "
+        f"the difference is taken per seed (same subset, initialisation and data order). {len(results)} runs "
+        f"from `{_shown(args.results)}`, written {time.strftime('%Y-%m-%d')} on {platform.machine()} with "
+        f"{os.cpu_count()} CPU cores.\n{PRECISION_END}"
+    )
+    _replace_block(args.output, PRECISION_BEGIN, PRECISION_END, block)
+    print(precision_table(results))
+    return 0
+
+
+def _replace_block(path, begin, end, block):
+    text = path.read_text() if path.exists() else ""
+    if begin in text and end in text:
+        start, stop = text.index(begin), text.index(end) + len(end)
+        text = text[:start] + block + text[stop:]
+    else:
+        text = text + ("\n" if text else "") + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.table:
         return write_table(args)
+    if args.precision_table:
+        return write_precision_table(args)
     missing = [
         args.shared / part
         for name in args.datasets
@@ -469,7 +561,7 @@ def main(argv=None):
             )
             return 2
     run_grid(args)
-    return write_table(args)
+    return write_precision_table(args) if args.policies != ["float32"] else write_table(args)
 
 
 if __name__ == "__main__":
