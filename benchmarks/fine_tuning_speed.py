@@ -6,18 +6,24 @@ epoch so that both see the same machine load:
 
 1. `keras_hub`: stock `keras_hub.models.TextClassifier.from_preset(<MiniLM
    dir>, num_classes=2)` with its own preprocessor at sequence length 128,
+   at KerasHub's default precision (float32),
    `compile(optimizer=Adam(5e-5))`, `fit` on a `tf.data.Dataset` of the
    sentences, reshuffled every epoch, in batches of 32 (`fit` on arrays
    would not shuffle them); vs `tfxfer`: `TransferModel.from_preset` on the
-   same preset and length, backbone unfrozen, the same optimizer, `fit` on
-   the same dataset (length bucketing on, its default); `tfxfer` with
-   `length_bucketing=False`, which separates bucketing's share of the speed
-   and of the accuracy difference from the rest; and `tfxfer` with KerasHub's
-   own head (dropout 0.1, logits, truncated-normal(0.02) kernel), which
-   separates the head's share of the accuracy difference. SST-2 training
-   subset (stratified, seeded), whole-backbone fine-tuning for the same
-   epochs; dev accuracy (872 sentences) of each afterwards; repeated for
-   each of `--seeds`.
+   same preset and length, backbone unfrozen, Adam at the same rate (tfxfer's
+   `FusedAdam`), `fit` on the same dataset (length bucketing on, its
+   default), in the dtype policy `--mixed-precision auto` picks on this
+   machine (`tfxfer.distribute.native_precision`: bfloat16 on a CPU with
+   `avx512_bf16`/AMX); and `tfxfer_float32`, the same in float32, which
+   separates the number format's share. `--ablations` adds `tfxfer` with
+   `length_bucketing=False` (bucketing's share of the speed and of the
+   accuracy difference) and `tfxfer` with KerasHub's own head (dropout 0.1,
+   logits, truncated-normal(0.02) kernel: the head's share of the accuracy
+   difference), both float32. SST-2 training subset (stratified, seeded),
+   whole-backbone fine-tuning for the same epochs; per steady epoch (the
+   mean after the first) and for the whole run (every epoch's `fit`, the
+   first with its tracing and tokenizing); dev accuracy (872 sentences) of
+   each afterwards; repeated for each of `--seeds`.
 2. `tf_hub`: the same network through the TF Hub route
    (`TransferModel.from_hub(minilm_l6_encoder, preprocessor=minilm_l6_preprocess)`,
    length 128) vs the KerasHub route (`tfxfer` of part 1), trained the same way.
@@ -26,7 +32,7 @@ epoch so that both see the same machine load:
    features, on MiniLM/SST-2 and on EfficientNet-Lite0/ants-bees (no
    augmentation); the heads of both are compared.
 
-Run (about 25 minutes on 2 CPU cores; part 1 takes about 7 minutes per seed):
+Run (about 25 minutes on 2 CPU cores; part 1 takes about 5 minutes per seed):
     python benchmarks/fine_tuning_speed.py
     python benchmarks/fine_tuning_speed.py --parts keras_hub --examples 640 --epochs 3 --seeds 0 1 2
 """
@@ -56,6 +62,9 @@ def parse_args(argv):
     parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (parts 1 and 2)")
     parser.add_argument("--head-epochs", type=int, default=10, help="head-phase epochs (part 3)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="part 1 runs once per seed")
+    parser.add_argument(
+        "--ablations", action="store_true", help="part 1 also trains tfxfer unbucketed and with KerasHub's head"
+    )
     return parser.parse_args(argv)
 
 
@@ -101,22 +110,34 @@ def keras_hub_classifier(seed):
     return model
 
 
-def tfxfer_from_preset(seed, length_bucketing=True, keras_hub_head=False):
+def auto_precision():
+    """The dtype policy `--mixed-precision auto` picks for this text model on this machine, and why."""
+    from tfxfer.distribute.native_precision import native_precision
+
+    return native_precision("default", modality="text", backbone="keras_hub")
+
+
+def tfxfer_from_preset(seed, length_bucketing=True, keras_hub_head=False, policy="float32"):
     import keras
 
     import tfxfer
 
-    keras.utils.set_random_seed(seed)
-    head = dict(dropout=0.1, activation=None) if keras_hub_head else {}
-    model = tfxfer.TransferModel.from_preset(
-        minilm_dir(), num_classes=2, sequence_length=SEQUENCE_LENGTH, length_bucketing=length_bucketing, **head
-    )
-    if keras_hub_head:
-        # KerasHub's classifier initializes its logits layer with TruncatedNormal(0.02).
-        kernel = model.head.dense.kernel
-        kernel.assign(keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)(kernel.shape))
-    model.unfreeze()
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(seed)
+        head = dict(dropout=0.1, activation=None) if keras_hub_head else {}
+        model = tfxfer.TransferModel.from_preset(
+            minilm_dir(), num_classes=2, sequence_length=SEQUENCE_LENGTH, length_bucketing=length_bucketing, **head
+        )
+        if keras_hub_head:
+            # KerasHub's classifier initializes its logits layer with TruncatedNormal(0.02).
+            kernel = model.head.dense.kernel
+            kernel.assign(keras.initializers.TruncatedNormal(stddev=0.02, seed=seed)(kernel.shape))
+        model.unfreeze()
+        model.compile(optimizer=tfxfer.optimizers.FusedAdam(LEARNING_RATE))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return model
 
 
@@ -132,7 +153,7 @@ def tfxfer_from_hub(shared, seed):
         preprocessor=str(shared / "models/tfhub/minilm_l6_preprocess"),
     )
     model.unfreeze()
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE))
+    model.compile(optimizer=tfxfer.optimizers.FusedAdam(LEARNING_RATE))
     return model
 
 
@@ -187,30 +208,37 @@ def compare_routes(first, second, models, train, dev, epochs, seed):
 
 
 def part_keras_hub(args, train, dev):
+    precision = auto_precision()
     print(
         f"\n[1] stock KerasHub TextClassifier vs tfxfer, MiniLM, {len(train[0])} SST-2 sentences, "
         f"length {SEQUENCE_LENGTH}, batch {BATCH_SIZE}, Adam {LEARNING_RATE}, {args.epochs} epochs, "
-        f"seeds {args.seeds}"
+        f"seeds {args.seeds}; tfxfer at --mixed-precision auto = {precision.policy} ({precision.reason})"
     )
-    ratios, unbucketed_ratios, bucketing_ratios, first_ratios = [], [], [], []
+    ratios, whole_ratios, precision_ratios, unbucketed_ratios, bucketing_ratios, first_ratios = [], [], [], [], [], []
     accuracies = {}
     for seed in args.seeds:
         print(f" seed {seed}")
         models = {
             "keras_hub": keras_hub_classifier(seed),
-            "tfxfer": tfxfer_from_preset(seed),
-            # Separates what length bucketing does (speed, batch order) from the rest of tfxfer.
-            "tfxfer_unbucketed": tfxfer_from_preset(seed, length_bucketing=False),
-            # Separates what the head's settings do to accuracy from the rest.
-            "tfxfer_keras_hub_head": tfxfer_from_preset(seed, keras_hub_head=True),
+            "tfxfer": tfxfer_from_preset(seed, policy=precision.policy),
+            # Separates what the number format does from the rest of tfxfer.
+            "tfxfer_float32": tfxfer_from_preset(seed),
         }
+        if args.ablations:
+            # Separates what length bucketing does (speed, batch order) from the rest of tfxfer.
+            models["tfxfer_unbucketed"] = tfxfer_from_preset(seed, length_bucketing=False)
+            # Separates what the head's settings do to accuracy from the rest.
+            models["tfxfer_keras_hub_head"] = tfxfer_from_preset(seed, keras_hub_head=True)
         seconds, seed_accuracies, ratio, first_ratio = compare_routes(
             "keras_hub", "tfxfer", models, train, dev, args.epochs, seed
         )
         ratios.append(ratio)
         first_ratios.append(first_ratio)
-        unbucketed_ratios.append(steady(seconds["keras_hub"]) / steady(seconds["tfxfer_unbucketed"]))
-        bucketing_ratios.append(steady(seconds["tfxfer_unbucketed"]) / steady(seconds["tfxfer"]))
+        whole_ratios.append(sum(seconds["keras_hub"]) / sum(seconds["tfxfer"]))
+        precision_ratios.append(steady(seconds["tfxfer_float32"]) / steady(seconds["tfxfer"]))
+        if args.ablations:
+            unbucketed_ratios.append(steady(seconds["keras_hub"]) / steady(seconds["tfxfer_unbucketed"]))
+            bucketing_ratios.append(steady(seconds["tfxfer_unbucketed"]) / steady(seconds["tfxfer"]))
         for name, value in seed_accuracies.items():
             accuracies.setdefault(name, []).append(100 * value)
 
@@ -223,19 +251,23 @@ def part_keras_hub(args, train, dev):
 
     print(f" over {len(args.seeds)} seed(s), mean ± sd:")
     print(
-        f"  => tfxfer is {spread(ratios)}x faster per epoch than stock KerasHub "
-        f"(first epoch, with tracing: {spread(first_ratios)}x)"
+        f"  => tfxfer ({precision.policy}) is {spread(ratios)}x faster per steady epoch than stock KerasHub, "
+        f"{spread(whole_ratios)}x for the whole run (first epoch, with tracing and tokenizing: "
+        f"{spread(first_ratios)}x)"
+    )
+    print(
+        f"  => {precision.policy} makes tfxfer {spread(precision_ratios)}x faster per steady epoch than its float32; "
+        f"dev accuracy {gap('tfxfer', 'tfxfer_float32')} points"
     )
     print("  => dev accuracy: " + ", ".join(f"{name} {spread(values, 1)}" for name, values in accuracies.items()))
-    print(
-        f"  => tfxfer with KerasHub's head vs stock KerasHub: {gap('tfxfer_keras_hub_head')} points "
-        f"(tfxfer with its own head: {gap('tfxfer')})"
-    )
-    print(
-        f"  => without length bucketing tfxfer is {spread(unbucketed_ratios)}x faster than stock KerasHub; "
-        f"bucketing alone makes tfxfer {spread(bucketing_ratios)}x faster and moves dev accuracy "
-        f"{gap('tfxfer', 'tfxfer_unbucketed')} points"
-    )
+    print(f"  => tfxfer vs stock KerasHub: {gap('tfxfer')} points (tfxfer float32: {gap('tfxfer_float32')})")
+    if args.ablations:
+        print(f"  => tfxfer with KerasHub's head vs stock KerasHub: {gap('tfxfer_keras_hub_head')} points")
+        print(
+            f"  => without length bucketing tfxfer (float32) is {spread(unbucketed_ratios)}x faster than stock "
+            f"KerasHub; bucketing and the number format together make tfxfer {spread(bucketing_ratios)}x faster "
+            f"than that and move dev accuracy {gap('tfxfer', 'tfxfer_unbucketed')} points"
+        )
 
 
 def part_tf_hub(args, train, dev):
