@@ -46,3 +46,7 @@ def test_cpu_flags_come_from_cpuinfo_or_the_override(tmp_path, monkeypatch):
     assert native_precision(gpus=[]).policy == "float32"
     monkeypatch.setenv("TFXFER_CPU_FLAGS", "avx512_bf16")
     assert native_precision(gpus=[]).policy == "mixed_bfloat16"
+    # Written by hand: any case, commas too; the reason says where the flags came from.
+    monkeypatch.setenv("TFXFER_CPU_FLAGS", "AVX2,AVX512_BF16")
+    choice = native_precision(gpus=[])
+    assert choice.policy == "mixed_bfloat16" and choice.reason.endswith("(TFXFER_CPU_FLAGS says so)")

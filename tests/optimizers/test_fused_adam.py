@@ -44,16 +44,24 @@ def test_same_weights_and_moments_as_keras_adam_with_a_schedule(jit_compile):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-8)  # float32 rounding
 
 
-def test_sparse_gradients_and_amsgrad_match_keras_too():
+def test_a_sparse_gradient_is_summed_per_row_first_as_adam_defines():
+    # An embedding's gradient: row 1 looked up twice in the batch.
     table = keras.Variable(np.ones((5, 3), "float32"))
-    rows = tf.IndexedSlices(tf.ones((2, 3)), tf.constant([1, 3]), tf.constant([5, 3]))
-    results = []
-    for optimizer in (FusedAdam(0.1), keras.optimizers.Adam(0.1), FusedAdam(0.1, amsgrad=True)):
+    rows = tf.IndexedSlices(tf.constant([[1.0] * 3, [2.0] * 3, [0.5] * 3]), tf.constant([1, 1, 3]), tf.constant([5, 3]))
+
+    def updated(optimizer, gradient):
         table.assign(np.ones((5, 3), "float32"))
-        optimizer.apply([rows], [table])
-        results.append(table.numpy())
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
-    np.testing.assert_allclose(results[2], results[1], rtol=1e-6)
+        for _ in range(3):
+            optimizer.apply([gradient], [table])
+        return table.numpy()
+
+    fused = updated(FusedAdam(0.1), rows)
+    np.testing.assert_allclose(fused, updated(keras.optimizers.Adam(0.1), tf.convert_to_tensor(rows)), rtol=1e-5)
+    # Keras 3's own Adam squares each slice before summing duplicates (1² + 2², not 3²): not Adam's update.
+    assert not np.allclose(fused, updated(keras.optimizers.Adam(0.1), rows))
+    np.testing.assert_allclose(
+        updated(FusedAdam(0.1, amsgrad=True), rows), updated(keras.optimizers.Adam(0.1, amsgrad=True), rows)
+    )
 
 
 def test_adam_by_name_and_auto_compile_are_fused_and_it_round_trips():

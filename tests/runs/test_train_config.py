@@ -36,6 +36,12 @@ def test_bad_config_files(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+def test_a_bare_off_in_yaml_means_off(tmp_path):
+    written = tmp_path / "off.yaml"
+    written.write_text("backbone: x\ndata: y\nmixed_precision: off\n")  # YAML 1.1 reads it as false
+    assert load_config(written).mixed_precision == "off"
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

@@ -180,8 +180,15 @@ def test_auto_precision_is_bfloat16_for_text_on_a_bfloat16_cpu_and_says_why(
     plain = run_precision(text, choice)
     assert (plain.policy, plain.reason) == (
         "float32",
-        "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)",
+        "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16) (TFXFER_CPU_FLAGS says so)",
     )
+    # Resumed on a machine without bfloat16, the run keeps the format it started in.
+    from tfxfer.runs.run_folder import RunFolder
+
+    kept = run_precision(text, choice, RunFolder(run))
+    assert kept.policy == "mixed_bfloat16" and kept.reason.endswith("; kept from the run's start")
+    forced = run_precision(dataclasses.replace(text, mixed_precision="mixed_float16"), choice)
+    assert forced.policy == "mixed_float16" and "a CPU has no native float16" in forced.reason
 
 
 def test_drop_remainder_gives_fixed_training_batches(image_module, image_folder, tmp_path):

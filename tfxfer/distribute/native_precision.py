@@ -86,12 +86,14 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
                 "mixed_float16", f"GPU compute capability {shown} has float16 tensor cores (with loss scaling)"
             )
         return PrecisionChoice("float32", f"GPU compute capability {shown} has no fast half-precision path")
+    told = ""
     if cpu_flags is None:
         cpu_flags = cpu_feature_flags()
+        told = f" ({CPU_FLAGS_VARIABLE} says so)" if CPU_FLAGS_VARIABLE in os.environ else ""
     native = ", ".join(flag for flag in BFLOAT16_CPU_FLAGS if flag in cpu_flags)
     if not native:
-        return PrecisionChoice("float32", "the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)")
-    has_it = f"the CPU computes bfloat16 natively ({native})"
+        return PrecisionChoice("float32", f"the CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16){told}")
+    has_it = f"the CPU computes bfloat16 natively ({native}){told}"
     if backbone == "tf_hub":
         return PrecisionChoice(
             "float32",
@@ -104,11 +106,14 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
     return PrecisionChoice("mixed_bfloat16", has_it)
 
 
+CPU_FLAGS_VARIABLE = "TFXFER_CPU_FLAGS"
+
+
 def cpu_feature_flags(cpuinfo="/proc/cpuinfo"):
-    """The CPU's feature flags: `TFXFER_CPU_FLAGS` (space-separated) if set, else `/proc/cpuinfo`'s."""
-    override = os.environ.get("TFXFER_CPU_FLAGS")
+    """The CPU's feature flags: `TFXFER_CPU_FLAGS` (space- or comma-separated) if set, else `/proc/cpuinfo`'s."""
+    override = os.environ.get(CPU_FLAGS_VARIABLE)
     if override is not None:
-        return set(override.split())
+        return set(override.lower().replace(",", " ").split())
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as lines:
             for line in lines:

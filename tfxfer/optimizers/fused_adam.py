@@ -9,6 +9,13 @@ formula as Keras' (bias-corrected step size, `epsilon` added after the
 square root), on the same moment variables, so checkpoints and saved
 models of either load into the other.
 
+One difference: an embedding's sparse gradient (`tf.IndexedSlices`) is
+summed per row before the update, as Adam is defined and as Keras 2's Adam
+did. Keras 3's Adam squares each slice before adding the slices of a row
+that a batch looked up more than once (its second moment gains
+`1² + 2²` where Adam's gains `(1 + 2)²`), so text fine-tuning with
+`keras.optimizers.Adam` gives slightly different numbers.
+
 Where the fused kernel does not apply, the weight takes Keras' own update:
 `amsgrad=True`, a distribution strategy (its per-replica variables are
 Keras' to update), or a weight that is not float32.

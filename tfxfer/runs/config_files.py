@@ -33,6 +33,8 @@ def read_config_file(path):
     if not isinstance(values, dict):
         raise ValueError(f"{file} must hold a mapping of option names to values, not {type(values).__name__}.")
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    if values.get("mixed_precision") is False:
+        values["mixed_precision"] = "off"  # YAML 1.1 reads a bare `off` as false
     known = {field.name for field in option_fields()}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -63,6 +63,7 @@ class RunFolder:
     logs_dir = property(lambda self: self.path / "logs")
     lock_file = property(lambda self: self.path / "run.lock")
     data_file = property(lambda self: self.path / "data.json")
+    precision_file = property(lambda self: self.path / "precision.json")
 
     @property
     def model_file(self):
@@ -98,6 +99,19 @@ class RunFolder:
     def read_data_facts(self):
         """`data.json`'s facts, or None for a run started before tfxfer recorded them."""
         return json.loads(self.data_file.read_text()) if self.data_file.exists() else None
+
+    def write_precision(self, choice):
+        """The dtype policy the run started with, and why (`precision.json`): a resume keeps it."""
+        write_text_atomically(self.precision_file, json.dumps({"policy": choice.policy, "reason": choice.reason}))
+
+    def read_precision(self):
+        """`precision.json` as a `PrecisionChoice`, or None for a run started before tfxfer recorded it."""
+        from tfxfer.distribute.native_precision import PrecisionChoice
+
+        if not self.precision_file.exists():
+            return None
+        recorded = json.loads(self.precision_file.read_text())
+        return PrecisionChoice(recorded["policy"], recorded["reason"])
 
     def write_metrics(self, metrics):
         write_text_atomically(self.metrics_file, json.dumps(metrics, indent=2))

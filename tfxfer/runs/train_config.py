@@ -118,8 +118,8 @@ class TrainConfig:
     mixed_precision: str = _option(
         "auto",
         "dtype policy (auto: the fastest format the hardware computes natively: bfloat16 on TPUs, on GPUs of "
-        "compute capability 8.0+ and, for text models, on CPUs with avx512_bf16 or AMX; float16 on older GPUs; "
-        "else float32. off: float32)",
+        "compute capability 8.0+ and, for text models on a --preset, on CPUs with avx512_bf16 or AMX; float16 on "
+        "GPUs of compute capability 7.x; else float32. off: float32)",
         str,
         MIXED_PRECISION_NAMES,
     )

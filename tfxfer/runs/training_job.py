@@ -143,6 +143,7 @@ class TrainingJob:
                     + "\n",
                 )
                 self.folder.write_data_facts(data_facts(self.data))
+                self.folder.write_precision(self.precision)
                 self.say(f"Run folder: {self.folder.path}")
             else:
                 done = _progress(self.folder, self.config)["epochs_completed"]

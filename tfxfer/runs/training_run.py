@@ -162,7 +162,7 @@ def _start(config, verbose, folder):
     choice = select_strategy(config.strategy)
     if choice.workers > 1 and not role.is_chief:
         return _run_beside_the_chief(config, choice, role, started, verbose, folder)
-    precision = run_precision(config, choice)
+    precision = run_precision(config, choice, folder)
     say(f"Strategy: {choice.describe()}; dtype policy: {precision.policy} ({precision.reason})")
     # One process trains a run folder; a killed one's lock is taken over, so
     # a resumed run takes it before anything slow and a second resume fails at once.
@@ -210,7 +210,7 @@ def _run_beside_the_chief(config, choice, role, started, verbose, chief_folder):
             for part in ("backup", "checkpoints"):
                 if (chief_folder.path / part).exists():
                     shutil.copytree(chief_folder.path / part, folder.path / part, dirs_exist_ok=True)
-        precision = run_precision(config, choice)
+        precision = run_precision(config, choice, chief_folder)
         with _global_dtype_policy(precision.policy):
             return TrainingJob(local, choice, precision, verbose, folder=folder, started=started).run()
     finally:
@@ -247,8 +247,12 @@ def check_feature_caching(config, modality):
     )
 
 
-def run_precision(config, choice):
+def run_precision(config, choice, folder=None):
     """The run's dtype policy and why (`PrecisionChoice`): `--mixed-precision auto` asks the hardware.
+
+    A resumed run (`folder`) keeps the policy it started with, whatever this
+    machine would pick: its backup's weights and optimizer state were
+    trained in it, and its report describes one run.
 
     Example:
 
@@ -257,8 +261,20 @@ def run_precision(config, choice):
     """
     from tfxfer.distribute.native_precision import PrecisionChoice, native_precision
 
+    recorded = folder.read_precision() if folder is not None else None
+    if recorded is not None:
+        return PrecisionChoice(recorded.policy, f"{recorded.reason}; kept from the run's start")
     if config.mixed_precision == "off":
         return PrecisionChoice("float32", "--mixed-precision off")
+    if config.mixed_precision == "mixed_float16" and choice.name not in ("tpu", "tpu_rehearsal"):
+        from tfxfer.distribute.native_precision import gpu_compute_capabilities
+
+        if not gpu_compute_capabilities():
+            return PrecisionChoice(
+                "mixed_float16",
+                "--mixed-precision mixed_float16; a CPU has no native float16, so steps are slower than in float32 "
+                "(--mixed-precision auto picks the fastest format)",
+            )
     if config.mixed_precision != "auto":
         return PrecisionChoice(config.mixed_precision, f"--mixed-precision {config.mixed_precision}")
     backbone = "keras_hub" if config.preset else "tf_hub"
