@@ -143,28 +143,13 @@ def policy_scope(policy):
         keras.mixed_precision.set_global_policy(previous)
 
 
-@contextlib.contextmanager
-def keras_einsum_while_tracing(stock):
-    """Keras' own einsum while a stock variant traces its step (tfxfer installs its fix on import)."""
-    from keras.src.backend.tensorflow import numpy as tf_numpy
-
-    from tfxfer.utils import einsum_gradient_fix
-
-    fixed = tf_numpy.einsum
-    if stock:
-        tf_numpy.einsum = einsum_gradient_fix.keras_einsum()
-    try:
-        yield
-    finally:
-        tf_numpy.einsum = fixed
-
-
 def minilm_step(policy, variant, length, batch):
     """A compiled train step of MiniLM on `batch` (raw texts, labels), each batch `length` tokens."""
     import keras
     import tensorflow as tf
 
     import tfxfer
+    from tfxfer.utils.einsum_gradient_fix import keras_einsum_in_use
 
     with policy_scope(policy):
         keras.utils.set_random_seed(0)
@@ -178,7 +163,7 @@ def minilm_step(policy, variant, length, batch):
     texts, labels = batch
     inputs = model.preprocessor(tf.constant(texts))
     batches = iter(tf.data.Dataset.from_tensors((inputs, tf.constant(labels))).repeat())
-    with keras_einsum_while_tracing(variant == "keras"):
+    with keras_einsum_in_use() if variant == "keras" else contextlib.nullcontext():
         model.make_train_function()
         train_function = model.train_function
         train_function(batches)  # traces now, with this variant's einsum

@@ -110,3 +110,14 @@ def test_import_tfxfer_installs_it_and_einsum_dense_uses_it_under_mixed_bfloat16
         return tape.gradient(out, layer.kernel.value)
 
     assert "BatchMatMulV2" not in _op_types(gradient, x)
+
+
+def test_keras_einsum_in_use_restores_the_fix_after_the_block():
+    from keras.src.backend.tensorflow import numpy as tf_numpy
+
+    import tfxfer  # noqa: F401
+
+    fixed = tf_numpy.einsum
+    with einsum_gradient_fix.keras_einsum_in_use():
+        assert tf_numpy.einsum is einsum_gradient_fix.keras_einsum() is not fixed
+    assert tf_numpy.einsum is fixed

@@ -32,6 +32,8 @@ Example:
 True
 """
 
+import contextlib
+
 UPSTREAM_ISSUE = "https://github.com/keras-team/keras/issues/22823"
 
 # Normalized equation -> number of the kernel's contracted (leading) axes.
@@ -118,3 +120,16 @@ def keras_einsum():
     from keras.src.backend.tensorflow import numpy as tf_numpy
 
     return _keras_einsum or tf_numpy.einsum
+
+
+@contextlib.contextmanager
+def keras_einsum_in_use():
+    """Keras' own einsum for the block: what a model traced inside it computes with (benchmarks of stock Keras)."""
+    from keras.src.backend.tensorflow import numpy as tf_numpy
+
+    in_use = tf_numpy.einsum
+    tf_numpy.einsum = keras_einsum()
+    try:
+        yield
+    finally:
+        tf_numpy.einsum = in_use
