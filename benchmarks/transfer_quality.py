@@ -345,6 +345,16 @@ def _run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs,
     return {"accuracy": float(metrics["accuracy"]), "seconds": seconds, **extra}
 
 
+def release_models():
+    """Frees the finished run's models: a grid of dozens of runs in one process otherwise outgrows memory."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def load_results(path):
     if not path.exists():
         return []
@@ -394,6 +404,7 @@ def run_grid(args):
                     }
                     with args.results.open("a") as out:
                         out.write(json.dumps(record) + "\n")
+                    release_models()
 
 
 def table(results):
