@@ -464,18 +464,25 @@ def _shown(path):
 
 
 def write_table(args):
+    return _write_block(
+        args, TABLE_BEGIN, TABLE_END, table, "Accuracy in %, mean ± standard deviation over seeds; the best mean of "
+        "each row in bold."
+    )  # fmt: skip
+
+
+def _write_block(args, begin, end, make_table, caption):
+    """Writes `make_table(results)` of `args.results` between `begin` and `end` in `args.output`, and prints it."""
     results = load_results(args.results)
     if not results:
         print(f"error: no results in {args.results}; run the benchmark first.", file=sys.stderr)
         return 2
+    markdown = make_table(results)
     block = (
-        f"{TABLE_BEGIN}\n{table(results)}\n\nAccuracy in %, mean ± standard deviation over seeds; "
-        f"the best mean of each row in bold. {len(results)} runs from `{_shown(args.results)}`, "
-        f"written {time.strftime('%Y-%m-%d')} on {platform.machine()} with "
-        f"{os.cpu_count()} CPU cores.\n{TABLE_END}"
+        f"{begin}\n{markdown}\n\n{caption} {len(results)} runs from `{_shown(args.results)}`, written "
+        f"{time.strftime('%Y-%m-%d')} on {platform.machine()} with {os.cpu_count()} CPU cores.\n{end}"
     )
-    _replace_block(args.output, TABLE_BEGIN, TABLE_END, block)
-    print(table(results))
+    _replace_block(args.output, begin, end, block)
+    print(markdown)
     return 0
 
 
@@ -518,19 +525,10 @@ def precision_table(results):
 
 
 def write_precision_table(args):
-    results = load_results(args.results)
-    if not results:
-        print(f"error: no results in {args.results}; run the benchmark first.", file=sys.stderr)
-        return 2
-    block = (
-        f"{PRECISION_BEGIN}\n{precision_table(results)}\n\nAccuracy in %, mean ± standard deviation over seeds; "
-        f"the difference is taken per seed (same subset, initialisation and data order). {len(results)} runs "
-        f"from `{_shown(args.results)}`, written {time.strftime('%Y-%m-%d')} on {platform.machine()} with "
-        f"{os.cpu_count()} CPU cores.\n{PRECISION_END}"
-    )
-    _replace_block(args.output, PRECISION_BEGIN, PRECISION_END, block)
-    print(precision_table(results))
-    return 0
+    return _write_block(
+        args, PRECISION_BEGIN, PRECISION_END, precision_table, "Accuracy in %, mean ± standard deviation over "
+        "seeds; the difference is taken per seed (same subset, initialisation and data order)."
+    )  # fmt: skip
 
 
 def _replace_block(path, begin, end, block):
