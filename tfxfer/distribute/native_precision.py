@@ -106,6 +106,26 @@ def native_precision(strategy_name="default", gpus=None, cpu_flags=None, modalit
     return PrecisionChoice("mixed_bfloat16", has_it)
 
 
+def forced_precision(name, strategy_name="default", gpus=None):
+    """The format `--mixed-precision NAME` forces (`off`: float32), and a reason that says where it is not native.
+
+    Example:
+
+    >>> forced_precision("off").policy
+    'float32'
+    """
+    if name == "off":
+        return PrecisionChoice("float32", "--mixed-precision off")
+    if name == "mixed_float16" and strategy_name not in ("tpu", "tpu_rehearsal"):
+        if not (gpu_compute_capabilities() if gpus is None else gpus):
+            return PrecisionChoice(
+                "mixed_float16",
+                "--mixed-precision mixed_float16; a CPU has no native float16, so steps are slower than in float32 "
+                "(--mixed-precision auto picks the fastest format)",
+            )
+    return PrecisionChoice(name, f"--mixed-precision {name}")
+
+
 CPU_FLAGS_VARIABLE = "TFXFER_CPU_FLAGS"
 
 

@@ -259,23 +259,12 @@ def run_precision(config, choice, folder=None):
     >>> run_precision(TrainConfig(data="ants", backbone="m", mixed_precision="off"), choice).reason
     '--mixed-precision off'
     """
-    from tfxfer.distribute.native_precision import PrecisionChoice, native_precision
+    from tfxfer.distribute.native_precision import PrecisionChoice, forced_precision, native_precision
 
     recorded = folder.read_precision() if folder is not None else None
     if recorded is not None:
         return PrecisionChoice(recorded.policy, f"{recorded.reason}; kept from the run's start")
-    if config.mixed_precision == "off":
-        return PrecisionChoice("float32", "--mixed-precision off")
-    if config.mixed_precision == "mixed_float16" and choice.name not in ("tpu", "tpu_rehearsal"):
-        from tfxfer.distribute.native_precision import gpu_compute_capabilities
-
-        if not gpu_compute_capabilities():
-            return PrecisionChoice(
-                "mixed_float16",
-                "--mixed-precision mixed_float16; a CPU has no native float16, so steps are slower than in float32 "
-                "(--mixed-precision auto picks the fastest format)",
-            )
     if config.mixed_precision != "auto":
-        return PrecisionChoice(config.mixed_precision, f"--mixed-precision {config.mixed_precision}")
+        return forced_precision(config.mixed_precision, choice.name)
     backbone = "keras_hub" if config.preset else "tf_hub"
     return native_precision(choice.name, modality=data_modality(config.data), backbone=backbone)
