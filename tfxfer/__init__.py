@@ -25,6 +25,7 @@ _PUBLIC_NAMES = {
     "relocated_hub_modules": "tfxfer.backbones.hub_module",
     "TransferModel": "tfxfer.models.transfer_model",
     "ClassificationHead": "tfxfer.models.classification_head",
+    "SourceClassifier": "tfxfer.models.source_classifier",
     "LayerGroup": "tfxfer.freezing.layer_groups",
     "layer_groups": "tfxfer.freezing.layer_groups",
     "register_layer_groups": "tfxfer.freezing.group_declarations",

@@ -5,7 +5,20 @@ them quickly; the registries that implement each choice check against them.
 """
 
 RECIPE_NAMES = ("linear_probe", "fine_tune", "two_phase", "gradual")
-REGULARIZER_NAMES = ("none", "l2", "l2_sp", "cosine_sp", "orthogonal_sp", "bss", "l2_sp+bss", "delta")
+REGULARIZER_NAMES = (
+    "none",
+    "l2",
+    "l2_sp",
+    "cosine_sp",
+    "orthogonal_sp",
+    "bss",
+    "l2_sp+bss",
+    "delta",
+    "co_tuning",
+    "l2_sp+co_tuning",
+)
+# Co-Tuning's weight of the source term (You et al.; TLlib's default).
+CO_TUNING_TRADE_OFF = 2.3
 STRATEGY_NAMES = ("auto", "default", "mirrored", "multi_worker", "tpu", "tpu_rehearsal")
 MIXED_PRECISION_NAMES = ("auto", "off", "mixed_float16", "mixed_bfloat16")
 

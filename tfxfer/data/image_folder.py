@@ -122,6 +122,18 @@ def from_image_folder(
         image_size=tuple(preprocessor.image_size),
         train_examples=[(str(path), label) for path, label in train_files],
         validation_examples=[(str(path), label) for path, label in validation_files],
+        augmented_from=None
+        if augment is None
+        else image_datasets(
+            train_files,
+            [],
+            preprocessor=preprocessor,
+            batch_size=batch_size,
+            seed=seed,
+            augment=None,
+            cache=False,
+            drop_remainder=False,
+        )[0],
     )
 
 

@@ -158,6 +158,8 @@ class Compiling:
         """
         self._recompile_if_trainability_changed()
         variables = list(self.head.trainable_weights) + [weight for _, weight in named_backbone_weights(self.backbone)]
+        if self.source_classifier is not None:  # Co-Tuning's, trained beside the head
+            variables += list(self.source_classifier.trainable_weights)
         if self.optimizer.built:
             self.recompile()  # its slots cover a smaller set: start it again, same config
         self.optimizer.build(variables)

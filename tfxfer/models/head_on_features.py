@@ -48,8 +48,12 @@ class HeadOnFeatures(RegularizedStep, keras.Model):
             self.regularization_loss_tracker = keras.metrics.Mean(name="regularization_loss")
         self.compile(**compile_arguments)
 
-    def regularization_penalty(self, features=None, feature_maps=None):
-        """The transfer model's penalty (its backbone is frozen: the head's weights and the features)."""
+    def regularization_penalty(self, features=None, feature_maps=None, labels=None):
+        """The transfer model's penalty (its backbone is frozen: the head's weights and the features).
+
+        Co-Tuning's source term is left out (no `labels`): on a frozen
+        backbone the source classifier cannot change the head.
+        """
         return self._transfer_model().regularization_penalty(features, feature_maps)
 
     def _forward_for_training(self, x):

@@ -19,6 +19,7 @@ from tfxfer.freezing.layer_groups import named_backbone_variables, named_backbon
 from tfxfer.models.feature_maps import forward_with_feature_maps
 from tfxfer.models.lora_adapters import is_lora_factor, lora_factors, lora_layers, merged_kernel
 from tfxfer.models.model_inputs import pooling_mask
+from tfxfer.models.source_classifier import class_ids
 from tfxfer.optimizers.gradient_application import apply_gradients
 from tfxfer.regularizers.source_regularizer import weight_kind
 from tfxfer.regularizers.source_weights import SourceWeights
@@ -49,7 +50,7 @@ class RegularizedStep:
             task_loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             loss = task_loss
             if self.regularizer is not None:
-                penalty = self.regularization_penalty(features, feature_maps)
+                penalty = self.regularization_penalty(features, feature_maps, labels=y)
                 # The penalty needs the same division, or under tf.distribute
                 # it would count once per replica.
                 loss = task_loss + _per_replica(penalty)
@@ -88,13 +89,15 @@ class RegularizedStep:
 class SourceRegularized(RegularizedStep):
     """A `TransferModel`'s penalty and training forward pass: the source regularizer on backbone and head."""
 
-    def regularization_penalty(self, features=None, feature_maps=None):
+    def regularization_penalty(self, features=None, feature_maps=None, labels=None):
         """The regularizer's penalty for the current weights (float32).
 
         Only trainable weights take part: frozen ones cost nothing.
         `features` (pooled backbone features of a batch) is needed by
         feature regularizers such as `BSS`; `feature_maps` (`(current,
-        source, attention, padding_mask)` per map) by `DELTA`.
+        source, attention, padding_mask)` per map) by `DELTA`; `features`
+        and the batch's `labels` by `CoTuning` (its source classifier's
+        logits and the labels' relationship rows).
 
         Example:
 
@@ -115,7 +118,11 @@ class SourceRegularized(RegularizedStep):
             elif weight.trainable and not is_lora_factor(weight):
                 pretrained.append((weight, sources.get(path), weight_kind(path)))
         head = [(weight, weight_kind(weight.path)) for weight in self.head.trainable_weights]
-        return self.regularizer(pretrained, head, features, feature_maps)
+        source_predictions = None
+        if self.source_classifier is not None and features is not None and labels is not None:
+            soft_targets = self.source_classifier.soft_targets(class_ids(labels))
+            source_predictions = (self.source_classifier(features), soft_targets)
+        return self.regularizer(pretrained, head, features, feature_maps, source_predictions)
 
     def backbone_features(self, x, training=False):
         """The pooled backbone features the head's classifier reads, for preprocessed `x`."""

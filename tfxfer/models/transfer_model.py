@@ -5,8 +5,11 @@ in modules named after it (`model_constructors`, `backbone_freezing`, `compile_s
 `regularized_step`, `raw_inputs`, `length_grouping`, `feature_maps`, `network_export`).
 """
 
+import logging
+
 import keras
 import keras_hub
+import tensorflow as tf
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.callbacks.run_backup import resume_epoch
@@ -33,12 +36,15 @@ from tfxfer.models.model_inputs import (
 from tfxfer.models.network_export import export_network
 from tfxfer.models.raw_inputs import prepared_class_weight, prepared_data
 from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
+from tfxfer.models.source_classifier import measure_relationship, source_classifier_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.option_errors import respelled_as
 from tfxfer.preprocessing.modality import preprocessor_modality
 from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_last
 from tfxfer.utils.keras_internals import build_from_batch, is_fits_validation
 from tfxfer.utils.xla_errors import xla_errors_explained
+
+logger = logging.getLogger("tfxfer")
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -91,6 +97,11 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         keep_source_weights: keep w⁰ of every backbone variable, for
             `tfxfer.wise_ft`.
         wise_ft_mix: the mix `tfxfer.wise_ft` applied, or None.
+        source_classifier: for `regularizer=CoTuning(...)`, the pretrained
+            model's own classifier: a TF Hub classification module of the
+            backbone's network (handle or path), the `Dense` top of a Keras
+            model, or a `tfxfer.SourceClassifier` (with source class names).
+            Trained beside the head, kept with the model, never exported.
 
     Example:
 
@@ -123,6 +134,7 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         lora=None,
         keep_source_weights=False,
         wise_ft_mix=None,
+        source_classifier=None,
         **kwargs,
     ):
         check_known_arguments(kwargs, TransferModel.__init__)
@@ -147,7 +159,7 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         if isinstance(backbone, HubBackbone):
             backbone.train_batchnorm = train_batchnorm
         self.regularizer = regularizer
-        self.lora = self.lora_state = self.source_backbone = self.feature_attention = None
+        self.lora = self.lora_state = self.source_backbone = self.feature_attention = self.source_classifier = None
         self.source_weights = source_weights_for(backbone, regularizer, keep_source_weights)
         if regularizer is not None:
             self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
@@ -182,6 +194,8 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         self.compile_state = CompileState()
         # DELTA compares feature maps with those of a frozen pretrained copy.
         self.source_backbone, self.feature_attention = delta_state(backbone, regularizer, self.head)
+        # Co-Tuning trains the pretrained model's own classifier beside the head.
+        self.source_classifier = source_classifier_for(source_classifier, backbone, regularizer, self.head)
         if lora is not None:
             self._add_lora(**lora)
         with respelled_as(top=("trainable_backbone", "--unfreeze-top")):
@@ -217,6 +231,34 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         from tfxfer.recipes.two_phase import two_phase
 
         return two_phase(self, x, y, **kwargs)
+
+    def compute_relationship(self, x, y=None, batch_size=None):
+        """Co-Tuning's category relationship p(y_s | y_t), measured on raw training data and kept with the model.
+
+        `fit` measures it once, on its own training data, when it has not
+        been measured; call this first to measure it on the training split
+        without augmentation (as the CLI does). Returns the relationship,
+        `[num_classes, num_source_classes]`.
+
+        >>> relationship = model.compute_relationship(unaugmented_train_ds)
+        """
+        if self.source_classifier is None:
+            raise ValueError(
+                "compute_relationship is Co-Tuning's: build the model with regularizer=CoTuning(...) and "
+                "source_classifier=..."
+            )
+        x, y, _ = self._raw_data("fit", x, y)
+        with readable_errors():
+            return self._measure_relationship(x, y, batch_size)
+
+    def _measure_relationship(self, x, y, batch_size):
+        """The relationship from prepared raw data (`_raw_data`'s): batched, preprocessed, measured."""
+        data = (
+            x if isinstance(x, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
+        )
+        if self.preprocessor is not None:
+            data = data.map(self.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
+        return measure_relationship(self, data)
 
     def lr_find(self, x, y=None, **kwargs):
         """The loss along a ramp of rates on a throw-away copy of the weights (`tfxfer.recipes.lr_find`).
@@ -258,6 +300,12 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
             kwargs["class_weight"] = prepared_class_weight(self, kwargs["class_weight"])
         if needs_feature_attention(self):
             measure_feature_attention(self, x, y, batch_size)
+        if self.source_classifier is not None and not self.source_classifier.is_measured:
+            logger.info(
+                "Co-Tuning: measuring the category relationship on fit's training data (call "
+                "model.compute_relationship(data) first to measure it on data without augmentation)."
+            )
+            self._measure_relationship(x, y, batch_size)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
@@ -345,7 +393,13 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
     @property
     def layers(self):
         # w⁰ and the saved LoRA factors are training state, not part of the network.
-        state = (self.source_weights, self.lora_state, self.source_backbone, self.feature_attention)
+        state = (
+            self.source_weights,
+            self.lora_state,
+            self.source_backbone,
+            self.feature_attention,
+            self.source_classifier,
+        )
         return [layer for layer in super().layers if not any(layer is part for part in state)]
 
     def summary(self, *args, show_trainable=True, print_fn=None, **kwargs):
@@ -372,6 +426,11 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
                 "lora": self.lora,
                 "keep_source_weights": self.keep_source_weights,
                 "wise_ft_mix": self.wise_ft_mix,
+                "source_classifier": (
+                    None
+                    if self.source_classifier is None
+                    else keras.saving.serialize_keras_object(self.source_classifier)
+                ),
                 "dtype": keras.dtype_policies.serialize(self.head.dtype_policy),
                 "regularizer": (
                     None if self.regularizer is None else keras.saving.serialize_keras_object(self.regularizer)

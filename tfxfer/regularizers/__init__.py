@@ -12,6 +12,7 @@ Example:
 
 from tfxfer.regularizers.bss import BSS
 from tfxfer.regularizers.by_name import REGULARIZER_NAMES, regularizer_from_name
+from tfxfer.regularizers.co_tuning import CoTuning
 from tfxfer.regularizers.cosine_sp import CosineSP
 from tfxfer.regularizers.delta import DELTA
 from tfxfer.regularizers.l2 import L2
@@ -25,6 +26,7 @@ from tfxfer.regularizers.source_regularizer import (
 
 __all__ = [
     "BSS",
+    "CoTuning",
     "CompositeRegularizer",
     "CosineSP",
     "DELTA",

@@ -1,9 +1,9 @@
 """Regularizers by name: the choices of `tfxfer train --regularizer`."""
 
-from tfxfer.choices import REGULARIZER_NAMES
+from tfxfer.choices import CO_TUNING_TRADE_OFF, REGULARIZER_NAMES
 
 
-def regularizer_from_name(name, alpha=0.01, beta=0.01):
+def regularizer_from_name(name, alpha=0.01, beta=0.01, trade_off=CO_TUNING_TRADE_OFF):
     """The regularizer a name stands for (None for `"none"`).
 
     Example:
@@ -22,6 +22,8 @@ def regularizer_from_name(name, alpha=0.01, beta=0.01):
         "bss": lambda: regularizers.BSS(),
         "l2_sp+bss": lambda: regularizers.L2SP(alpha=alpha, beta=beta) + regularizers.BSS(),
         "delta": lambda: regularizers.DELTA(alpha=alpha, beta=beta),
+        "co_tuning": lambda: regularizers.CoTuning(trade_off=trade_off, beta=beta),
+        "l2_sp+co_tuning": lambda: regularizers.L2SP(alpha=alpha, beta=beta) + regularizers.CoTuning(trade_off),
     }
     assert set(builders) == set(REGULARIZER_NAMES)
     if name not in builders:

@@ -55,6 +55,8 @@ class SourceRegularizer:
     needs_source_weights = True
     needs_features = False
     needs_feature_maps = False
+    # Co-Tuning: the source classifier's logits and each example's soft source labels.
+    needs_source_predictions = False
 
     def __init__(self, alpha=0.0, beta=0.0, include_bias=False, include_batchnorm=False):
         for name, value in (("alpha", alpha), ("beta", beta)):
@@ -70,17 +72,24 @@ class SourceRegularizer:
         """The part of this regularizer that reads feature maps (DELTA), or None."""
         return self if self.needs_feature_maps else None
 
+    @property
+    def co_tuning_component(self):
+        """The part of this regularizer that trains the source classifier (Co-Tuning), or None."""
+        return self if self.needs_source_predictions else None
+
     def selects(self, kind):
         """Whether weights of this kind are penalised."""
         return (
             kind == KERNEL or (kind == BIAS and self.include_bias) or (kind == NORMALIZATION and self.include_batchnorm)
         )
 
-    def __call__(self, pretrained, head, features=None, feature_maps=None):
+    def __call__(self, pretrained, head, features=None, feature_maps=None, source_predictions=None):
         pretrained = [(weight, source, kind) for weight, source, kind in pretrained if self.selects(kind)]
         head = [(weight, kind) for weight, kind in head if self.selects(kind)]
         if self.needs_feature_maps:
             return ops.cast(self.penalty(pretrained, head, features, feature_maps=feature_maps), "float32")
+        if self.needs_source_predictions:
+            return ops.cast(self.penalty(pretrained, head, features, source_predictions=source_predictions), "float32")
         return ops.cast(self.penalty(pretrained, head, features), "float32")
 
     def penalty(self, pretrained, head, features):
@@ -146,14 +155,24 @@ class CompositeRegularizer(SourceRegularizer):
         return any(c.needs_feature_maps for c in self.components)
 
     @property
+    def needs_source_predictions(self):
+        return any(c.needs_source_predictions for c in self.components)
+
+    @property
     def feature_map_regularizer(self):
         return next((c for c in self.components if c.needs_feature_maps), None)
+
+    @property
+    def co_tuning_component(self):
+        return next((c for c in self.components if c.needs_source_predictions), None)
 
     def selects(self, kind):
         return any(c.selects(kind) for c in self.components)
 
-    def __call__(self, pretrained, head, features=None, feature_maps=None):
-        return sum(component(pretrained, head, features, feature_maps) for component in self.components)
+    def __call__(self, pretrained, head, features=None, feature_maps=None, source_predictions=None):
+        return sum(
+            component(pretrained, head, features, feature_maps, source_predictions) for component in self.components
+        )
 
     def get_config(self):
         return {"components": [keras.saving.serialize_keras_object(c) for c in self.components]}

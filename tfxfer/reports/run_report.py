@@ -90,6 +90,23 @@ def write_run_report(folder, config, metrics):
         ]
         if wise_ft.get("curve"):
             lines += ["", "![WiSE-FT](wise_ft.png)"]
+    co_tuning = metrics.get("co_tuning")
+    if co_tuning:
+        lines += [
+            "",
+            f"Co-Tuning (trade-off {co_tuning['trade_off']:g}): the source classifier ({co_tuning['source_classes']} "
+            "classes) trained beside the head toward each class's relationship row, measured on the training "
+            "split before fine-tuning (the source classes most related to each class):",
+            "",
+            "| class | source classes, p(y_s given the class) |",
+            "|---|---|",
+        ]
+        for name, top in co_tuning["top_source_classes"].items():
+            shown = ", ".join(
+                f"{entry['index']}" + (f" ({entry['name']})" if entry["name"] else "") + f": {entry['probability']:.3f}"
+                for entry in top
+            )
+            lines.append(f"| {name} | {shown} |")
     if metrics.get("compiled_with", {}).get("length_bucketing"):
         lines += ["", "Text batches were padded to the smallest of a few lengths that fits them (length bucketing)."]
     lines += ["", "![training curves](training_curves.png)", ""]

@@ -105,6 +105,25 @@ def check_options(config):
             delta_layers=option("delta_layers"),
             regularizer=option("regularizer"),
         )
+    co_tuning = config.regularizer in ("co_tuning", "l2_sp+co_tuning")
+    if co_tuning and not config.source_classifier:
+        raise OptionValueError(
+            "{regularizer} " + config.regularizer + " trains the pretrained model's own classifier beside the "
+            "new head: give {source_classifier} (a TF Hub classification module of the {backbone}'s network), "
+            "or choose another {regularizer}.",
+            regularizer=option("regularizer"),
+            source_classifier=option("source_classifier"),
+            backbone=option("backbone"),
+        )
+    for name in ("source_classifier", "source_class_names"):
+        if getattr(config, name) is not None and not co_tuning:
+            raise OptionValueError(
+                f"{{{name}}} applies to {{regularizer}} co_tuning or l2_sp+co_tuning, not {config.regularizer!r}.",
+                **{name: option(name)},
+                regularizer=option("regularizer"),
+            )
+    if not 0 <= config.trade_off < math.inf:
+        raise _bad("trade_off", "must be a number, 0 or more", config.trade_off)
     if config.head_epochs < 0:
         raise _bad("head_epochs", "must be 0 or more", config.head_epochs)
     if config.layer_decay is not None and not 0.0 < config.layer_decay <= 1.0:

@@ -31,7 +31,7 @@ def build_run_model(config, data):
             backbone=option("backbone"),
             regularizer=option("regularizer"),
         )
-    regularizer = regularizer_from_name(config.regularizer, config.alpha, config.beta)
+    regularizer = regularizer_from_name(config.regularizer, config.alpha, config.beta, config.trade_off)
     if config.delta_layers:
         from tfxfer.regularizers import DELTA
 
@@ -46,6 +46,12 @@ def build_run_model(config, data):
     )
     if config.feature_key:
         common["feature_key"] = config.feature_key
+    if config.source_classifier:
+        from tfxfer.models.source_classifier import SourceClassifier
+
+        common["source_classifier"] = SourceClassifier.from_hub(
+            config.source_classifier, class_names=config.source_class_names
+        )
     if config.preset and (config.signature or config.output_key):
         raise OptionValueError(
             "{signature} and {output_key} choose what a TF Hub module returns; a KerasHub preset has neither. "
@@ -69,6 +75,7 @@ def build_run_model(config, data):
             rank=option("lora_rank"),
             layers=option("delta_layers"),
             top=option("unfreeze_top"),
+            class_names=option("source_class_names"),
         ) from None
 
 

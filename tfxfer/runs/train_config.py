@@ -4,6 +4,7 @@ import dataclasses
 import pathlib
 
 from tfxfer.choices import (
+    CO_TUNING_TRADE_OFF,
     FINE_TUNING_LEARNING_RATE,
     HEAD_LEARNING_RATE,
     LORA_LEARNING_RATE,
@@ -16,7 +17,7 @@ from tfxfer.runs.config_checks import MAX_IMAGE_SIDE, check_options, mix_or_auto
 
 # How a data file is read: `tfxfer evaluate` takes these too.
 EVALUATION_DATA_OPTIONS = ("data_format", "text_column", "label_column", "label_base", "encoding_errors", "on_bad_data")
-PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data")
+PATH_OPTIONS = ("backbone", "preset", "preprocessor", "data", "validation_data", "source_classifier")
 
 
 def _option(default, help, type=None, choices=None, nargs=None):
@@ -94,6 +95,21 @@ class TrainConfig:
         "outputs whose feature maps stay near the source model's (default: the features the head reads)",
         str,
         nargs="+",
+    )
+    trade_off: float = _option(
+        CO_TUNING_TRADE_OFF, "with --regularizer co_tuning: weight of the source classifier's term", float
+    )
+    source_classifier: str = _option(
+        None,
+        "with --regularizer co_tuning: the pretrained model's own classifier, a TF Hub classification module "
+        "of the --backbone's network (e.g. efficientnet_lite0_classification beside ..._feature_vector)",
+        str,
+    )
+    source_class_names: str = _option(
+        None,
+        "names of the source classes for the run report: a file with one name a line, or imagenet "
+        "(ImageNet-2012 WordNet IDs) (default: their indices)",
+        str,
     )
     lora_rank: int = _option(
         None,

@@ -207,6 +207,7 @@ class TrainingJob:
             "learning_rate": recipe["learning_rate"],
             "lora": self.model.lora,
             "wise_ft": wise_ft,
+            "co_tuning": _co_tuning(self.model),
             "data": {
                 "source": self.config.data,
                 "class_names": list(self.model.class_names),
@@ -268,6 +269,12 @@ class TrainingJob:
             f"Training: {self.config.recipe}, regularizer {self.config.regularizer}"
             + (f", LoRA rank {self.model.lora['rank']}" if self.model.lora else "")
         )
+        if self.model.source_classifier is not None:
+            # Before any fit, so that every backup holds it (a resume restores the original).
+            self.say(
+                "Co-Tuning: relating the classes to the source classes on the training split (no augmentation) ..."
+            )
+            self.model.compute_relationship(self.data.train_without_augmentation)
         history, boundaries = run_recipe(
             self.config.recipe,
             self.model,
@@ -382,6 +389,21 @@ def _epoch_header(total):
                 print(f"Epoch {epoch + 1}/{total}", flush=True)
 
     return EpochHeader()
+
+
+def _co_tuning(model):
+    """Co-Tuning's relationship, as metrics.json and the report show it: the top source classes per class."""
+    source = model.source_classifier
+    if source is None:
+        return None
+    return {
+        "trade_off": model.regularizer.co_tuning_component.trade_off,
+        "source_classes": source.num_source_classes,
+        "top_source_classes": {
+            name: [{"index": index, "name": label, "probability": round(p, 4)} for index, label, p in top]
+            for name, top in zip(model.class_names, source.top_source_classes(k=3))
+        },
+    }
 
 
 def _parameters(counts):
