@@ -76,6 +76,31 @@ def image_module(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def classification_modules(tmp_path_factory):
+    """A tiny CNN saved twice, as TF Hub modules: `(feature vector, classification)`.
+
+    The same body (same variables, names and values) in both; the
+    classification module adds a dense `classifier` of 7 source-class logits,
+    as efficientnet_lite0_classification adds ImageNet's 1000 to
+    efficientnet_lite0_feature_vector.
+    """
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(3)
+    inputs = tf_keras.Input((None, None, 3))
+    x = tf_keras.layers.Conv2D(6, 3, name="stem_conv")(inputs)
+    x = tf_keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = tf_keras.layers.ReLU()(x)
+    x = tf_keras.layers.Conv2D(4, 1, name="b0_conv")(x)
+    features = tf_keras.layers.GlobalAveragePooling2D()(x)
+    logits = tf_keras.layers.Dense(7, name="classifier")(features)
+    root = tmp_path_factory.mktemp("hub_pair")
+    tf.saved_model.save(tf_keras.Model(inputs, features), str(root / "feature_vector"))
+    tf.saved_model.save(tf_keras.Model(inputs, logits), str(root / "classification"))
+    return str(root / "feature_vector"), str(root / "classification")
+
+
 class _DictEncoder(tf.Module):
     """A BERT-style encoder: dict of int32 inputs in, dict of outputs out."""
 

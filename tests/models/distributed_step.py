@@ -24,19 +24,23 @@ import tfxfer  # noqa: E402
 from tfxfer.models import regularized_step  # noqa: E402
 
 
-def one_step(handle, strategy, naive=False, discriminative=False):
+def one_step(handle, strategy, naive=False, discriminative=False, source_classifier=None):
     keras.utils.set_random_seed(0)
     scale = regularized_step._per_replica
     if naive:
         regularized_step._per_replica = lambda value: value
     try:
+        regularizer = tfxfer.regularizers.L2SP(alpha=5.0, beta=1.0)
+        if source_classifier:
+            regularizer = regularizer + tfxfer.regularizers.CoTuning(trade_off=5.0)
         with strategy.scope():
             model = tfxfer.TransferModel.from_hub(
                 handle,
                 num_classes=2,
                 trainable_backbone=True,
                 input_shape=(10, 10, 3),
-                regularizer=tfxfer.regularizers.L2SP(alpha=5.0, beta=1.0),
+                regularizer=regularizer,
+                source_classifier=source_classifier,
             )
             for _, weight in model.backbone.module_weights:
                 if weight.trainable:
@@ -50,6 +54,8 @@ def one_step(handle, strategy, naive=False, discriminative=False):
         x = rng.integers(0, 256, (8, 10, 10, 3)).astype(np.float32)  # raw pixels
         y = np.array([0, 1] * 4)
         dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)  # one global batch
+        if source_classifier:
+            model.compute_relationship(dataset)
         model.fit(dataset, epochs=1, verbose=0)
         return [weight.numpy() for weight in model.weights]
     finally:
@@ -60,8 +66,15 @@ def largest_difference(a, b):
     return max(float(np.abs(p - q).max()) for p, q in zip(a, b))
 
 
-def main(handle):
+def main(handle, source_classifier=None):
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    if source_classifier:  # L2-SP + Co-Tuning (its labels and source classifier in the step)
+        default = one_step(handle, tf.distribute.get_strategy(), source_classifier=source_classifier)
+        mirrored = one_step(handle, mirrored_strategy, source_classifier=source_classifier)
+        naive = one_step(handle, mirrored_strategy, naive=True, source_classifier=source_classifier)
+        report = {"mirrored": largest_difference(default, mirrored), "naive": largest_difference(default, naive)}
+        print(json.dumps({"replicas": mirrored_strategy.num_replicas_in_sync, **report}))
+        return
     default = one_step(handle, tf.distribute.get_strategy())
     mirrored = one_step(handle, mirrored_strategy)
     naive = one_step(handle, mirrored_strategy, naive=True)
@@ -81,4 +94,4 @@ def main(handle):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -177,8 +177,8 @@ def source_classifier_for(source, backbone, regularizer, head):
     if co_tuning is None:
         if source is not None:
             raise OptionValueError(
-                "{source_classifier} is read by Co-Tuning only; add {regularizer} co_tuning or leave it out.",
-                regularizer=("regularizer=CoTuning()", "--regularizer co_tuning"),
+                "{source_classifier} is read by Co-Tuning only; add {co_tuning} or leave it out.",
+                co_tuning=("regularizer=CoTuning()", "--regularizer co_tuning"),
                 **_SPELLING,
             )
         return None
