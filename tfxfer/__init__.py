@@ -42,6 +42,7 @@ _PUBLIC_NAMES = {
     "train_run": "tfxfer.runs.training_run",
     "resume_run": "tfxfer.runs.training_run",
     "evaluate_run": "tfxfer.runs.run_evaluation",
+    "tune": "tfxfer.tuning.search",
 }
 
 _SUBMODULES = ("callbacks", "data", "optimizers", "preprocessing", "recipes", "regularizers", "runs")

@@ -53,6 +53,28 @@ def run_lr_find(args):
     lr_find_run(config, output_dir=args.output, steps=args.steps, verbose=0 if args.quiet else 1)
 
 
+def run_tune(args):
+    from tfxfer.runs import load_config
+    from tfxfer.tuning import tune
+
+    searched = ("trials", "time_budget", "train_best", "study_folder", "tune_validation_split")
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("command", "config", "quiet", "verbose", *searched)
+    }
+    config = load_config(args.config, **overrides)
+    tune(
+        config,
+        trials=args.trials,
+        time_budget=args.time_budget,
+        train_best=args.train_best,
+        study_folder=args.study_folder,
+        validation_fraction=args.tune_validation_split,
+        verbose=0 if args.quiet else 1,
+    )
+
+
 def run_launch(args):
     from tfxfer.cli.worker_launch import launch_workers
 

@@ -68,6 +68,35 @@ def build_parser():
     _train_option_flags(lr_find)
     _output_flags(lr_find)
 
+    tune = commands.add_parser(
+        "tune",
+        help="search the recipe, learning rate, alpha and beta; then train and export the best",
+        description="Takes the options of `tfxfer train` (flags or --config) and searches the recipe, the "
+        "fine-tuning learning rate, alpha, beta and head epochs (Optuna: TPE, with poor trials stopped at "
+        "epoch ends) on a validation split carved from the training data. Run again with the same command, a "
+        "killed search continues. Writes tuning_report.md, tuning_trials.png and best_config.yaml (for "
+        "tfxfer train --config) to the study folder, then trains the best on the whole training data.",
+    )
+    tune.add_argument("--config", help="YAML or JSON file with the options of tfxfer train")
+    tune.add_argument("--trials", type=int, default=12, help="trials to finish, complete or pruned (default 12)")
+    tune.add_argument("--time-budget", type=float, metavar="SECONDS", help="start no trial after this many seconds")
+    tune.add_argument(
+        "--train",
+        dest="train_best",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train the best options on the whole training data and export them (default: yes)",
+    )
+    tune.add_argument("--study-folder", help="where the search lives (default: <runs-dir>/<name>-tune)")
+    tune.add_argument(
+        "--tune-validation-split",
+        type=float,
+        default=0.2,
+        help="share of each class of the training data held out to tune on (default 0.2)",
+    )
+    _train_option_flags(tune)
+    _output_flags(tune)
+
     demo = commands.add_parser(
         "demo",
         help="the embedded default: EfficientNet-Lite0 fine-tuned on ants/bees, exported",

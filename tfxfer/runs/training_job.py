@@ -48,8 +48,9 @@ class TrainingJob:
         started: when the job started (`time.time()`), for its metrics.
     """
 
-    def __init__(self, config, choice, precision, verbose, folder=None, started=None):
+    def __init__(self, config, choice, precision, verbose, folder=None, started=None, callbacks=()):
         self.config, self.choice, self.precision, self.verbose = config, choice, precision, verbose
+        self.extra_callbacks = list(callbacks)
         self.folder = folder
         self.resuming = folder is not None
         self.started = time.time() if started is None else started
@@ -258,6 +259,7 @@ class TrainingJob:
         tensorboard = keras.callbacks.TensorBoard(log_dir=str(self.folder.logs_dir), write_graph=False, profile_batch=0)
         # The checkpoint goes first: a backup of epoch N exists only once epoch N's best checkpoint does.
         callbacks = [_epoch_header(_total_epochs(self.config)), checkpoint, tensorboard, backup, progress]
+        callbacks += self.extra_callbacks
         steps_per_execution = self.config.steps_per_execution or self.choice.steps_per_execution
         compile_options = {"steps_per_execution": steps_per_execution} if steps_per_execution > 1 else {}
         if self.choice.jit_compile is not None:

@@ -24,7 +24,7 @@ from tfxfer.runs.run_folder import RunFolder
 from tfxfer.runs.train_config import TrainConfig
 
 
-def train_run(config, verbose=1):
+def train_run(config, verbose=1, callbacks=()):
     """Runs a whole training job and writes its run folder.
 
     The run folder (`config.runs_dir/<name>-<time>/`) holds `config.yaml`,
@@ -36,6 +36,8 @@ def train_run(config, verbose=1):
         config: a `TrainConfig`.
         verbose: 0 silent, 1 progress bars and stage messages, 2 one line
             per epoch.
+        callbacks: Keras callbacks added to every fit of the recipe (e.g.
+            `tfxfer.tune`'s pruning of poor trials).
 
     Returns:
         The run's metrics dict (also written to `metrics.json`).
@@ -52,9 +54,9 @@ def train_run(config, verbose=1):
         path = pathlib.Path(config.run_folder).expanduser().resolve()
         config = dataclasses.replace(config, run_folder=str(path))
         if (path / "config.yaml").exists():  # the same job, started again: continue it
-            return _resume(RunFolder(path), verbose, given=config)
+            return _resume(RunFolder(path), verbose, given=config, callbacks=callbacks)
         RunFolder.check_can_create_at(path)  # before anything slow
-    return _start(config, verbose, folder=None)
+    return _start(config, verbose, folder=None, callbacks=callbacks)
 
 
 def resume_run(run_folder, verbose=1, moved_data=None):
@@ -95,7 +97,7 @@ def resume_run(run_folder, verbose=1, moved_data=None):
     return _resume(folder, verbose)
 
 
-def _resume(folder, verbose, given=None):
+def _resume(folder, verbose, given=None, callbacks=()):
     status = folder.status(check_liveness=False)  # only "completed" matters here
     if given is not None:
         _check_same_options(folder, folder.read_config(), given)
@@ -109,7 +111,7 @@ def _resume(folder, verbose, given=None):
             f"{folder.metrics_file}; start a new run with {{train}}.",
             train=("tfxfer.train_run(...)", "tfxfer train"),
         )
-    return _start(folder.read_config(), verbose, folder=folder)
+    return _start(folder.read_config(), verbose, folder=folder, callbacks=callbacks)
 
 
 def _check_same_options(folder, recorded, given):
@@ -136,7 +138,7 @@ def _check_same_options(folder, recorded, given):
         )
 
 
-def _start(config, verbose, folder):
+def _start(config, verbose, folder, callbacks=()):
     import keras
 
     from tfxfer.distribute import select_strategy, worker_role
@@ -169,7 +171,8 @@ def _start(config, verbose, folder):
     lock = lock_run_folder(folder) if folder is not None else None
     try:
         with _global_dtype_policy(precision.policy):
-            return TrainingJob(config, choice, precision, verbose, folder=folder, started=started).run()
+            job = TrainingJob(config, choice, precision, verbose, folder=folder, started=started, callbacks=callbacks)
+            return job.run()
     finally:
         if lock is not None:
             lock.release()

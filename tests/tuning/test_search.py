@@ -1,0 +1,162 @@
+"""`tfxfer tune` / `tfxfer.tune`: a search that finds, reports and trains its best, and continues after a kill."""
+
+import json
+import pathlib
+
+import optuna
+import pytest
+import yaml
+
+import tfxfer
+from tests.conftest import make_image_folder
+from tests.subprocesses import killed, run, run_in_process, tfxfer_command
+from tfxfer.option_errors import OptionValueError
+from tfxfer.runs.config_files import load_config
+from tfxfer.tuning.search_space import suggested_options
+from tfxfer.tuning.trial_pruning import TrialPruned, TrialPruning
+from tfxfer.utils.owner_lock import OwnerLock
+
+
+def _config(image_module, images, tmp_path, **options):
+    return tfxfer.TrainConfig(
+        backbone=image_module, data=str(images), image_size=(10, 10), epochs=1, batch_size=8, augment="none",
+        head_learning_rate=0.05, runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"),
+        name="shapes", **options,
+    )  # fmt: skip
+
+
+def test_tune_finds_reports_and_trains_its_best(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    result = tfxfer.tune(_config(image_module, images, tmp_path), trials=3, verbose=0)
+    folder = pathlib.Path(result["folder"])
+    assert folder == (tmp_path / "runs" / "shapes-tune").resolve()
+    rows = result["trials"]
+    assert len(rows) == 3 and all(row["state"] in ("complete", "pruned") for row in rows)
+    complete = [row for row in rows if row["state"] == "complete"]
+    best = result["best"]
+    assert best["validation_accuracy"] == max(row["validation_accuracy"] for row in complete)
+    # The carved split: the training folder's images only, every class in both parts, none of val/.
+    carved = folder / "data"
+    linked = [path.resolve() for path in carved.rglob("*.png")]
+    assert len(linked) == 24 and all("/train/" in str(path) for path in linked)
+    assert {path.parent.name for path in (carved / "val").rglob("*.png")} == {"dark", "light"}
+    facts = json.loads((carved / "carved.json").read_text())
+    assert facts["validation"] + facts["train"] == 24
+    # best_config.yaml: the best options on the original data, runnable by tfxfer train --config.
+    best_config = load_config(result["best_config"])
+    assert best_config.data == str(images.resolve()) and best_config.validation_split is None
+    for key, value in best["options"].items():
+        assert getattr(best_config, key) == pytest.approx(value)
+    # The final run trained on all the training data and exported.
+    final = result["final_run"]
+    metrics = json.loads((pathlib.Path(final["run_folder"]) / "metrics.json").read_text())
+    assert metrics["data"]["train_examples"] == 24 and metrics["data"]["validation_examples"] == 12
+    assert pathlib.Path(final["export"]).is_dir()
+    report = (folder / "tuning_report.md").read_text()
+    assert f"| {best['number']} **best** |" in report and "Trained on the whole training data" in report
+    assert (folder / "tuning_trials.png").stat().st_size > 1000
+    assert json.loads((folder / "tuning.json").read_text())["best"]["number"] == best["number"]
+    # Run again with the same options: nothing left to search; a larger budget searches on.
+    again = tfxfer.tune(_config(image_module, images, tmp_path), trials=4, train_best=False, verbose=0)
+    assert len(again["trials"]) == 4 and [row["number"] for row in again["trials"][:3]] == [0, 1, 2]
+
+
+def test_killed_search_continues_with_the_same_split_and_retries_the_cut_off_trial(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    arguments = (
+        "tune", "--backbone", image_module, "--data", images, "--image-size", 10, 10, "--epochs", 1,
+        "--batch-size", 8, "--augment", "none", "--runs-dir", tmp_path / "runs", "--name", "shapes",
+        "--trials", 3, "--no-train", "--quiet",
+    )  # fmt: skip
+    assert killed(run(tfxfer_command(*arguments), kill_at="train:epoch-end@3"))
+    folder = tmp_path / "runs" / "shapes-tune"
+    carved_at = (folder / "data" / "carved.json").stat().st_mtime_ns
+    resumed = run_in_process(*arguments)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (folder / "data" / "carved.json").stat().st_mtime_ns == carved_at
+    rows = json.loads((folder / "tuning.json").read_text())["trials"]
+    finished = [row for row in rows if row["state"] in ("complete", "pruned")]
+    cut_off = [row for row in rows if row["state"] == "fail"]
+    assert len(finished) == 3 and len(cut_off) == 1
+    # The cut-off trial's options were tried again.
+    assert any(row["options"] == cut_off[0]["options"] for row in finished)
+    assert not (tmp_path / "saved_models").exists()  # --no-train
+
+
+def test_a_rerun_with_other_options_is_refused(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    tfxfer.tune(_config(image_module, images, tmp_path), trials=1, train_best=False, verbose=0)
+    with pytest.raises(OptionValueError, match=r"started with other options \(alpha differ\)"):
+        tfxfer.tune(_config(image_module, images, tmp_path, alpha=0.5), trials=1, train_best=False, verbose=0)
+
+
+def test_a_second_search_in_the_same_folder_is_refused(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    folder = tmp_path / "study"
+    folder.mkdir()
+    lock = OwnerLock(folder / "tune.lock")
+    assert lock.acquire()
+    try:
+        with pytest.raises(RuntimeError, match="is running right now"):
+            tfxfer.tune(_config(image_module, images, tmp_path), trials=1, study_folder=folder, verbose=0)
+    finally:
+        lock.release()
+
+
+def test_text_search_tunes_on_a_carved_csv(tiny_bert_preset, text_file, tmp_path):
+    config = tfxfer.TrainConfig(
+        preset=tiny_bert_preset, data=str(text_file), epochs=1, batch_size=4, runs_dir=str(tmp_path / "runs"),
+        name="texts", sequence_length=6,
+    )  # fmt: skip
+    result = tfxfer.tune(config, trials=1, train_best=False, verbose=0)
+    folder = pathlib.Path(result["folder"])
+    assert (folder / "data" / "train.csv").exists() and (folder / "data" / "validation.csv").exists()
+    assert result["best"] is not None and result["final_run"] is None
+
+
+@pytest.mark.parametrize(
+    "regularizer, recipe, drawn",
+    [
+        ("l2_sp", "two_phase", {"recipe", "learning_rate", "head_epochs", "alpha", "beta"}),
+        ("l2_sp", "linear_probe", {"recipe", "beta"}),
+        ("none", "fine_tune", {"recipe", "learning_rate"}),
+        ("l2_sp+co_tuning", "fine_tune", {"recipe", "learning_rate", "alpha", "beta", "trade_off"}),
+    ],
+)
+def test_each_trial_draws_only_what_its_choices_use(regularizer, recipe, drawn):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    config = type("Config", (), {"regularizer": regularizer, "lora_rank": None})()
+    study.enqueue_trial({"recipe": recipe})
+    options = suggested_options(study.ask(), config)
+    assert set(options) == drawn
+    if "learning_rate" in options:
+        assert 1e-5 <= options["learning_rate"] <= 1e-3
+
+
+def test_pruning_stops_a_trial_below_the_median_of_earlier_ones():
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(1, 0))
+    for value in (0.8, 0.9):
+        trial = study.ask()
+        TrialPruning(trial, say=lambda message: None).on_epoch_end(0, {"val_accuracy": value})
+        study.tell(trial, value)
+    poor = TrialPruning(study.ask(), say=lambda message: None)
+    with pytest.raises(TrialPruned, match="pruned after epoch 1: validation accuracy 0.100"):
+        poor.on_epoch_end(0, {"val_accuracy": 0.1})
+
+
+def test_bad_budgets_are_refused_in_cli_words(image_module, image_folder, tmp_path):
+    result = run_in_process("tune", "--backbone", image_module, "--data", image_folder, "--trials", 0)
+    assert result.returncode == 2 and "--trials must be a whole number, 1 or more" in result.stderr
+    result = run_in_process("tune", "--backbone", image_module, "--data", image_folder, "--time-budget", -5)
+    assert result.returncode == 2 and "--time-budget must be a number of seconds above 0" in result.stderr
+
+
+def test_best_config_runs_with_tfxfer_train_config(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    result = tfxfer.tune(_config(image_module, images, tmp_path), trials=1, train_best=False, verbose=0)
+    values = yaml.safe_load(pathlib.Path(result["best_config"]).read_text())
+    values.update(runs_dir=str(tmp_path / "again"), export=False)
+    config_file = tmp_path / "best.yaml"
+    config_file.write_text(yaml.safe_dump(values))
+    trained = run_in_process("train", "--config", config_file, "--quiet")
+    assert trained.returncode == 0, trained.stderr[-2000:]
