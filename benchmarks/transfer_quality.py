@@ -18,6 +18,11 @@ size and seed, five ways to train the same architecture:
 - `wise_ft`: `two_phase` on 80% of the training subset, then WiSE-FT with the
   mix chosen on the other 20% (`choose_wise_ft_mix`, grid 0, 0.1, ..., 1);
   the evaluation split is never used to choose;
+- `co_tuning` (own results file, `--co-tuning-table`): `two_phase` with
+  Co-Tuning (trade-off 2.3) and EfficientNet-Lite0's own ImageNet classifier
+  (efficientnet_lite0_classification), the relationship measured on the
+  training subset without augmentation before training; `co_tuning_l2_sp`
+  adds L2-SP (alpha = beta = 0.01); images only;
 - `delta`: `two_phase` with DELTA (alpha = beta = 0.01; MiniLM: feature maps
   of transformer layers 1, 3 and 5; EfficientNet: the features the head
   reads), the channel attention measured after the head phase, as TLlib
@@ -59,6 +64,11 @@ DEFAULT_SHARED = ROOT.parent / "shared"
 DEFAULT_RESULTS = ROOT / "docs" / "transfer_quality.jsonl"
 DEFAULT_TABLE = ROOT / "docs" / "benchmarks.md"
 METHODS = ["scratch", "linear_probe", "l2", "l2_sp", "two_phase", "lora", "lora_l2_sp", "wise_ft", "delta"]
+# Co-Tuning needs the source classifier: the image module's ImageNet head (its own table).
+CO_TUNING_METHODS = ("co_tuning", "co_tuning_l2_sp")
+CO_TUNING_COLUMNS = ("two_phase", "l2_sp", "co_tuning", "co_tuning_l2_sp")
+CO_TUNING_BEGIN = "<!-- co_tuning table begin -->"
+CO_TUNING_END = "<!-- co_tuning table end -->"
 # LoRA needs layers that take adapters: the KerasHub text backbone has them, the TF Hub image module not.
 LORA_METHODS = ("lora", "lora_l2_sp")
 TABLE_BEGIN = "<!-- transfer_quality table begin -->"
@@ -109,7 +119,7 @@ def parse_args(argv):
         help="training examples per run ('all' for the whole training split)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument("--methods", nargs="+", choices=METHODS + list(CO_TUNING_METHODS), default=METHODS)
     parser.add_argument("--results", type=pathlib.Path, default=DEFAULT_RESULTS)
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_TABLE)
     parser.add_argument("--table", action="store_true", help="only rewrite the table from --results")
@@ -133,6 +143,11 @@ def parse_args(argv):
         "gives the paired precision table); other than float32 alone needs its own --results",
     )
     parser.add_argument(
+        "--co-tuning-table",
+        action="store_true",
+        help="only rewrite the Co-Tuning table (two_phase, l2_sp, co_tuning, co_tuning_l2_sp) from --results",
+    )
+    parser.add_argument(
         "--precision-table",
         action="store_true",
         help="only rewrite the float32 / mixed_bfloat16 paired table from --results",
@@ -140,6 +155,8 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.policies != ["float32"] and args.results == DEFAULT_RESULTS:
         parser.error("--policies measures another setting: give --results another file, so the table's stay apart")
+    if set(args.methods) & set(CO_TUNING_METHODS) and args.results == DEFAULT_RESULTS:
+        parser.error("the co_tuning methods have a table of their own: give --results another file")
     for flag, value in (("--fine-tune-rate", args.fine_tune_rate), ("--lora-rate", args.lora_rate)):
         if value is not None and args.results == DEFAULT_RESULTS:
             parser.error(f"{flag} measures another setting: give --results another file, so the table's stay apart")
@@ -177,6 +194,8 @@ def subset(examples, size, seed):
 
 
 def build_model(spec, num_classes, shared, seed, pretrained=True, regularizer=None, **options):
+    if regularizer is not None and regularizer.co_tuning_component is not None:
+        options["source_classifier"] = str(shared / "models/tfhub/efficientnet_lite0_classification")
     import keras
 
     import tfxfer
@@ -254,6 +273,16 @@ def datasets_for(spec, train, evaluation, seed):
     return (train_data, None), (eval_data, None)
 
 
+def unaugmented_images(train, seed):
+    from tfxfer.data.image_pipeline import image_datasets
+    from tfxfer.preprocessing import ImagePreprocessor
+
+    return image_datasets(
+        train, [], preprocessor=ImagePreprocessor((224, 224)), batch_size=BATCH_SIZE, seed=seed, augment=None,
+        cache=False, drop_remainder=False,
+    )[0]  # fmt: skip
+
+
 def run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs, fine_tune_rate=None, lora_rate=None,
             policy="float32"):  # fmt: skip
     import keras
@@ -283,6 +312,11 @@ def _run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs,
         "l2_sp": lambda: tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
         "lora_l2_sp": lambda: tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION),
         "delta": lambda: tfxfer.regularizers.DELTA(alpha=REGULARIZATION, beta=REGULARIZATION, layers=delta_layers),
+        "co_tuning": lambda: tfxfer.regularizers.CoTuning(trade_off=2.3),
+        "co_tuning_l2_sp": lambda: (
+            tfxfer.regularizers.L2SP(alpha=REGULARIZATION, beta=REGULARIZATION)
+            + tfxfer.regularizers.CoTuning(trade_off=2.3)
+        ),
     }.get(method, lambda: None)()
     holdout = None
     if method == "wise_ft":
@@ -314,7 +348,10 @@ def _run_one(method, spec, train, evaluation, num_classes, shared, seed, epochs,
     if method == "linear_probe":
         # The recipe caches the frozen backbone's features where it can (text).
         tfxfer.recipes.linear_probe(model, x, y, learning_rate=schedule(rates["head"]), **fit)
-    elif method in ("two_phase", "wise_ft", "delta", *LORA_METHODS):
+    elif method in ("two_phase", "wise_ft", "delta", *LORA_METHODS, *CO_TUNING_METHODS):
+        if method in CO_TUNING_METHODS:
+            # The relationship from the training subset as it is, before augmentation.
+            model.compute_relationship(unaugmented_images(train, seed))
         if method in LORA_METHODS:
             # Head first, then adapters and head: with one rate for both from the start, the
             # new head learns too slowly at an adapter's rate (TREC 100: 40% after 11 epochs).
@@ -378,6 +415,8 @@ def run_grid(args):
                     )
                     key = (name, str(size), seed, method, given)
                     if key in done or (method in LORA_METHODS and spec["kind"] != "text"):
+                        continue
+                    if method in CO_TUNING_METHODS and spec["kind"] != "image":
                         continue
                     print(
                         f"{name} size={size} ({len(train)} examples, {epochs} epochs) seed={seed} {method} {policy} ...",
@@ -524,6 +563,59 @@ def precision_table(results):
     return "\n".join(lines)
 
 
+def co_tuning_table(results):
+    """Markdown: per size, the four methods' accuracy, the paired gains of Co-Tuning, and seconds per run."""
+    groups = {}
+    for r in results:
+        groups.setdefault((r["dataset"], r["size"]), {}).setdefault(r["method"], {})[r["seed"]] = r
+    lines = [
+        "| dataset | train examples (per class) | epochs | "
+        + " | ".join(CO_TUNING_COLUMNS)
+        + " | co_tuning − two_phase, paired | co_tuning_l2_sp − l2_sp, paired | seconds per run | seeds |",
+        "|---|---|---|" + "---|" * len(CO_TUNING_COLUMNS) + "---|---|---|---|",
+    ]
+
+    def cell(runs):
+        accuracies = [r["accuracy"] for r in runs]
+        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+        return f"{100 * statistics.mean(accuracies):.1f} ± {100 * spread:.1f}"
+
+    def paired(better, base):
+        seeds = sorted(set(better) & set(base))
+        if not seeds:
+            return "–"
+        differences = [better[s]["accuracy"] - base[s]["accuracy"] for s in seeds]
+        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+        wins = sum(d > 0 for d in differences)
+        return f"{100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} ({wins}/{len(seeds)} won)"
+
+    for (dataset, _size), by_method in sorted(groups.items(), key=lambda item: int(item[0][1])):
+        any_run = next(iter(next(iter(by_method.values())).values()))
+        cells = [cell(list(by_method[m].values())) if m in by_method else "–" for m in CO_TUNING_COLUMNS]
+        seconds = " / ".join(
+            f"{statistics.mean(r['seconds'] for r in by_method[m].values()):.0f}" if m in by_method else "–"
+            for m in CO_TUNING_COLUMNS
+        )
+        seeds = {len(runs) for runs in by_method.values()}
+        lines.append(
+            f"| {DATASETS[dataset]['title']} | {any_run['train_examples']} ({any_run['train_examples'] // 2}) | "
+            f"{any_run['epochs']} | "
+            + " | ".join(cells)
+            + f" | {paired(by_method.get('co_tuning', {}), by_method.get('two_phase', {}))}"
+            + f" | {paired(by_method.get('co_tuning_l2_sp', {}), by_method.get('l2_sp', {}))}"
+            + f" | {seconds} | {'–'.join(str(n) for n in sorted({min(seeds), max(seeds)}))} |"
+        )
+    return "\n".join(lines)
+
+
+def write_co_tuning_table(args):
+    return _write_block(
+        args, CO_TUNING_BEGIN, CO_TUNING_END, co_tuning_table, "Accuracy in %, mean ± standard deviation over "
+        "seeds; gains are taken per seed (same subset, initialisation and data order); seconds per run in the "
+        "order of the columns (two_phase / l2_sp / co_tuning / co_tuning_l2_sp), the relationship included."
+    )  # fmt: skip
+
+
 def write_precision_table(args):
     return _write_block(
         args, PRECISION_BEGIN, PRECISION_END, precision_table, "Accuracy in %, mean ± standard deviation over "
@@ -548,6 +640,8 @@ def main(argv=None):
         return write_table(args)
     if args.precision_table:
         return write_precision_table(args)
+    if args.co_tuning_table:
+        return write_co_tuning_table(args)
     missing = [
         args.shared / part
         for name in args.datasets
@@ -570,6 +664,8 @@ def main(argv=None):
             )
             return 2
     run_grid(args)
+    if set(args.methods) & set(CO_TUNING_METHODS):
+        return write_co_tuning_table(args)
     return write_precision_table(args) if args.policies != ["float32"] else write_table(args)
 
 
