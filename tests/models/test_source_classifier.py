@@ -218,3 +218,24 @@ def test_mirrored_strategy_counts_the_co_tuning_term_once(classification_modules
     assert report["replicas"] == 2
     assert report["mirrored"] < 1e-5  # L2-SP + Co-Tuning over 2 replicas = one replica
     assert report["naive"] > 1e-2  # the penalty counted once per replica would show
+
+
+@pytest.mark.parametrize("policy", [None, "mixed_bfloat16"])
+def test_xla_and_mixed_precision_steps_match_the_plain_step(classification_modules, policy):
+    x, y = _pixels(8)
+    weights = {}
+    for jit_compile in (False, True):
+        keras.utils.set_random_seed(0)
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = _model(classification_modules, regularizer=L2SP(1.0, 0.1) + CoTuning(), trainable_backbone=True)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        model.compute_relationship(x, y)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit_compile)
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+        weights[jit_compile] = [w.numpy() for w in model.source_classifier.weights + model.head.weights]
+        assert model.source_classifier.kernel.dtype == "float32"
+    for plain, compiled in zip(weights[False], weights[True]):
+        np.testing.assert_allclose(plain, compiled, atol=2e-3 if policy else 1e-5)

@@ -122,7 +122,7 @@ def from_image_folder(
         image_size=tuple(preprocessor.image_size),
         train_examples=[(str(path), label) for path, label in train_files],
         validation_examples=[(str(path), label) for path, label in validation_files],
-        augmented_from=None
+        plain_train=None
         if augment is None
         else image_datasets(
             train_files,

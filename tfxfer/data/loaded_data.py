@@ -22,8 +22,8 @@ class LoadedData:
             behind each split: image file paths or texts (None from TFDS).
         raw_train, raw_validation: for TFDS, the unbatched `(image, label)`
             datasets before resizing.
-        augmented_from: with image augmentation, the training split's
-            batches without it (else None: `train` has none).
+        plain_train: the training split's batches without augmentation,
+            whole when `train` is a worker's shard (None: `train` itself).
 
     Example:
 
@@ -42,12 +42,12 @@ class LoadedData:
     validation_examples: list = None
     raw_train: object = None
     raw_validation: object = None
-    augmented_from: object = None
+    plain_train: object = None
 
     @property
     def train_without_augmentation(self):
         """The training split's batches as they are before augmentation (`train` itself when there is none)."""
-        return self.train if self.augmented_from is None else self.augmented_from
+        return self.train if self.plain_train is None else self.plain_train
 
     @property
     def num_classes(self):

@@ -102,7 +102,7 @@ def from_tfds(
         image_size=tuple(preprocessor.image_size) if is_image else None,
         raw_train=datasets[0],
         raw_validation=datasets[1] if validation_split else None,
-        augmented_from=build(datasets[0], False) if augmentation is not None else None,
+        plain_train=build(datasets[0], False) if augmentation is not None else None,
     )
 
 

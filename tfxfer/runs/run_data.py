@@ -141,6 +141,8 @@ def sharded_for_workers(data, choice, config, drop_remainder):
             )
         from tfxfer.distribute.dataset_sharding import sharded_by_examples
 
+        # Every worker relates Co-Tuning's classes on the whole split, so all hold the same relationship.
+        data.plain_train = data.train_without_augmentation
         data.train = sharded_by_examples(data.train)
         if data.validation is not None:
             data.validation = sharded_by_examples(data.validation)
