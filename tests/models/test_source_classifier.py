@@ -194,6 +194,11 @@ def test_a_classification_module_of_another_network_is_refused(classification_mo
         )  # fmt: skip
 
 
+def test_a_source_classifier_without_pretrained_weights_is_refused(classification_modules):
+    with pytest.raises(OptionValueError, match="holds no pretrained weights: build it with SourceClassifier.from_hub"):
+        _model(classification_modules, source_classifier=tfxfer.SourceClassifier(7))
+
+
 def test_multi_label_heads_are_refused(classification_modules):
     with pytest.raises(OptionValueError, match="does not apply to multi-label heads"):
         _model(classification_modules, multi_label=True)

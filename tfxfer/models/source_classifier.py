@@ -116,8 +116,14 @@ class SourceClassifier(keras.layers.Layer):
             kernel, bias = _hub_classifier_on(backbone, initial["variables"], initial["handle"])
         elif initial is not None:
             kernel, bias = initial["kernel"], initial["bias"]
-        else:
+        elif self.built:
             kernel = bias = None  # from a config: the weights come from the saved file
+        else:
+            raise OptionValueError(
+                "This SourceClassifier holds no pretrained weights: build it with SourceClassifier.from_hub(handle) "
+                "or SourceClassifier.from_dense(layer), or pass the handle or the Dense layer as {source_classifier}.",
+                **_SPELLING,
+            )
         if kernel is not None and kernel.shape[0] != feature_size:
             raise OptionValueError(
                 f"The source classifier reads {kernel.shape[0]} features but the head reads {feature_size}: "
