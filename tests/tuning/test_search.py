@@ -2,7 +2,9 @@
 
 import json
 import pathlib
+import shutil
 
+import keras
 import optuna
 import pytest
 import yaml
@@ -25,9 +27,18 @@ def _config(image_module, images, tmp_path, **options):
     )  # fmt: skip
 
 
-def test_tune_finds_reports_and_trains_its_best(image_module, tmp_path):
+@pytest.fixture(scope="module")
+def finished_search(image_module, tmp_path_factory):
+    """One search of 3 trials on the image_folder fixture's images, its best trained and exported."""
+    keras.utils.clear_session(free_memory=False)  # a module fixture runs before the autouse reset
+    keras.utils.set_random_seed(0)
+    tmp_path = tmp_path_factory.mktemp("search")
     images = make_image_folder(tmp_path)
-    result = tfxfer.tune(_config(image_module, images, tmp_path), trials=3, verbose=0)
+    return tfxfer.tune(_config(image_module, images, tmp_path), trials=3, verbose=0), images, tmp_path
+
+
+def test_tune_finds_reports_and_trains_its_best(image_module, finished_search):
+    result, images, tmp_path = finished_search
     folder = pathlib.Path(result["folder"])
     assert folder == (tmp_path / "runs" / "shapes-tune").resolve()
     rows = result["trials"]
@@ -56,8 +67,13 @@ def test_tune_finds_reports_and_trains_its_best(image_module, tmp_path):
     assert f"| {best['number']} **best** |" in report and "Trained on the whole training data" in report
     assert (folder / "tuning_trials.png").stat().st_size > 1000
     assert json.loads((folder / "tuning.json").read_text())["best"]["number"] == best["number"]
-    # Run again with the same options: nothing left to search; a larger budget searches on.
-    again = tfxfer.tune(_config(image_module, images, tmp_path), trials=4, train_best=False, verbose=0)
+
+
+def test_a_larger_budget_searches_on(image_module, finished_search, tmp_path):
+    result, images, base = finished_search
+    copy = tmp_path / "study"
+    shutil.copytree(result["folder"], copy, symlinks=True)  # the module's search stays as it is
+    again = tfxfer.tune(_config(image_module, images, base), trials=4, train_best=False, study_folder=copy, verbose=0)
     assert len(again["trials"]) == 4 and [row["number"] for row in again["trials"][:3]] == [0, 1, 2]
 
 
@@ -151,9 +167,8 @@ def test_bad_budgets_are_refused_in_cli_words(image_module, image_folder, tmp_pa
     assert result.returncode == 2 and "--time-budget must be a number of seconds above 0" in result.stderr
 
 
-def test_best_config_runs_with_tfxfer_train_config(image_module, tmp_path):
-    images = make_image_folder(tmp_path)
-    result = tfxfer.tune(_config(image_module, images, tmp_path), trials=1, train_best=False, verbose=0)
+def test_best_config_runs_with_tfxfer_train_config(finished_search, tmp_path):
+    result, _, _ = finished_search
     values = yaml.safe_load(pathlib.Path(result["best_config"]).read_text())
     values.update(runs_dir=str(tmp_path / "again"), export=False)
     config_file = tmp_path / "best.yaml"
