@@ -175,3 +175,12 @@ def test_best_config_runs_with_tfxfer_train_config(finished_search, tmp_path):
     config_file.write_text(yaml.safe_dump(values))
     trained = run_in_process("train", "--config", config_file, "--quiet")
     assert trained.returncode == 0, trained.stderr[-2000:]
+
+
+def test_a_time_budget_starts_no_trial_once_spent(image_module, tmp_path):
+    images = make_image_folder(tmp_path)
+    result = tfxfer.tune(
+        _config(image_module, images, tmp_path), trials=5, time_budget=0.5, train_best=False, verbose=0
+    )
+    assert len(result["trials"]) == 1  # the first trial starts at once; none after the budget is spent
+    assert result["best"]["number"] == 0
