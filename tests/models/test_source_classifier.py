@@ -72,6 +72,24 @@ def test_fit_measures_the_relationship_once_then_keeps_it(classification_modules
     np.testing.assert_array_equal(model.source_classifier.relationship.numpy(), first)
 
 
+def test_fit_with_validation_split_measures_on_the_trained_part_only(classification_modules):
+    model = _model(classification_modules, trainable_backbone=True)
+    x, y = _pixels()
+    order = np.random.default_rng(1).permutation(len(y))
+    x, y = x[order], y[order]
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, validation_split=0.25)
+    fresh = _model(classification_modules)
+    np.testing.assert_allclose(model.source_classifier.relationship.numpy(), fresh.compute_relationship(x[:12], y[:12]))
+
+
+def test_one_hot_labels_relate_by_their_class(classification_modules):
+    model = _model(classification_modules)
+    x, y = _pixels()
+    by_ids = model.compute_relationship(x, y)
+    model.compile(loss="categorical_crossentropy")  # a loss that takes one-hot rows as they are
+    np.testing.assert_allclose(model.compute_relationship(x, np.eye(2)[y]), by_ids, atol=1e-6)
+
+
 def test_a_step_trains_the_source_classifier_toward_the_relationship(classification_modules):
     model = _model(classification_modules, trainable_backbone=True)
     x, y = _pixels()
@@ -199,14 +217,20 @@ def test_a_source_classifier_without_pretrained_weights_is_refused(classificatio
         _model(classification_modules, source_classifier=tfxfer.SourceClassifier(7))
 
 
+def test_co_tuning_twice_is_refused(classification_modules):
+    with pytest.raises(OptionValueError, match="holds Co-Tuning more than once"):
+        _model(classification_modules, regularizer=CoTuning() + CoTuning())
+
+
 def test_multi_label_heads_are_refused(classification_modules):
     with pytest.raises(OptionValueError, match="does not apply to multi-label heads"):
         _model(classification_modules, multi_label=True)
 
 
 def test_trade_off_is_checked():
-    with pytest.raises(ValueError, match="trade_off must be a number >= 0"):
-        CoTuning(trade_off=-1)
+    for bad in (-1, float("nan"), float("inf"), "2.3"):
+        with pytest.raises(ValueError, match="trade_off must be a finite number >= 0"):
+            CoTuning(trade_off=bad)
 
 
 def test_mirrored_strategy_counts_the_co_tuning_term_once(classification_modules):

@@ -5,8 +5,10 @@ import pathlib
 import shutil
 
 import keras
+import numpy as np
 import optuna
 import pytest
+import tensorflow as tf
 import yaml
 
 import tfxfer
@@ -20,10 +22,10 @@ from tfxfer.utils.owner_lock import OwnerLock
 
 
 def _config(image_module, images, tmp_path, **options):
+    options = {"export_dir": str(tmp_path / "saved_models"), **options}
     return tfxfer.TrainConfig(
         backbone=image_module, data=str(images), image_size=(10, 10), epochs=1, batch_size=8, augment="none",
-        head_learning_rate=0.05, runs_dir=str(tmp_path / "runs"), export_dir=str(tmp_path / "saved_models"),
-        name="shapes", **options,
+        head_learning_rate=0.05, runs_dir=str(tmp_path / "runs"), name="shapes", **options,
     )  # fmt: skip
 
 
@@ -75,6 +77,8 @@ def test_a_larger_budget_searches_on(image_module, finished_search, tmp_path):
     shutil.copytree(result["folder"], copy, symlinks=True)  # the module's search stays as it is
     again = tfxfer.tune(_config(image_module, images, base), trials=4, train_best=False, study_folder=copy, verbose=0)
     assert len(again["trials"]) == 4 and [row["number"] for row in again["trials"][:3]] == [0, 1, 2]
+    # A new draw, not the first trial's options again (the sampler's seed moves on with the study).
+    assert again["trials"][3]["options"] not in [row["options"] for row in again["trials"][:3]]
 
 
 def test_killed_search_continues_with_the_same_split_and_retries_the_cut_off_trial(image_module, tmp_path):
@@ -102,8 +106,61 @@ def test_killed_search_continues_with_the_same_split_and_retries_the_cut_off_tri
 def test_a_rerun_with_other_options_is_refused(image_module, tmp_path):
     images = make_image_folder(tmp_path)
     tfxfer.tune(_config(image_module, images, tmp_path), trials=1, train_best=False, verbose=0)
-    with pytest.raises(OptionValueError, match=r"started with other options \(alpha differ\)"):
+    with pytest.raises(OptionValueError, match=r"started with other options: alpha 0.01 \(now 0.5\)"):
         tfxfer.tune(_config(image_module, images, tmp_path, alpha=0.5), trials=1, train_best=False, verbose=0)
+    result = run_in_process(
+        "tune", "--backbone", image_module, "--data", images, "--image-size", 10, 10, "--epochs", 1,
+        "--batch-size", 8, "--augment", "none", "--head-learning-rate", 0.05, "--runs-dir", tmp_path / "runs",
+        "--export-dir", tmp_path / "saved_models", "--name", "shapes", "--trials", 1, "--no-train", "--epochs", 2,
+    )  # fmt: skip
+    assert result.returncode == 2 and "started with other options: --epochs 1 (now 2)" in result.stderr
+    # Where the exports go does not change the trials: a rerun may change it.
+    tfxfer.tune(
+        _config(image_module, images, tmp_path, export_dir=str(tmp_path / "elsewhere")), trials=1, train_best=False,
+        verbose=0,
+    )  # fmt: skip
+
+
+def test_options_that_cannot_work_stop_at_the_first_trial_and_the_fixed_command_starts_over(
+    classification_modules, image_folder, tmp_path
+):
+    feature_vector, classification = classification_modules
+    arguments = (
+        "tune", "--backbone", feature_vector, "--data", image_folder, "--image-size", 10, 10, "--epochs", 1,
+        "--batch-size", 8, "--augment", "none", "--regularizer", "co_tuning", "--source-classifier",
+        classification, "--runs-dir", tmp_path / "runs", "--name", "co", "--trials", 3, "--no-train", "--quiet",
+    )  # fmt: skip
+    failed = run_in_process(*arguments, "--source-class-names", tmp_path / "missing.txt")
+    assert failed.returncode == 2 and "--source-class-names: no file at" in failed.stderr
+    rows = optuna.load_study(
+        study_name="tfxfer",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "co-tune" / "study.journal"))
+        ),
+    ).trials
+    assert len(rows) == 1  # stopped at the first trial, not three
+    fixed = run_in_process(*arguments)  # other options, but no trial had finished: the study starts over
+    assert fixed.returncode == 0, fixed.stderr[-2000:]
+    trials = json.loads((tmp_path / "runs" / "co-tune" / "tuning.json").read_text())["trials"]
+    assert len(trials) == 3 and all(row["state"] != "fail" for row in trials)
+
+
+def test_a_split_that_cannot_be_carved_names_the_tune_flag(image_module, tmp_path):
+    images = tmp_path / "tiny"
+    for split in ("train", "val"):
+        for label, value in (("dark", 20), ("light", 230)):
+            (images / split / label).mkdir(parents=True)
+            pixels = np.full((10, 10, 3), value, np.uint8)
+            (images / split / label / "0.png").write_bytes(tf.io.encode_png(pixels).numpy())
+    result = run_in_process("tune", "--backbone", image_module, "--data", images, "--runs-dir", tmp_path / "runs")
+    assert result.returncode == 2
+    assert "--tune-validation-split 0.2 of each class of the training split" in result.stderr
+    assert "dark: 1, light: 1" in result.stderr and "--validation-split" not in result.stderr
+
+
+def test_tfds_data_is_refused_before_anything_loads(image_module, tmp_path):
+    result = run_in_process("tune", "--backbone", image_module, "--data", "tfds:mnist", "--runs-dir", tmp_path)
+    assert result.returncode == 2 and "a TFDS dataset (--data tfds:mnist) lists none" in result.stderr
 
 
 def test_a_second_search_in_the_same_folder_is_refused(image_module, tmp_path):

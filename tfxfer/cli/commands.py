@@ -71,7 +71,7 @@ def run_tune(args):
         train_best=args.train_best,
         study_folder=args.study_folder,
         validation_fraction=args.tune_validation_split,
-        verbose=0 if args.quiet else 1,
+        verbose=_verbosity(args),
     )
 
 

@@ -72,8 +72,8 @@ def build_parser():
         "tune",
         help="search the recipe, learning rate, alpha and beta; then train and export the best",
         description="Takes the options of `tfxfer train` (flags or --config) and searches the recipe, the "
-        "fine-tuning learning rate, alpha, beta and head epochs (Optuna: TPE, with poor trials stopped at "
-        "epoch ends) on a validation split carved from the training data. Run again with the same command, a "
+        "fine-tuning learning rate, alpha, beta, head epochs and (Co-Tuning) trade-off (Optuna: TPE, with poor "
+        "trials stopped at epoch ends) on a validation split carved from the training data. Run again with the same command, a "
         "killed search continues. Writes tuning_report.md, tuning_trials.png and best_config.yaml (for "
         "tfxfer train --config) to the study folder, then trains the best on the whole training data.",
     )

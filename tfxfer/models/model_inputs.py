@@ -34,9 +34,12 @@ def regularizer_from(regularizer):
         return regularizer
     if isinstance(regularizer, dict):
         return keras.saving.deserialize_keras_object(regularizer)
+    named = (
+        " (tfxfer.regularizers.regularizer_from_name turns a CLI name into one)" if isinstance(regularizer, str) else ""
+    )
     raise TypeError(
-        "regularizer must be one of tfxfer.regularizers (L2SP, L2, CosineSP, "
-        f"OrthogonalSP, BSS or a sum of them); got {type(regularizer).__name__}. "
+        "regularizer must be one of tfxfer.regularizers (L2SP, L2, CosineSP, OrthogonalSP, BSS, DELTA, "
+        f"CoTuning or a sum of them); got {type(regularizer).__name__}{named}. "
         "For Keras weight regularizers, set them on the head's layers."
     )
 

@@ -20,16 +20,19 @@ import tensorflow as tf
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.option_errors import OptionValueError
+from tfxfer.regularizers.source_regularizer import CompositeRegularizer
 
 logger = logging.getLogger("tfxfer")
 
-# What the source classifier can come from, said once for every refusal.
+# What the source classifier can come from, said once for every refusal (in Python's and the CLI's words).
 _SOURCES = (
-    "a TF Hub classification module of the same network as the backbone (e.g. "
-    "efficientnet_lite0_classification beside efficientnet_lite0_feature_vector), or the Dense top of a "
-    "Keras model whose body is the backbone (a KerasHub ImageClassifier's output_dense)"
+    "a TF Hub classification module of the same network as the backbone (e.g. efficientnet_lite0_classification "
+    "beside efficientnet_lite0_feature_vector), or the Dense top of a Keras model whose body is the backbone (a "
+    "KerasHub ImageClassifier's output_dense)",
+    "a TF Hub classification module of the same network as --backbone (e.g. efficientnet_lite0_classification "
+    "beside efficientnet_lite0_feature_vector)",
 )
-_SPELLING = {"source_classifier": ("source_classifier", "--source-classifier")}
+_SPELLING = {"source_classifier": ("source_classifier", "--source-classifier"), "sources": _SOURCES}
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
@@ -86,7 +89,7 @@ class SourceClassifier(keras.layers.Layer):
         """The classifier of a Keras model's top: a built `keras.layers.Dense` (its logits; activation left out)."""
         if not isinstance(dense, keras.layers.Dense) or not dense.built:
             raise OptionValueError(
-                f"{{source_classifier}} must be {_SOURCES}; got {type(dense).__name__}.", **_SPELLING
+                f"{{source_classifier}} must be {{sources}}; got {type(dense).__name__}.", **_SPELLING
             )
         kernel = keras.ops.convert_to_numpy(dense.kernel)
         bias = keras.ops.convert_to_numpy(dense.bias) if dense.use_bias else np.zeros(kernel.shape[-1], np.float32)
@@ -127,7 +130,7 @@ class SourceClassifier(keras.layers.Layer):
         if kernel is not None and kernel.shape[0] != feature_size:
             raise OptionValueError(
                 f"The source classifier reads {kernel.shape[0]} features but the head reads {feature_size}: "
-                f"{{source_classifier}} must be {_SOURCES}.",
+                f"{{source_classifier}} must be {{sources}}.",
                 **_SPELLING,
             )
         if not self.built:  # a layer from a config is built by Keras already
@@ -191,9 +194,16 @@ def source_classifier_for(source, backbone, regularizer, head):
     if source is None:
         raise OptionValueError(
             "Co-Tuning trains the pretrained model's own classifier beside the new head, and this backbone "
-            f"has none: give {{source_classifier}}, {_SOURCES}; or choose another {{regularizer}}.",
+            "has none: give {source_classifier}, {sources}; or choose another {regularizer}.",
             regularizer=("regularizer", "--regularizer"),
             **_SPELLING,
+        )
+    if (
+        isinstance(regularizer, CompositeRegularizer)
+        and sum(c.co_tuning_component is not None for c in regularizer.components) > 1
+    ):
+        raise OptionValueError(
+            "The regularizer holds Co-Tuning more than once; give one CoTuning (its trade_off sets the weight).",
         )
     if head.multi_label:
         raise OptionValueError(
@@ -208,7 +218,7 @@ def source_classifier_for(source, backbone, regularizer, head):
     elif isinstance(source, keras.layers.Dense):
         source = SourceClassifier.from_dense(source)
     elif not isinstance(source, SourceClassifier):
-        raise OptionValueError(f"{{source_classifier}} must be {_SOURCES}; got {type(source).__name__}.", **_SPELLING)
+        raise OptionValueError(f"{{source_classifier}} must be {{sources}}; got {type(source).__name__}.", **_SPELLING)
     num_classes = max(2, head.num_classes)  # one sigmoid output: classes 0 and 1
     return source.attach(backbone, int(head.dense.kernel.shape[0]), num_classes)
 
@@ -247,7 +257,10 @@ def measure_relationship(model, dataset, verbose=True):
 
 
 def class_ids(y):
-    """Class ids `[batch]` int32 from labels as the loss takes them (ids, or 0/1 for one sigmoid output)."""
+    """Class ids `[batch]` int32 from labels as the loss takes them (ids, one-hot rows, or 0/1 for one sigmoid output)."""
+    y = tf.convert_to_tensor(y)
+    if y.shape.rank == 2 and y.shape[-1] is not None and y.shape[-1] > 1:
+        return tf.argmax(y, axis=-1, output_type=tf.int32)
     y = tf.reshape(y, [-1])
     if y.dtype.is_floating:
         y = tf.round(y)
@@ -287,7 +300,7 @@ def _dense_among(variables, handle):
     if not kernels:
         raise OptionValueError(
             f"The TF Hub module at {handle} has no dense layer on top, so it has no classifier to reuse: "
-            f"{{source_classifier}} must be {_SOURCES}.",
+            f"{{source_classifier}} must be {{sources}}.",
             **_SPELLING,
         )
     kernel_name = kernels[-1]
@@ -302,32 +315,33 @@ def _hub_classifier_on(backbone, variables, handle):
     if not isinstance(backbone, HubBackbone):
         raise OptionValueError(
             f"A TF Hub classification module ({handle}) fits a TF Hub backbone; this backbone is a "
-            f"{type(backbone).__name__}. {{source_classifier}} must be {_SOURCES}.",
+            f"{type(backbone).__name__}. {{source_classifier}} must be {{sources}}.",
             **_SPELLING,
         )
     body = dict(backbone.module_weights)
     missing = [name for name in body if name not in variables]
     extra = sorted(set(variables) - set(body))
+    common = [name for name in body if name in variables]
+    reshaped = [name for name in common if variables[name].shape != tuple(body[name].shape)]
     differing = [
         name
-        for name in body
-        if name in variables
-        and (
-            variables[name].shape != tuple(body[name].shape)
-            or not np.allclose(variables[name], keras.ops.convert_to_numpy(body[name]), atol=1e-6)
-        )
+        for name in common
+        if name not in reshaped and not np.allclose(variables[name], keras.ops.convert_to_numpy(body[name]), atol=1e-6)
     ]
-    if missing or differing or len(extra) not in (1, 2):
+    if missing or reshaped or differing or len(extra) not in (1, 2):
         problem = (
             f"lacks {len(missing)} of its variables (e.g. {missing[0]})"
             if missing
+            else f"has other shapes in {len(reshaped)} of them (e.g. {reshaped[0]}: "
+            f"{tuple(variables[reshaped[0]].shape)} against {tuple(body[reshaped[0]].shape)})"
+            if reshaped
             else f"has different values in {len(differing)} of them (e.g. {differing[0]})"
             if differing
             else f"has {len(extra)} variables more, not one dense layer ({extra[:4]})"
         )
         raise OptionValueError(
             f"The classification module at {handle} is not the backbone's network plus a classifier: compared "
-            f"with the backbone ({backbone.handle}) it {problem}. {{source_classifier}} must be {_SOURCES}.",
+            f"with the backbone ({backbone.handle}) it {problem}. {{source_classifier}} must be {{sources}}.",
             **_SPELLING,
         )
     return _dense_among({name: variables[name] for name in extra}, handle)

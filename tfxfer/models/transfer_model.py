@@ -305,7 +305,11 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
                 "Co-Tuning: measuring the category relationship on fit's training data (call "
                 "model.compute_relationship(data) first to measure it on data without augmentation)."
             )
-            self._measure_relationship(x, y, batch_size)
+            measured_x, measured_y = x, y
+            if validation_split and validation_data is None and is_array_like(x):
+                # Keras holds out the last examples: the relationship must not see their labels.
+                (measured_x, measured_y, _), _ = split_last(validation_split, x, y, None)
+            self._measure_relationship(measured_x, measured_y, batch_size)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)

@@ -1,5 +1,7 @@
 """Co-Tuning: the pretrained model's own classifier trained toward soft source labels."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -43,8 +45,13 @@ class CoTuning(SourceRegularizer):
     needs_source_predictions = True
 
     def __init__(self, trade_off=2.3, beta=0.0):
-        if not isinstance(trade_off, (int, float)) or isinstance(trade_off, bool) or trade_off < 0:
-            raise ValueError(f"CoTuning: trade_off must be a number >= 0, got {trade_off!r}.")
+        if (
+            not isinstance(trade_off, (int, float))
+            or isinstance(trade_off, bool)
+            or not math.isfinite(trade_off)
+            or trade_off < 0
+        ):
+            raise ValueError(f"CoTuning: trade_off must be a finite number >= 0, got {trade_off!r}.")
         super().__init__(alpha=0.0, beta=beta)
         self.trade_off = float(trade_off)
 

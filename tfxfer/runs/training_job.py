@@ -271,8 +271,8 @@ class TrainingJob:
             f"Training: {self.config.recipe}, regularizer {self.config.regularizer}"
             + (f", LoRA rank {self.model.lora['rank']}" if self.model.lora else "")
         )
-        if self.model.source_classifier is not None:
-            # Before any fit, so that every backup holds it (a resume restores the original).
+        if self.model.source_classifier is not None and latest_backup(self.folder.backup_dir) is None:
+            # Before any fit, so that every backup holds it (a resume restores the original from its backup).
             self.say(
                 "Co-Tuning: relating the classes to the source classes on the training split (no augmentation) ..."
             )

@@ -15,7 +15,7 @@ import logging
 import pathlib
 import time
 
-from tfxfer.option_errors import OptionValueError
+from tfxfer.option_errors import OptionValueError, escaped, option
 from tfxfer.runs.progress import speaker
 from tfxfer.tuning.search_space import described, suggested_options
 from tfxfer.tuning.trial_pruning import TrialPruned, TrialPruning
@@ -28,6 +28,8 @@ logger = logging.getLogger("tfxfer")
 
 # Trials that fail one after another before the search gives up (a broken setup, not a bad draw).
 _FAILURES_IN_A_ROW = 3
+# Options a rerun may change: they do not change what the trials do.
+_FREE_TO_CHANGE = ("export", "export_dir")
 
 
 def tune(
@@ -65,9 +67,15 @@ def tune(
     >>> result = tfxfer.tune(tfxfer.TrainConfig(
     ...     preset=minilm_dir, data="../shared/data/text/sst2/stsa.binary.train", epochs=2), trials=8)
     """
-    import optuna
 
     _check_arguments(trials, time_budget, validation_fraction)
+    if config.data.startswith("tfds:"):
+        raise OptionValueError(
+            "tfxfer tune carves its validation split from the examples of an image folder or a text file; a TFDS "
+            "dataset ({data} " + escaped(config.data) + ") lists none. Save the split as files first (an image "
+            "folder, or a CSV of text and label).",
+            data=option("data"),
+        )
     say = speaker(verbose)
     folder = pathlib.Path(study_folder or pathlib.Path(config.runs_dir) / f"{config.run_name}-tune").expanduser()
     folder = folder.resolve()
@@ -78,35 +86,26 @@ def tune(
             f"The search in {folder} is running right now ({lock.describe_owner()}); wait for it, or stop it first."
         )
     try:
-        _record_options(folder, config, validation_fraction)
         from tfxfer.runs.run_data import load_run_data
 
         say(f"Study folder: {folder}")
         data = load_run_data(config)
+        # Recorded once the data loads: a first call that fails leaves nothing that refuses the fixed command.
+        _record_options(folder, config, validation_fraction)
         carved, facts = carve_validation(data, validation_fraction, config.seed, folder)
         say(
             f"Tuning on {facts['validation']} training examples held out ({validation_fraction:.0%} of each class), "
             f"training each trial on the other {facts['train']}."
         )
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(folder / "study.journal"))
-        )
-        study = optuna.create_study(
-            study_name="tfxfer",
-            storage=storage,
-            load_if_exists=True,
-            direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=min(5, trials)),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
-        )
+        study = _study(folder, config.seed, trials)
         _retry_cut_off_trials(study, say)
         _search(study, config, carved, folder, trials, time_budget, say, verbose)
         rows = trial_rows(study)
         best = _best(study)
         if best is None:
             raise RuntimeError(
-                f"No trial of the search in {folder} completed; see the trial runs in {folder / 'trials'}."
+                f"No trial of the search in {folder} completed"
+                + (f"; see the trial runs in {folder / 'trials'}." if (folder / "trials").exists() else ".")
             )
         best_config = dataclasses.replace(config, **best["options"], run_folder=None)
         best_file = folder / "best_config.yaml"
@@ -121,7 +120,7 @@ def tune(
         final = None
         if train_best:
             say("Training the best options on the whole training data ...")
-            final_metrics = _final_run(best_config, folder, verbose)
+            final_metrics = _final_run(best_config, folder, best["number"], verbose)
             final = {
                 "run_folder": final_metrics["run_folder"],
                 "accuracy": final_metrics["evaluation"]["accuracy"],
@@ -141,7 +140,8 @@ def _search(study, config, carved, folder, trials, time_budget, say, verbose):
 
     started, failures = time.time(), 0
     while _finished(study) < trials:
-        if time_budget is not None and time.time() - started >= time_budget:
+        spent = time_budget is not None and time.time() - started >= time_budget
+        if spent and _best(study) is not None:  # with no trial done yet, one runs whatever the budget
             say(f"Time budget of {time_budget:g} s spent after {_finished(study)} of {trials} trials.")
             break
         trial = study.ask()
@@ -168,13 +168,15 @@ def _search(study, config, carved, folder, trials, time_budget, say, verbose):
         except Exception as error:
             study.tell(trial, state=TrialState.FAIL)
             failures += 1
-            logger.warning("Trial %d failed: %s", trial.number, error)
-            say(f"  trial {trial.number} failed: {error}")
-            if failures >= _FAILURES_IN_A_ROW:
+            # Options that cannot work (a missing file, a refused combination) fail every trial alike.
+            if isinstance(error, (OptionValueError, FileNotFoundError)) or failures >= _FAILURES_IN_A_ROW:
                 raise
+            logger.warning("Trial %d failed: %s", trial.number, error)
             continue
         failures = 0
         accuracy = float(metrics["evaluation"]["accuracy"])
+        # Accuracy ties on small splits; the loss breaks them (`_best`).
+        trial.set_user_attr("validation_loss", float(metrics["evaluation"]["loss"]))
         study.tell(trial, accuracy)
         say(f"  validation accuracy {accuracy:.4f} ({metrics['seconds']:.0f} s)")
 
@@ -202,15 +204,44 @@ def _best(study):
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None
-    best = study.best_trial
-    return {"number": best.number, "options": dict(best.params), "validation_accuracy": float(best.value)}
+    best = max(complete, key=lambda t: (t.value, -t.user_attrs.get("validation_loss", 0.0), -t.number))
+    return {
+        "number": best.number,
+        "options": dict(best.params),
+        "validation_accuracy": float(best.value),
+        "validation_loss": best.user_attrs.get("validation_loss"),
+    }
 
 
-def _final_run(config, folder, verbose):
-    """The best options trained on the whole training data; a rerun after a kill resumes it."""
+def _study(folder, seed, trials):
+    """The study in `folder/study.journal`, created or continued.
+
+    The sampler's seed moves on with the trials already in the study: with
+    the same seed, a continued search would draw its first options again.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(folder / "study.journal")))
+    try:
+        earlier = len(optuna.load_study(study_name="tfxfer", storage=storage).get_trials(deepcopy=False))
+    except KeyError:
+        earlier = 0
+    return optuna.create_study(
+        study_name="tfxfer",
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed + earlier, n_startup_trials=min(5, trials)),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
+    )
+
+
+def _final_run(config, folder, number, verbose):
+    """The best options trained on the whole training data, in a folder named by the trial; a rerun resumes it."""
     from tfxfer.runs.training_run import train_run
 
-    final = dataclasses.replace(config, run_folder=str(folder / "final"))
+    final = dataclasses.replace(config, run_folder=str(folder / f"final-trial-{number:03d}"))
     return train_run(final, verbose=verbose)
 
 
@@ -218,25 +249,50 @@ def _record_options(folder, config, validation_fraction):
     """The options a study started with, kept in `tune_options.yaml`; a rerun with other options is refused."""
     import yaml
 
-    options = {"config": config.to_dict(absolute_paths=True), "validation_fraction": validation_fraction}
+    now = {**config.to_dict(absolute_paths=True), "validation_fraction": validation_fraction}
     record = folder / "tune_options.yaml"
     if record.exists():
         before = yaml.safe_load(record.read_text())
+        before = {**before["config"], "validation_fraction": before.get("validation_fraction")}
         changed = sorted(
-            key
-            for key in set(before["config"]) | set(options["config"])
-            if before["config"].get(key) != options["config"].get(key)
+            key for key in set(before) | set(now) if key not in _FREE_TO_CHANGE and before.get(key) != now.get(key)
         )
-        if before.get("validation_fraction") != validation_fraction:
-            changed.append("validation_fraction")
-        if changed:
-            raise OptionValueError(
-                f"The search in {folder} was started with other options ({', '.join(changed)} differ); run it "
-                "again with the options it started with to continue it, or give another {study_folder}.",
-                study_folder=("study_folder", "--study-folder"),
+        if not changed:
+            return
+        if _has_finished_trials(folder):
+            spellings = {key: _spelling(key) for key in changed}
+            listing = ", ".join(
+                f"{{{key}}} {escaped(repr(before.get(key)))} (now {escaped(repr(now.get(key)))})" for key in changed
             )
-        return
-    write_text_atomically(record, yaml.safe_dump(options, sort_keys=False))
+            raise OptionValueError(
+                f"The search in {escaped(folder)} was started with other options: {listing}. Run it again with "
+                "the options it started with to continue it, or give another {study_folder}.",
+                study_folder=("study_folder", "--study-folder"),
+                **spellings,
+            )
+        _start_over(folder)  # nothing was learnt under the old options
+    record_options = {"config": config.to_dict(absolute_paths=True), "validation_fraction": validation_fraction}
+    write_text_atomically(record, yaml.safe_dump(record_options, sort_keys=False))
+
+
+def _spelling(key):
+    return ("validation_fraction", "--tune-validation-split") if key == "validation_fraction" else option(key)
+
+
+def _has_finished_trials(folder):
+    if not (folder / "study.journal").exists():
+        return False
+    return _finished(_study(folder, 0, 1)) > 0
+
+
+def _start_over(folder):
+    """Clears a study in which no trial finished, so that other options can start it afresh."""
+    import shutil
+
+    for name in ("study.journal", "tune_options.yaml"):
+        (folder / name).unlink(missing_ok=True)
+    for name in ("data", "trials"):
+        shutil.rmtree(folder / name, ignore_errors=True)
 
 
 def _check_arguments(trials, time_budget, validation_fraction):

@@ -8,6 +8,7 @@ search leaves a complete split or none) and read back by a rerun, so every
 trial of a study, before and after a kill, sees the same split.
 """
 
+import collections
 import csv
 import io
 import json
@@ -15,7 +16,9 @@ import os
 import pathlib
 import shutil
 
+from tfxfer.data.data_report import DataError
 from tfxfer.data.splitting import stratified_split
+from tfxfer.option_errors import OptionValueError, escaped
 from tfxfer.utils.atomic_files import write_text_atomically
 
 
@@ -36,7 +39,17 @@ def carve_validation(data, fraction, seed, folder):
     target = pathlib.Path(folder) / "data"
     record = target / "carved.json"
     if not record.exists():
-        train, validation = stratified_split(data.train_examples, fraction, seed, data.class_names)
+        try:
+            train, validation = stratified_split(data.train_examples, fraction, seed, data.class_names)
+        except DataError:
+            counts = collections.Counter(data.class_names[label] for _, label in data.train_examples)
+            raise OptionValueError(
+                "tfxfer tune tunes on {fraction} of each class of the training split, held out; here it holds out "
+                "nothing: each class keeps its one training example "
+                f"({escaped(', '.join(f'{name}: {count}' for name, count in counts.items()))}). Give each class "
+                "two training examples or more.",
+                fraction=(f"validation_fraction={fraction}", f"--tune-validation-split {fraction}"),
+            ) from None
         staging = pathlib.Path(folder) / "data.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
