@@ -97,3 +97,11 @@ def test_a_source_classifier_of_another_network_is_refused_by_flag(
     assert result.returncode == 2, result.stderr[-2000:]
     assert "is not the backbone's network plus a classifier" in result.stderr
     assert "--source-classifier must be" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_trade_off_without_co_tuning_is_refused(image_module, image_folder, tmp_path):
+    result = run_in_process(
+        "train", "--backbone", image_module, "--data", image_folder, "--trade-off", 3, "--runs-dir", tmp_path
+    )
+    assert result.returncode == 2
+    assert "--trade-off weighs Co-Tuning's term: it applies to --regularizer co_tuning" in result.stderr

@@ -13,7 +13,7 @@ Example:
 import dataclasses
 import math
 
-from tfxfer.choices import fine_tuning_learning_rate
+from tfxfer.choices import CO_TUNING_TRADE_OFF, fine_tuning_learning_rate
 from tfxfer.option_errors import OptionValueError, option
 from tfxfer.runs.output_folders import check_plain_name
 
@@ -124,6 +124,13 @@ def check_options(config):
             )
     if not 0 <= config.trade_off < math.inf:
         raise _bad("trade_off", "must be a number, 0 or more", config.trade_off)
+    if config.trade_off != CO_TUNING_TRADE_OFF and not co_tuning:
+        raise OptionValueError(
+            f"{{trade_off}} weighs Co-Tuning's term: it applies to {{regularizer}} co_tuning or l2_sp+co_tuning, "
+            f"not {config.regularizer!r}.",
+            trade_off=option("trade_off"),
+            regularizer=option("regularizer"),
+        )
     if config.head_epochs < 0:
         raise _bad("head_epochs", "must be 0 or more", config.head_epochs)
     if config.layer_decay is not None and not 0.0 < config.layer_decay <= 1.0:

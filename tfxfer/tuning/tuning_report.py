@@ -92,8 +92,15 @@ def _plot(rows, path):
             so_far = max(so_far, value)
             best.append((number, so_far))
         axes.step(*zip(*best), where="post", color="tab:orange", label="best so far")
+        top = max(complete, key=lambda point: point[1])
+        axes.scatter([top[0]], [top[1]], marker="*", s=220, color="tab:red", label="best", zorder=4)
     if pruned:
         axes.scatter(*zip(*pruned), color="tab:gray", marker="x", label="pruned (last epoch)", zorder=3)
+    failed = [row["number"] for row in rows if row["state"] == "fail"]
+    if failed:
+        for number in failed:
+            axes.axvline(number, color="tab:red", alpha=0.2)
+        axes.plot([], [], color="tab:red", alpha=0.4, label="failed or cut off")
     axes.set_xlabel("trial")
     axes.set_ylabel("validation accuracy (carved split)")
     axes.set_title("tfxfer tune: the objective per trial")
