@@ -34,7 +34,7 @@ def write_tuning_report(folder, rows, best, facts, final=None):
         folder / "tuning.json",
         json.dumps({"trials": rows, "best": best, "validation": facts, "final_run": final}, indent=2),
     )
-    _plot(rows, folder / "tuning_trials.png")
+    _plot(rows, best, folder / "tuning_trials.png")
     lines = [
         f"# Search: {len(rows)} trials",
         "",
@@ -73,11 +73,12 @@ def write_tuning_report(folder, rows, best, facts, final=None):
     write_text_atomically(folder / "tuning_report.md", "\n".join(lines))
 
 
-def _plot(rows, path):
+def _plot(rows, best, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from tfxfer.reports.figure_files import save_figure_atomically
 
@@ -92,8 +93,11 @@ def _plot(rows, path):
             so_far = max(so_far, value)
             best.append((number, so_far))
         axes.step(*zip(*best), where="post", color="tab:orange", label="best so far")
-        top = max(complete, key=lambda point: point[1])
-        axes.scatter([top[0]], [top[1]], marker="*", s=220, color="tab:red", label="best", zorder=4)
+        if best:
+            axes.scatter(
+                [best["number"]], [best["validation_accuracy"]], marker="*", s=220, color="tab:red", label="best",
+                zorder=4,
+            )  # fmt: skip
     if pruned:
         axes.scatter(*zip(*pruned), color="tab:gray", marker="x", label="pruned (last epoch)", zorder=3)
     failed = [row["number"] for row in rows if row["state"] == "fail"]
@@ -101,6 +105,7 @@ def _plot(rows, path):
         for number in failed:
             axes.axvline(number, color="tab:red", alpha=0.2)
         axes.plot([], [], color="tab:red", alpha=0.4, label="failed or cut off")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("trial")
     axes.set_ylabel("validation accuracy (carved split)")
     axes.set_title("tfxfer tune: the objective per trial")
