@@ -156,6 +156,7 @@ def _search(study, config, carved, folder, trials, time_budget, say, verbose):
             run_folder=str(folder / "trials" / f"trial-{trial.number:03d}"),
         )
         pruning = TrialPruning(trial, say=say)
+        _release_models()  # the last trial's: a search of many trials in one process would outgrow memory
         try:
             metrics = train_run(trial_config, verbose=0, callbacks=[pruning])
         except TrialPruned as pruned:
@@ -179,6 +180,15 @@ def _search(study, config, carved, folder, trials, time_budget, say, verbose):
         trial.set_user_attr("validation_loss", float(metrics["evaluation"]["loss"]))
         study.tell(trial, accuracy)
         say(f"  validation accuracy {accuracy:.4f} ({metrics['seconds']:.0f} s)")
+
+
+def _release_models():
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def _finished(study):
