@@ -88,11 +88,11 @@ def _plot(rows, best, path):
     pruned = [(number, value) for number, value in pruned if value is not None]
     if complete:
         axes.scatter(*zip(*complete), color="tab:blue", label="complete", zorder=3)
-        best, so_far = [], -1.0
+        best_so_far, so_far = [], -1.0
         for number, value in sorted(complete):
             so_far = max(so_far, value)
-            best.append((number, so_far))
-        axes.step(*zip(*best), where="post", color="tab:orange", label="best so far")
+            best_so_far.append((number, so_far))
+        axes.step(*zip(*best_so_far), where="post", color="tab:orange", label="best so far")
         if best:
             axes.scatter(
                 [best["number"]], [best["validation_accuracy"]], marker="*", s=220, color="tab:red", label="best",
