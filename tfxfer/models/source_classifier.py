@@ -10,7 +10,6 @@ relationship (measured once, before fine-tuning, and saved: a resumed run
 uses the original one). It is training state: exports leave it out.
 """
 
-import logging
 import os
 import pathlib
 
@@ -21,8 +20,6 @@ import tensorflow as tf
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.option_errors import OptionValueError
 from tfxfer.regularizers.source_regularizer import CompositeRegularizer
-
-logger = logging.getLogger("tfxfer")
 
 # What the source classifier can come from, said once for every refusal (in Python's and the CLI's words).
 _SOURCES = (
@@ -221,39 +218,6 @@ def source_classifier_for(source, backbone, regularizer, head):
         raise OptionValueError(f"{{source_classifier}} must be {{sources}}; got {type(source).__name__}.", **_SPELLING)
     num_classes = max(2, head.num_classes)  # one sigmoid output: classes 0 and 1
     return source.attach(backbone, int(head.dense.kernel.shape[0]), num_classes)
-
-
-def measure_relationship(model, dataset, verbose=True):
-    """Co-Tuning's relationship from `dataset` (batches of preprocessed `(inputs, labels)`), stored in the model.
-
-    Row t is the source classifier's softmax averaged over the examples of
-    target class t, with the backbone in inference mode. A class with no
-    example gets the average over all examples (and a warning).
-    """
-    source = model.source_classifier
-    sums = np.zeros((source.num_classes, source.num_source_classes), np.float64)
-    counts = np.zeros(source.num_classes, np.int64)
-    for data in dataset:
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        probabilities = tf.nn.softmax(source(model.backbone_features(x, training=False))).numpy()
-        ids = class_ids(y).numpy()
-        np.add.at(sums, ids, probabilities)
-        counts += np.bincount(ids, minlength=source.num_classes)
-    if not counts.sum():
-        raise ValueError("Co-Tuning needs training examples to relate the target classes to the source classes.")
-    overall = sums.sum(axis=0) / counts.sum()
-    empty = [index for index, count in enumerate(counts) if not count]
-    if empty:
-        names = model.class_names or list(range(source.num_classes))
-        logger.warning(
-            "Co-Tuning: no training example of class %s; its relationship row is the average over all classes.",
-            ", ".join(str(names[index]) for index in empty),
-        )
-    rows = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], overall[None, :])
-    source.set_relationship(rows)
-    if verbose:
-        logger.info("Co-Tuning: category relationship measured on %d training examples.", int(counts.sum()))
-    return rows
 
 
 def class_ids(y):

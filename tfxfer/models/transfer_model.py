@@ -2,14 +2,11 @@
 
 The class holds the contract, the graph and `fit`/`evaluate`/`predict` on raw inputs; the rest is
 in modules named after it (`model_constructors`, `backbone_freezing`, `compile_state`,
-`regularized_step`, `raw_inputs`, `length_grouping`, `feature_maps`, `network_export`).
+`regularized_step`, `raw_inputs`, `length_grouping`, `feature_maps`, `category_relationship`, `network_export`).
 """
-
-import logging
 
 import keras
 import keras_hub
-import tensorflow as tf
 
 from tfxfer.backbones.hub_backbone import HubBackbone
 from tfxfer.callbacks.run_backup import resume_epoch
@@ -17,6 +14,7 @@ from tfxfer.data.length_bucketing import grouped_by_length, trimmed_to_bucket
 from tfxfer.distribute.multi_worker_fix import MultiWorkerFix
 from tfxfer.models import model_constructors
 from tfxfer.models.backbone_freezing import BackboneFreezing
+from tfxfer.models.category_relationship import CategoryRelationship
 from tfxfer.models.classification_head import ClassificationHead
 from tfxfer.models.compile_state import CompileState, Compiling
 from tfxfer.models.feature_maps import delta_state, measure_feature_attention, needs_feature_attention
@@ -36,7 +34,7 @@ from tfxfer.models.model_inputs import (
 from tfxfer.models.network_export import export_network
 from tfxfer.models.raw_inputs import prepared_class_weight, prepared_data
 from tfxfer.models.regularized_step import SourceRegularized, source_weights_for
-from tfxfer.models.source_classifier import measure_relationship, source_classifier_for
+from tfxfer.models.source_classifier import source_classifier_for
 from tfxfer.optimizers.learning_rate_check import check_learning_rate
 from tfxfer.option_errors import respelled_as
 from tfxfer.preprocessing.modality import preprocessor_modality
@@ -44,11 +42,11 @@ from tfxfer.utils.array_batches import is_array_like, shuffled_batches, split_la
 from tfxfer.utils.keras_internals import build_from_batch, is_fits_validation
 from tfxfer.utils.xla_errors import xla_errors_explained
 
-logger = logging.getLogger("tfxfer")
-
 
 @keras.saving.register_keras_serializable(package="tfxfer")
-class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerFix, keras_hub.models.Task):
+class TransferModel(
+    BackboneFreezing, SourceRegularized, CategoryRelationship, Compiling, MultiWorkerFix, keras_hub.models.Task
+):
     """A pretrained backbone with a new classification head.
 
     Build one with `from_hub` (TF Hub modules), `from_preset` (KerasHub
@@ -232,34 +230,6 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
 
         return two_phase(self, x, y, **kwargs)
 
-    def compute_relationship(self, x, y=None, batch_size=None):
-        """Co-Tuning's category relationship p(y_s | y_t), measured on raw training data and kept with the model.
-
-        `fit` measures it once, on its own training data, when it has not
-        been measured; call this first to measure it on the training split
-        without augmentation (as the CLI does). Returns the relationship,
-        `[num_classes, num_source_classes]`.
-
-        >>> relationship = model.compute_relationship(unaugmented_train_ds)
-        """
-        if self.source_classifier is None:
-            raise ValueError(
-                "compute_relationship is Co-Tuning's: build the model with regularizer=CoTuning(...) and "
-                "source_classifier=..."
-            )
-        x, y, _ = self._raw_data("fit", x, y)
-        with readable_errors():
-            return self._measure_relationship(x, y, batch_size)
-
-    def _measure_relationship(self, x, y, batch_size):
-        """The relationship from prepared raw data (`_raw_data`'s): batched, preprocessed, measured."""
-        data = (
-            x if isinstance(x, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size or 32)
-        )
-        if self.preprocessor is not None:
-            data = data.map(self.preprocess_samples, num_parallel_calls=tf.data.AUTOTUNE)
-        return measure_relationship(self, data)
-
     def lr_find(self, x, y=None, **kwargs):
         """The loss along a ramp of rates on a throw-away copy of the weights (`tfxfer.recipes.lr_find`).
 
@@ -301,15 +271,7 @@ class TransferModel(BackboneFreezing, SourceRegularized, Compiling, MultiWorkerF
         if needs_feature_attention(self):
             measure_feature_attention(self, x, y, batch_size)
         if self.source_classifier is not None and not self.source_classifier.is_measured:
-            logger.info(
-                "Co-Tuning: measuring the category relationship on fit's training data (call "
-                "model.compute_relationship(data) first to measure it on data without augmentation)."
-            )
-            measured_x, measured_y = x, y
-            if validation_split and validation_data is None and is_array_like(x):
-                # Keras holds out the last examples: the relationship must not see their labels.
-                (measured_x, measured_y, _), _ = split_last(validation_split, x, y, None)
-            self._measure_relationship(measured_x, measured_y, batch_size)
+            self._measure_relationship_for_fit(x, y, batch_size, validation_split, validation_data)
         if self.preprocessor is None:
             # Nothing to preprocess: plain Keras handling of the inputs.
             # (Datasets bring their own order; Keras warns on shuffle=True.)
