@@ -18,7 +18,7 @@ to a JSON-lines file as each arm finishes (an interrupted benchmark resumes),
 and the table in docs/benchmarks.md is rewritten from it.
 
 Run:
-    python benchmarks/tuning_quality.py --datasets sst2 trec --sizes 100 500 --seeds 0 1 2 --trials 8
+    python benchmarks/tuning_quality.py --datasets sst2 trec --sizes 100 500 --seeds 0 1 --trials 6
     python benchmarks/tuning_quality.py --table
 """
 
