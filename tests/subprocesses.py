@@ -86,3 +86,19 @@ def started(command, kill_at=None, cwd=None, **extra_env):
 
 def killed(result):
     return result.returncode == -signal.SIGKILL
+
+
+def script_report(script, *arguments, timeout=300):
+    """Runs a test's helper script (`python SCRIPT ARGUMENTS`, from the repository root) that prints a JSON
+    report as its last line; returns the report, or fails the test with the script's stderr."""
+    result = subprocess.run(
+        [sys.executable, str(script), *map(str, arguments)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -1,13 +1,11 @@
-import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.subprocesses import script_report
 from tfxfer import TransferModel, export_for_serving
 from tfxfer.regularizers import L2SP
 
@@ -168,16 +166,9 @@ def test_verify_export_catches_a_different_model(image_module, tmp_path):
 
 
 def test_export_of_a_model_trained_under_mirrored_strategy(image_module, tmp_path):
-    script = pathlib.Path(__file__).with_name("mirrored_export.py")
-    result = subprocess.run(
-        [sys.executable, str(script), image_module, str(tmp_path / "mirrored")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=pathlib.Path(__file__).resolve().parents[2],
+    report = script_report(
+        pathlib.Path(__file__).with_name("mirrored_export.py"), image_module, str(tmp_path / "mirrored")
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     for case in ["outside_scope", "inside_scope", "host_io_device"]:
         assert report[case] <= 1e-5, (case, report)

@@ -1,10 +1,7 @@
 """Co-Tuning's source classifier and relationship, kept by the model (issue 27)."""
 
-import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
+from tests.subprocesses import script_report
 from tfxfer.option_errors import OptionValueError
 from tfxfer.regularizers import L2SP, CoTuning
 
@@ -234,16 +232,7 @@ def test_trade_off_is_checked():
 
 
 def test_mirrored_strategy_counts_the_co_tuning_term_once(classification_modules):
-    script = pathlib.Path(__file__).with_name("distributed_step.py")
-    result = subprocess.run(
-        [sys.executable, str(script), *classification_modules],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=pathlib.Path(__file__).resolve().parents[2],
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = script_report(pathlib.Path(__file__).with_name("distributed_step.py"), *classification_modules)
     assert report["replicas"] == 2
     assert report["mirrored"] < 1e-5  # L2-SP + Co-Tuning over 2 replicas = one replica
     assert report["naive"] > 1e-2  # the penalty counted once per replica would show

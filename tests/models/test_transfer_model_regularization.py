@@ -1,13 +1,11 @@
-import json
 import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
 from tests.conftest import random_images
+from tests.subprocesses import script_report
 from tfxfer import TransferModel
 from tfxfer.regularizers import BSS, L2, L2SP, CosineSP
 
@@ -149,16 +147,7 @@ def test_mixed_precision_penalty_is_float32_and_exact(image_module, mixed_precis
 
 
 def test_mirrored_strategy_counts_the_penalty_once(image_module):
-    script = pathlib.Path(__file__).with_name("distributed_step.py")
-    result = subprocess.run(
-        [sys.executable, str(script), image_module],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=pathlib.Path(__file__).resolve().parents[2],
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = script_report(pathlib.Path(__file__).with_name("distributed_step.py"), image_module)
     assert report["replicas"] == 2
     assert report["mirrored"] < 1e-5
     # The bug this guards against is visible at this scale.

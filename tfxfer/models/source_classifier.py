@@ -48,6 +48,8 @@ class SourceClassifier(keras.layers.Layer):
         class_names: the source classes' names in output order (a list,
             the path of a file with one name a line, or `"imagenet"`: the
             WordNet IDs of ImageNet-2012 in the standard order), or None.
+        pretrained: the weights to start from (`from_hub` and `from_dense`
+            give them); not part of the config.
 
     Example:
 
@@ -55,13 +57,15 @@ class SourceClassifier(keras.layers.Layer):
     ...     "../shared/models/tfhub/efficientnet_lite0_classification", class_names="imagenet")
     """
 
-    def __init__(self, num_source_classes, num_classes=2, class_names=None, **kwargs):
+    def __init__(self, num_source_classes, num_classes=2, class_names=None, pretrained=None, **kwargs):
         kwargs.setdefault("dtype", "float32")  # logits and relationship stay float32 under mixed precision
         super().__init__(**kwargs)
         self.num_source_classes = int(num_source_classes)
         self.num_classes = int(num_classes)
         self.class_names = source_class_names(class_names, self.num_source_classes)
-        self._initial = None  # (kernel, bias, module variables to compare with the backbone)
+        # The weights to start from, until `attach` sets them: {"kernel", "bias"}, or a classification
+        # module's {"handle", "variables"} to check against the backbone. Not config: a saved model has its own.
+        self._initial = pretrained
 
     @classmethod
     def from_hub(cls, handle, class_names=None):
@@ -74,12 +78,10 @@ class SourceClassifier(keras.layers.Layer):
 
         module = load_hub_module(handle)
         variables = {variable.name.rsplit(":", 1)[0]: variable.numpy() for variable in module.variables}
-        layer = cls(1, class_names=None)
-        layer._initial = {"handle": str(handle), "variables": variables}
-        kernel, bias = _dense_among(variables, handle)
-        layer.num_source_classes = int(kernel.shape[-1])
-        layer.class_names = source_class_names(class_names, layer.num_source_classes)
-        return layer
+        kernel, _ = _dense_among(variables, handle)
+        return cls(
+            kernel.shape[-1], class_names=class_names, pretrained={"handle": str(handle), "variables": variables}
+        )
 
     @classmethod
     def from_dense(cls, dense, class_names=None):
@@ -90,9 +92,7 @@ class SourceClassifier(keras.layers.Layer):
             )
         kernel = keras.ops.convert_to_numpy(dense.kernel)
         bias = keras.ops.convert_to_numpy(dense.bias) if dense.use_bias else np.zeros(kernel.shape[-1], np.float32)
-        layer = cls(kernel.shape[-1], class_names=class_names)
-        layer._initial = {"kernel": kernel, "bias": bias}
-        return layer
+        return cls(kernel.shape[-1], class_names=class_names, pretrained={"kernel": kernel, "bias": bias})
 
     def build(self, feature_size):
         self.kernel = self.add_weight(

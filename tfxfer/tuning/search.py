@@ -99,7 +99,7 @@ def tune(
         )
         study = _study(folder, config.seed, trials)
         _retry_cut_off_trials(study, say)
-        _search(study, config, carved, folder, trials, time_budget, say, verbose)
+        _search(study, config, carved, folder, trials, time_budget, say)
         rows = trial_rows(study)
         best = _best(study)
         if best is None:
@@ -133,7 +133,7 @@ def tune(
         lock.release()
 
 
-def _search(study, config, carved, folder, trials, time_budget, say, verbose):
+def _search(study, config, carved, folder, trials, time_budget, say):
     from optuna.trial import TrialState
 
     from tfxfer.runs.training_run import train_run
